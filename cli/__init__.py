@@ -1,0 +1,1 @@
+"""The `t2v` command-line interface (click)."""

@@ -1,0 +1,37 @@
+"""Option parsers shared by the `t2v` commands (sizes, overrides)."""
+from __future__ import annotations
+
+import click
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'64' → (64, 64); '160x96' (W×H) → (96, 160) as (H, W). None stays None."""
+    if text is None:
+        return None
+    try:
+        if "x" in text.lower():
+            width, height = (int(part) for part in text.lower().split("x"))
+        else:
+            width = height = int(text)
+    except ValueError:
+        raise click.BadParameter(f"size {text!r} is not N or WxH (e.g. 64 or 160x96)") from None
+    if width <= 0 or height <= 0:
+        raise click.BadParameter(f"size {text!r} must be positive")
+    return height, width
+
+
+class SizeType(click.ParamType):
+    """A click type for `--size 64` / `--size 160x96`, giving (H, W)."""
+
+    name = "N|WxH"
+
+    def convert(self, value, param, ctx):  # noqa: D102 - click API
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_size(value)
+        except click.BadParameter as error:
+            self.fail(error.message, param, ctx)
+
+
+SIZE = SizeType()

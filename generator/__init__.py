@@ -1,0 +1,1 @@
+"""Text → video generator: caption tokenizer, transformer, sampling (see the generator issue)."""

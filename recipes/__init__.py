@@ -1,0 +1,1 @@
+"""Dataset recipes: each prepares one dataset and holds typed config functions for each stage."""

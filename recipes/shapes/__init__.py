@@ -1,0 +1,1 @@
+"""The `shapes` synthetic dataset (../shared/SHAPES.md): generation, configs for each stage."""

@@ -1,0 +1,1 @@
+"""3D VQ-GAN video tokenizer: video files ↔ discrete spacetime tokens."""
