@@ -1,0 +1,472 @@
+"""Video files ↔ uint8 frames: the project's only user of imageio and PyAV.
+
+Reading: every video file (.mp4 .webm .avi .gif .mkv .mov …) is decoded with PyAV, which decodes exactly and
+raises on corrupt data (OpenCV silently truncates; imageio's own random access is 5–10× slower). A directory of
+image frames (png/jpg, sorted by name) is read with imageio; its own fps is the number in its `fps.txt`, else
+the `fps` argument, else 8.
+
+Notable choices:
+- One decoding path: `iter_video` yields chunks of `(T,H,W,3)` uint8, `read_video` concatenates them, so memory
+  is bounded by `chunk_frames` for any length.
+- `start` seeks (keyframe before `start`, then decodes forward and drops frames whose timestamp is before
+  `start`); times are measured from the stream's first timestamp.
+- fps resampling is by frame timestamps: target time `start + k/fps` takes the last frame whose time is <= the
+  target, so variable-frame-rate files are resampled correctly.
+- A file that ends early (decoded frames stop short of the duration in its header) raises ValueError, never
+  returns fewer frames silently.
+- Writing streams (`VideoWriter`) to a temporary sibling and renames it into place on success only: mp4 is
+  H.264/yuv420p at CRF 12 (flat palette colours survive within a few levels; width and height must be even),
+  webm is VP9 (CRF 20), gif uses a per-frame palette (ffmpeg palettegen/paletteuse), and a path with no
+  extension (or ending in '/') becomes a directory of `frame_00000.png` … .
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import av.filter
+import imageio.v3 as iio
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+DEFAULT_FRAME_DIR_FPS = 8.0
+_EPS = 1e-6  # seconds: tolerance when comparing frame times with target times
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video's header says (num_frames is None when the header does not say)."""
+
+    path: str
+    fps: float
+    num_frames: int | None
+    duration: float
+    width: int
+    height: int
+
+
+# --------------------------------------------------------------------------------------------- reading helpers
+def _check_exists(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"video not found: {path}")
+    return path
+
+
+def _unreadable(path: Path, reason: object) -> ValueError:
+    return ValueError(f"cannot read video {path}: {reason}; re-encode or remove the file "
+                      f"(e.g. ffmpeg -i in -c:v libx264 -pix_fmt yuv420p out.mp4)")
+
+
+def _frame_files(path: Path) -> list[Path]:
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise _unreadable(path, f"the directory has no image frames ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _frame_dir_fps(path: Path, fps: float | None) -> float:
+    """A frame directory's own fps: its fps.txt, else the requested fps, else 8."""
+    fps_file = path / "fps.txt"
+    if fps_file.exists():
+        try:
+            return float(fps_file.read_text().strip())
+        except ValueError:
+            raise _unreadable(path, f"{fps_file} does not hold a number") from None
+    return float(fps) if fps is not None else DEFAULT_FRAME_DIR_FPS
+
+
+def _open(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as error:
+        raise _unreadable(path, error) from None
+    if not container.streams.video:
+        container.close()
+        raise _unreadable(path, "no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _stream_fps(stream: av.video.stream.VideoStream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 0.0
+
+
+def _stream_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read a video's header (fps, frame count, duration, size) without decoding it."""
+    path = _check_exists(path)
+    if path.is_dir():
+        files = _frame_files(path)
+        fps = _frame_dir_fps(path, None)
+        height, width = iio.imread(files[0]).shape[:2]
+        return VideoInfo(str(path), fps, len(files), len(files) / fps, width, height)
+    container, stream = _open(path)
+    with container:
+        fps = _stream_fps(stream)
+        num_frames = stream.frames or None
+        duration = _stream_duration(container, stream) or ((num_frames or 0) / fps if fps else 0.0)
+        return VideoInfo(str(path), fps, num_frames, duration, stream.width, stream.height)
+
+
+def _timed_frames_dir(path: Path, fps: float, start: float) -> Iterator[tuple[float, float, np.ndarray]]:
+    """(time, duration, frame) for each image of a frame directory from `start` on."""
+    for k, file in enumerate(_frame_files(path)):
+        if (k + 1) / fps <= start + _EPS:
+            continue
+        try:
+            image = iio.imread(file)
+        except Exception as error:  # imageio raises many types for a bad image
+            raise _unreadable(path, f"{file.name}: {error}") from None
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=-1)
+        yield k / fps, 1 / fps, np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+
+
+def _decode_from(path: Path, start: float, seek: bool) -> Iterator[tuple[float, float, np.ndarray]]:
+    """(time, duration, frame) for decoded frames, after seeking to the keyframe before `start` if `seek`."""
+    container, stream = _open(path)
+    with container:
+        origin = stream.start_time or 0
+        time_base = stream.time_base
+        fallback_duration = 1 / _stream_fps(stream) if _stream_fps(stream) else 0.0
+        header_end = _stream_duration(container, stream)
+        seeked = False
+        if seek and start > 0 and time_base:
+            try:
+                container.seek(origin + int(start / time_base), stream=stream, backward=True)
+                seeked = True
+            except av.FFmpegError:
+                return  # the caller falls back to decoding from the beginning
+        last_end = None
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                time = float((frame.pts - origin) * time_base)
+                duration = float(frame.duration * time_base) if frame.duration else fallback_duration
+                last_end = time + duration
+                yield time, duration, frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as error:
+            raise _unreadable(path, error) from None
+        if last_end is None and not seeked:
+            raise _unreadable(path, "no frame could be decoded")
+        if last_end is not None and header_end and last_end < header_end - max(2 * fallback_duration, 0.1):
+            raise _unreadable(path, f"the file ends at {last_end:.3f}s but its header says {header_end:.3f}s "
+                                    "(truncated?)")
+
+
+def _timed_frames(path: Path, start: float) -> Iterator[tuple[float, float, np.ndarray]]:
+    """(time, duration, frame) of a video file from about `start` on: seek, or decode from 0 if seeking fails."""
+    if start > 0:
+        decoded = _decode_from(path, start, seek=True)
+        first = next(decoded, None)
+        if first is not None and first[0] <= start + _EPS:  # landed on a keyframe at or before `start`
+            yield first
+            yield from decoded
+            return
+        decoded.close()
+    yield from _decode_from(path, start, seek=False)
+
+
+def _select(frames: Iterator[tuple[float, float, np.ndarray]], fps: float | None, start: float,
+            end: float) -> Iterator[np.ndarray]:
+    """Pick frames in [start, end): all of them (fps None) or, per target time start + k/fps, the last frame
+    whose time is <= the target (the first frame for a target before it)."""
+    if fps is None:
+        for time, _, image in frames:
+            if time + _EPS >= end:
+                return
+            if time + _EPS >= start:
+                yield image
+        return
+    k, previous, previous_end = 0, None, 0.0
+    for time, duration, image in frames:
+        while (target := start + k / fps) < end and target + _EPS < time:
+            yield image if previous is None else previous
+            k += 1
+        if start + k / fps >= end:
+            return
+        previous, previous_end = image, time + duration
+    while previous is not None and (target := start + k / fps) < end and target < previous_end - _EPS:
+        yield previous
+        k += 1
+
+
+def iter_video(path: str | os.PathLike, *, chunk_frames: int = 64, fps: float | None = None, start: float = 0.0,
+               end: float | None = None, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Stream a video's frames in [start, end) as uint8 (T,H,W,3) chunks of at most `chunk_frames` frames.
+
+    fps=None keeps the native frames; otherwise frames are resampled by timestamp to `fps`.
+    Example: `for chunk in iter_video("a.mp4", fps=8, start=2.0): ...`
+    """
+    path = _check_exists(path)
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+    if fps is not None and fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if start < 0 or (end is not None and end <= start):
+        raise ValueError(f"need 0 <= start < end, got start={start}, end={end}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    if path.is_dir():
+        timed = _timed_frames_dir(path, _frame_dir_fps(path, fps), start)
+    else:
+        timed = _timed_frames(path, start)
+    chunk: list[np.ndarray] = []
+    count = 0
+    for image in _select(timed, fps, start, math.inf if end is None else end):
+        chunk.append(image)
+        count += 1
+        if len(chunk) == chunk_frames or count == max_frames:
+            yield np.stack(chunk)
+            chunk = []
+        if count == max_frames:
+            return
+    if chunk:
+        yield np.stack(chunk)
+
+
+def read_video(path: str | os.PathLike, *, fps: float | None = None, start: float = 0.0, end: float | None = None,
+               max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """Read frames in [start, end) as uint8 (T,H,W,3), plus their fps (the argument, or the native fps).
+
+    Example: `video, fps = read_video("clip.webm", fps=8, start=1.5, max_frames=17)`
+    """
+    chunks = list(iter_video(path, fps=fps, start=start, end=end, max_frames=max_frames))
+    if not chunks:
+        raise ValueError(f"no frames in [{start}, {end}) of {path}: choose a start before the video's end")
+    return np.concatenate(chunks), float(fps) if fps is not None else probe(path).fps
+
+
+# --------------------------------------------------------------------------------------------- resizing
+def resize_and_crop(frames: np.ndarray, size: tuple[int, int], crop: str = "center",
+                    rng: np.random.Generator | None = None) -> np.ndarray:
+    """Resize uint8 (T,H,W,3) frames to cover size=(H, W) keeping the aspect ratio, then crop center/random."""
+    if crop not in ("center", "random"):
+        raise ValueError(f"crop must be 'center' or 'random', got {crop!r}")
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (T,H,W,3), got shape {tuple(frames.shape)}")
+    height, width = size
+    in_height, in_width = frames.shape[1:3]
+    if (in_height, in_width) == (height, width):
+        return frames
+    scale = max(height / in_height, width / in_width)
+    new_height = max(height, round(in_height * scale))
+    new_width = max(width, round(in_width * scale))
+    if (new_height, new_width) != (in_height, in_width):
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # (T,3,H,W)
+        video = F.interpolate(video, size=(new_height, new_width), mode="bilinear", antialias=True,
+                              align_corners=False)
+        frames = video.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (T,H,W,3)
+    if crop == "center":
+        top, left = (new_height - height) // 2, (new_width - width) // 2
+    else:
+        rng = rng if rng is not None else np.random.default_rng()
+        top, left = int(rng.integers(new_height - height + 1)), int(rng.integers(new_width - width + 1))
+    return np.ascontiguousarray(frames[:, top:top + height, left:left + width])
+
+
+# --------------------------------------------------------------------------------------------- writing
+def _is_frame_dir(path: str | os.PathLike) -> bool:
+    return str(path).endswith(("/", os.sep)) or Path(path).suffix == ""
+
+
+class VideoWriter:
+    """Stream uint8 frames to .mp4 (H.264), .webm (VP9), .gif, or a directory of PNGs (path without extension).
+
+    The output appears at `path` only when the writer closes without error (temp sibling + rename).
+    quality is the CRF for mp4/webm (lower is better; default 12 for mp4, 20 for webm); unused for gif/png.
+    Example: `with VideoWriter("out.mp4", fps=8) as writer: writer.write(chunk)`
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, quality: int | None = None) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.path = Path(path)
+        self.fps = fps
+        self.quality = quality
+        self.kind = "png" if _is_frame_dir(path) else self.path.suffix.lower().lstrip(".")
+        if self.kind not in ("mp4", "webm", "gif", "png"):
+            raise ValueError(f"cannot write {path}: use a .mp4, .webm or .gif path, or a directory for PNG frames")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        if self.kind == "png":
+            self._temp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+            os.chmod(self._temp, 0o777 & ~umask)
+            (self._temp / "fps.txt").write_text(f"{fps}\n")
+        else:
+            handle, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix,
+                                            dir=self.path.parent)
+            os.close(handle)
+            self._temp = Path(name)
+            os.chmod(self._temp, 0o666 & ~umask)
+        self.frames_written = 0
+        self._container = self._stream = self._graph = None
+        self._closed = False
+
+    # 1. open the encoder lazily, when the first frame gives the size
+    def _open(self, height: int, width: int) -> None:
+        if self.kind == "png":
+            return
+        if self.kind == "mp4" and (height % 2 or width % 2):
+            raise ValueError(f"cannot write {self.path}: H.264 mp4 needs an even width and height, got "
+                             f"{width}x{height}; use an even size, or write .webm/.gif/PNG frames")
+        self._rate = rate = Fraction(self.fps).limit_denominator(1001)
+        self._container = av.open(str(self._temp), "w", format=self.kind)
+        codec = {"mp4": "libx264", "webm": "libvpx-vp9", "gif": "gif"}[self.kind]
+        self._stream = self._container.add_stream(codec, rate=rate)
+        self._stream.width, self._stream.height = width, height
+        if self.kind == "gif":
+            self._stream.pix_fmt = "pal8"
+            self._stream.options = {"gifflags": "0"}  # transdiff breaks per-frame palettes
+            self._graph = _palette_graph(width, height, rate)
+        else:
+            crf = self.quality if self.quality is not None else (12 if self.kind == "mp4" else 20)
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = ({"crf": str(crf), "preset": "medium"} if self.kind == "mp4" else
+                                    {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "4"})
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append one uint8 frame (H,W,3) or a chunk (T,H,W,3)."""
+        if self._closed:
+            raise ValueError(f"cannot write to {self.path}: the writer is closed")
+        frames = np.asarray(frames)
+        frames = frames[None] if frames.ndim == 3 else frames
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 (T,H,W,3) or (H,W,3), got {frames.dtype} {frames.shape}")
+        if len(frames) == 0:
+            return
+        if self.frames_written == 0:
+            self._open(*frames.shape[1:3])
+            self._size = frames.shape[1:3]
+        elif frames.shape[1:3] != self._size:
+            raise ValueError(f"frame size {frames.shape[1:3]} differs from the first frame's {self._size}")
+        for image in frames:
+            if self.kind == "png":
+                iio.imwrite(self._temp / f"frame_{self.frames_written:05d}.png", image)
+            else:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts = self.frames_written
+                frame.time_base = 1 / self._rate
+                self._encode(frame)
+            self.frames_written += 1
+
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        if self._graph is not None:
+            _, source, sink = self._graph
+            source.push(frame)
+            frames = _drain(sink)
+        else:
+            frames = [frame]
+        for item in frames:
+            for packet in self._stream.encode(item):
+                self._container.mux(packet)
+        if frame is None and self._graph is not None:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+
+    def close(self) -> None:
+        """Finish the file and move it into place (atomic rename)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.frames_written == 0:
+                raise ValueError(f"cannot write {self.path}: no frames were written")
+            if self._container is not None:
+                self._encode(None)
+                self._container.close()
+            _replace(self._temp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop the partial output: nothing appears at `path`."""
+        self._closed = True
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - the output is discarded anyway
+                pass
+        _remove(self._temp)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _palette_graph(width: int, height: int, rate: Fraction):
+    """An ffmpeg filter graph giving each frame its own 256-colour palette (for GIF)."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(width=width, height=height, format="rgb24", time_base=1 / rate)
+    split = graph.add("split")
+    palette = graph.add("palettegen", "stats_mode=single:reserve_transparent=0")
+    use = graph.add("paletteuse", "new=1:dither=none")
+    sink = graph.add("buffersink")
+    source.link_to(split)
+    split.link_to(use, 0, 0)
+    split.link_to(palette, 1, 0)
+    palette.link_to(use, 0, 1)
+    use.link_to(sink)
+    graph.configure()
+    return graph, source, sink  # the graph must stay referenced while its filters are used
+
+
+def _drain(sink) -> list[av.VideoFrame]:
+    frames = []
+    while True:
+        try:
+            frames.append(sink.pull())
+        except (av.error.BlockingIOError, av.error.EOFError):
+            return frames
+
+
+def _replace(temp: Path, path: Path) -> None:
+    """Move temp onto path; a directory replaces an existing directory via a rename-aside."""
+    if temp.is_dir() and path.exists():
+        aside = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, aside)
+        os.replace(temp, path)
+        _remove(aside)
+    else:
+        os.replace(temp, path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, **kwargs) -> Path:
+    """Write uint8 (T,H,W,3) frames to `path` (format by extension, see VideoWriter); returns the path."""
+    with VideoWriter(path, fps, **kwargs) as writer:
+        writer.write(frames)
+    return writer.path
