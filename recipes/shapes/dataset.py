@@ -1,0 +1,207 @@
+"""The `shapes` synthetic dataset (SHAPES.md): captions, the held-out rule, the motion law, rendering, writing.
+
+Notable choices:
+- Lengths scale with s = min(H, W) / 64: the bounding box is round(16·s) px, speeds are 1·s and 2·s px/frame.
+- Positions are float top-left corners (y, x); the bounce is the closed-form triangle wave of the unbounded
+  motion, so any frame of any length is exact (no accumulated drift). Frames draw the object at the rounded
+  position.
+- The start coordinate along the motion is an integer drawn so that the box does not touch the wall it moves
+  towards during frames 0..16; when the canvas is too small for that, it starts against the opposite wall.
+- `render_clip` consumes `rng` only through `trajectory`, so `trajectory(..., rng=same seed)` gives the
+  positions of the rendered frames (for the verifier).
+- Each clip of `make_dataset` draws from its own generator seeded by (seed, clip index): clip i does not
+  depend on how many clips come before it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from t2v.tokenizer.video_io import write_video
+
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
+    "cyan": (0, 255, 255), "magenta": (255, 0, 255), "white": (255, 255, 255), "orange": (255, 128, 0),
+}
+COLORS = tuple(PALETTE)
+SHAPES = ("circle", "square", "triangle", "diamond")
+DIRECTIONS: dict[str, tuple[int, int]] = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}  # (dy, dx)
+SPEEDS: dict[str, float] = {"slowly": 1.0, "quickly": 2.0}  # × s px per frame
+SPLITS = ("seen", "heldout")
+START_FRAMES = 17  # the object must not touch the wall ahead during these frames
+FPS = 8.0
+_CAPTION = re.compile(r"a (\w+) (\w+) moving (\w+) (\w+)")
+
+
+@dataclass(frozen=True)
+class Caption:
+    """One caption of the grammar `a {color} {shape} moving {direction} {speed}`."""
+
+    color: str
+    shape: str
+    direction: str
+    speed: str
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("color", self.color, COLORS), ("shape", self.shape, SHAPES),
+                                     ("direction", self.direction, DIRECTIONS), ("speed", self.speed, SPEEDS)):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(allowed)}")
+
+    @property
+    def text(self) -> str:
+        return f"a {self.color} {self.shape} moving {self.direction} {self.speed}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Caption":
+        """'a red circle moving left slowly' → Caption; ValueError outside the grammar."""
+        match = _CAPTION.fullmatch(text.strip().lower())
+        if match is None:
+            raise ValueError(f"caption {text!r} is not of the form 'a {{color}} {{shape}} moving {{direction}} "
+                             f"{{speed}}' (e.g. 'a red circle moving left slowly')")
+        return cls(*match.groups())
+
+
+def all_captions() -> list[Caption]:
+    """The 256 captions, in table order (color, shape, direction, speed)."""
+    return [Caption(c, s, d, v) for c in COLORS for s in SHAPES for d in DIRECTIONS for v in SPEEDS]
+
+
+def is_heldout(color: str, shape: str, direction: str) -> bool:
+    """True for the (color, shape, direction) triples kept out of training."""
+    index = COLORS.index(color) + 2 * SHAPES.index(shape) + 3 * list(DIRECTIONS).index(direction)
+    return index % 8 == 0
+
+
+def split_of(caption: Caption) -> str:
+    """'heldout' or 'seen'."""
+    return "heldout" if is_heldout(caption.color, caption.shape, caption.direction) else "seen"
+
+
+def captions_of_split(split: str) -> list[Caption]:
+    """The captions of 'seen', 'heldout' or 'all'."""
+    if split not in (*SPLITS, "all"):
+        raise ValueError(f"unknown split {split!r}: use seen, heldout or all")
+    return [c for c in all_captions() if split == "all" or split_of(c) == split]
+
+
+# --------------------------------------------------------------------------------------------- geometry
+def scale(size: tuple[int, int]) -> float:
+    """s = min(H, W) / 64."""
+    return min(size) / 64
+
+
+def box_size(size: tuple[int, int]) -> int:
+    """The object's bounding box side, 16·s px (at least 1)."""
+    return max(1, round(16 * scale(size)))
+
+
+def shape_mask(shape: str, box: int) -> np.ndarray:
+    """bool (box, box) mask of a shape filling its bounding box (also the verifier's template)."""
+    centre = np.arange(box) + 0.5 - box / 2  # pixel centres relative to the box centre
+    y, x = centre[:, None], centre[None, :]
+    if shape == "circle":
+        return y**2 + x**2 <= (box / 2) ** 2
+    if shape == "square":
+        return np.ones((box, box), bool)
+    if shape == "triangle":  # apex at the top centre, base along the bottom edge (width at each row's bottom)
+        return np.abs(x) <= (y + 0.5 + box / 2) / 2
+    if shape == "diamond":
+        return np.abs(x) + np.abs(y) <= box / 2
+    raise ValueError(f"unknown shape {shape!r}: use one of {', '.join(SHAPES)}")
+
+
+def _bounce(position: np.ndarray, limit: float) -> np.ndarray:
+    """Fold an unbounded coordinate into [0, limit] (elastic bounces at both ends)."""
+    if limit <= 0:
+        return np.zeros_like(position)
+    folded = np.mod(position, 2 * limit)
+    return np.where(folded <= limit, folded, 2 * limit - folded)
+
+
+def start_position(caption: Caption, size: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
+    """Top-left (y, x) at frame 0 per SHAPES.md's start rule."""
+    box = box_size(size)
+    limits = (size[0] - box, size[1] - box)
+    speed = SPEEDS[caption.speed] * scale(size)
+    start = []
+    for axis, step in enumerate(DIRECTIONS[caption.direction]):
+        if step == 0:
+            start.append(int(rng.integers(0, limits[axis] + 1)))
+            continue
+        # positions p with p + (START_FRAMES-1)·speed < limit (moving towards the far wall)
+        room = int(np.ceil(limits[axis] - (START_FRAMES - 1) * speed))  # p in [0, room) avoids the wall
+        distance = int(rng.integers(0, room)) if room > 0 else 0
+        start.append(distance if step > 0 else limits[axis] - distance)
+    return start[0], start[1]
+
+
+def trajectory(caption: Caption, num_frames: int, size: tuple[int, int] = (64, 64),
+               rng: np.random.Generator | None = None, start: tuple[int, int] | None = None) -> np.ndarray:
+    """float (T, 2) top-left (y, x) per frame; the start from `start`, else drawn from `rng`."""
+    if start is None:
+        start = start_position(caption, size, rng if rng is not None else np.random.default_rng())
+    box = box_size(size)
+    speed = SPEEDS[caption.speed] * scale(size)
+    steps = np.arange(num_frames, dtype=np.float64)[:, None]  # (T, 1)
+    velocity = np.array(DIRECTIONS[caption.direction], np.float64) * speed  # (2,)
+    free = np.asarray(start, np.float64) + steps * velocity  # (T, 2) unbounded motion
+    return np.stack([_bounce(free[:, 0], size[0] - box), _bounce(free[:, 1], size[1] - box)], axis=1)
+
+
+def draw_frames(caption: Caption, positions: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (T,H,W,3): the object at each (rounded) top-left position on black."""
+    box = box_size(size)
+    mask = shape_mask(caption.shape, box)
+    frames = np.zeros((len(positions), *size, 3), np.uint8)
+    colour = np.array(PALETTE[caption.color], np.uint8)
+    for frame, (y, x) in zip(frames, np.rint(positions).astype(int)):
+        frame[y:y + box, x:x + box][mask] = colour
+    return frames
+
+
+def render_clip(caption: Caption | str, num_frames: int = START_FRAMES, size: tuple[int, int] = (64, 64),
+                rng: np.random.Generator | None = None) -> np.ndarray:
+    """uint8 (T,H,W,3) clip of a caption; the start is drawn from `rng`."""
+    caption = Caption.parse(caption) if isinstance(caption, str) else caption
+    if num_frames < 1 or min(size) < 1:
+        raise ValueError(f"need num_frames >= 1 and a positive size, got {num_frames} frames of {size}")
+    return draw_frames(caption, trajectory(caption, num_frames, size, rng), size)
+
+
+# --------------------------------------------------------------------------------------------- writing
+def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FRAMES,
+                 size: tuple[int, int] = (64, 64), seed: int = 0, split: str = "all", fps: float = FPS) -> Path:
+    """Write `num` clips to out_dir/videos/*.mp4 and out_dir/index.jsonl; returns the index path.
+
+    Captions are drawn uniformly from the split's captions ('all' = both, each row tagged with its split).
+    """
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}")
+    captions = captions_of_split(split)
+    out_dir = Path(out_dir)
+    (out_dir / "videos").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in tqdm(range(num), desc="shapes", unit="clip"):
+        rng = np.random.default_rng([seed, i])
+        caption = captions[int(rng.integers(len(captions)))]
+        relative = f"videos/{i:05d}.mp4"
+        write_video(out_dir / relative, render_clip(caption, frames, size, rng), fps=fps)
+        rows.append({"path": relative, "caption": caption.text, "split": split_of(caption)})
+    index = out_dir / "index.jsonl"
+    temp = index.with_name(f".{index.name}.tmp-{os.getpid()}")
+    temp.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    os.replace(temp, index)
+    return index
+
+
+def split_counts(index_rows: list[dict]) -> dict[str, int]:
+    """Rows per split, e.g. {'seen': 90, 'heldout': 10}."""
+    return dict(Counter(row.get("split", "?") for row in index_rows))
