@@ -1,0 +1,92 @@
+"""Held-out evaluation of a tokenizer: PSNR, SSIM, LPIPS (when its weights are on disk), codebook usage and
+perplexity; and side-by-side sample videos (original | reconstruction)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from t2v.tokenizer.losses import build_lpips, lpips_per_frame
+from t2v.tokenizer.metrics import psnr, ssim
+from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.quantizer import codebook_stats
+from t2v.tokenizer.video_io import write_video
+
+
+@dataclass
+class EvalResult:
+    psnr: float
+    ssim: float
+    lpips: float | None
+    codebook_usage: float
+    perplexity: float
+    clips: int
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {f"eval_{key}": value for key, value in asdict(self).items()}
+
+    def summary(self) -> str:
+        lp = f", LPIPS {self.lpips:.4f}" if self.lpips is not None else ""
+        return (f"held-out PSNR {self.psnr:.2f} dB, SSIM {self.ssim:.4f}{lp}, codebook usage "
+                f"{100 * self.codebook_usage:.1f}%, perplexity {self.perplexity:.0f} ({self.clips} clips)")
+
+
+def _optional_lpips():
+    """LPIPS with the pretrained backbone if its weights are on disk, else None (the metric is then skipped)."""
+    try:
+        return build_lpips()
+    except FileNotFoundError:
+        return None
+
+
+@torch.no_grad()
+def evaluate(model: VideoTokenizer, dataset, num_clips: int, device: torch.device, batch_size: int = 8) -> EvalResult:
+    """Reconstruct the first `num_clips` clips of `dataset` (deterministic: center crop, fixed seeds)."""
+    model.eval()
+    metric = _optional_lpips()
+    counts = torch.zeros(model.codebook_size, dtype=torch.long)
+    psnrs, ssims, lpipses = [], [], []
+    count = min(num_clips, len(dataset))
+    for start in range(0, count, batch_size):
+        batch = []
+        for index in range(start, min(count, start + batch_size)):
+            dataset.reseed(index)
+            batch.append(dataset[index]["video"])
+        video = torch.stack(batch).to(device)  # (B, 3, T, H, W)
+        codes = model.encode(video)
+        reconstruction = model.decode(codes)
+        counts += torch.bincount(codes.flatten().cpu(), minlength=model.codebook_size)
+        psnrs.append(psnr(video, reconstruction).clamp(max=100))
+        ssims.append(ssim(video, reconstruction))
+        if metric is not None:
+            lpipses.append(lpips_per_frame(metric.to(device), video, reconstruction).reshape(1))
+    model.train()
+    stats = codebook_stats(counts)
+    return EvalResult(psnr=float(torch.cat(psnrs).mean()), ssim=float(torch.cat(ssims).mean()),
+                      lpips=float(torch.cat(lpipses).mean()) if lpipses else None,
+                      codebook_usage=stats["codebook_usage"], perplexity=stats["perplexity"], clips=count)
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """One clip (3, T, H, W) in [-1, 1] → uint8 (T, H, W, 3)."""
+    return ((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
+
+
+@torch.no_grad()
+def write_samples(model: VideoTokenizer, dataset, count: int, out_dir: Path, name: str, fps: float,
+                  device: torch.device) -> Path | None:
+    """Write `out_dir/name.mp4`: each row one clip, original on the left, reconstruction on the right."""
+    count = min(count, len(dataset))
+    if count == 0:
+        return None
+    model.eval()
+    rows = []
+    for index in range(count):
+        dataset.reseed(index)
+        video = dataset[index]["video"][None].to(device)  # (1, 3, T, H, W)
+        reconstruction = model.decode(model.encode(video))
+        rows.append(np.concatenate([to_uint8(video[0]), to_uint8(reconstruction[0])], axis=2))  # side by side
+    model.train()
+    return write_video(Path(out_dir) / f"{name}.mp4", np.concatenate(rows, axis=1), fps=fps)

@@ -1,0 +1,152 @@
+"""Tokenizer training losses: L1 + LPIPS + hinge GAN with a 3D patch discriminator and the VQGAN adaptive weight.
+
+The only user of `lpips`. Its AlexNet backbone must come from disk (no downloads at run time): the torch hub cache
+(`<hub>/checkpoints/alexnet-owt-7be5be79.pth`) or a path in the config. Tests build LPIPS with a random backbone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
+
+
+@dataclass
+class LossConfig:
+    """Weights of each term and when the adversarial game starts."""
+
+    l1_weight: float = 1.0
+    perceptual_weight: float = 0.1  # 0 turns LPIPS off
+    lpips_weights: str | None = None  # path to alexnet-owt-7be5be79.pth; None = torch hub cache
+    lpips_random_backbone: bool = False  # tests only: LPIPS with a random AlexNet, needs no file
+    adversarial_weight: float = 0.1
+    discriminator_start: int = 2000  # step at which the GAN terms switch on
+    discriminator_channels: int = 32
+    quantizer_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("l1_weight", "perceptual_weight", "adversarial_weight", "quantizer_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be ≥ 0")
+
+
+def alexnet_weights_path(configured: str | None) -> Path:
+    """Where the LPIPS backbone weights are expected; a clear error says how to provide them if absent."""
+    path = Path(configured) if configured else Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"LPIPS needs the AlexNet backbone weights, not found at {path}: download {ALEXNET_URL} on a machine "
+            f"with internet and copy it there (or set loss.lpips_weights=PATH), or train without the perceptual "
+            f"loss with --set loss.perceptual_weight=0")
+    return path
+
+
+def build_lpips(weights: str | None = None, random_backbone: bool = False) -> nn.Module:
+    """LPIPS (AlexNet) with its backbone loaded from disk, frozen, in eval mode. Raises if the weights are absent."""
+    import lpips
+
+    metric = lpips.LPIPS(pretrained=True, net="alex", pnet_rand=True, verbose=False)
+    if not random_backbone:
+        state = torch.load(alexnet_weights_path(weights), map_location="cpu", weights_only=True)
+        slices = [getattr(metric.net, f"slice{i}") for i in range(1, metric.net.N_slices + 1)]
+        layers = {name: module for block in slices for name, module in block.named_children()}
+        for key, tensor in state.items():
+            if key.startswith("features."):
+                _, index, param = key.split(".")
+                getattr(layers[index], param).data.copy_(tensor)
+    for parameter in metric.parameters():
+        parameter.requires_grad_(False)
+    return metric.eval()
+
+
+def lpips_per_frame(metric: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean LPIPS over the frames of two videos (B, 3, T, H, W) in [-1, 1]."""
+    frames_a = rearrange(a, "b c t h w -> (b t) c h w")
+    frames_b = rearrange(b, "b c t h w -> (b t) c h w")
+    return metric(frames_a, frames_b).mean()
+
+
+class Discriminator3d(nn.Module):
+    """3D PatchGAN: strided 3D convs down to a grid of real/fake logits over space and time."""
+
+    def __init__(self, channels: int = 32) -> None:
+        super().__init__()
+        c = channels
+        self.layers = nn.Sequential(
+            nn.Conv3d(3, c, (3, 4, 4), stride=(1, 2, 2), padding=1), nn.LeakyReLU(0.2),
+            nn.Conv3d(c, 2 * c, (3, 4, 4), stride=(2, 2, 2), padding=1), nn.GroupNorm(8, 2 * c), nn.LeakyReLU(0.2),
+            nn.Conv3d(2 * c, 4 * c, (3, 4, 4), stride=(2, 2, 2), padding=1), nn.GroupNorm(8, 4 * c),
+            nn.LeakyReLU(0.2),
+            nn.Conv3d(4 * c, 1, 3, padding=1),
+        )
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.layers(video)
+
+
+def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    return -fake_logits.mean()
+
+
+def adaptive_weight(reconstruction_loss: torch.Tensor, adversarial_loss: torch.Tensor,
+                    last_layer: torch.Tensor, maximum: float = 1e4) -> torch.Tensor:
+    """VQGAN's balance: ‖∇ rec‖ / ‖∇ adv‖ at the decoder's last layer, so neither term drowns the other."""
+    rec_grad = torch.autograd.grad(reconstruction_loss, last_layer, retain_graph=True)[0]
+    adv_grad = torch.autograd.grad(adversarial_loss, last_layer, retain_graph=True)[0]
+    return (rec_grad.norm() / (adv_grad.norm() + 1e-4)).clamp(0.0, maximum).detach()
+
+
+class TokenizerLoss(nn.Module):
+    """All terms of the generator (tokenizer) side and of the discriminator side."""
+
+    def __init__(self, config: LossConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.discriminator = Discriminator3d(config.discriminator_channels)
+        self.lpips = (build_lpips(config.lpips_weights, config.lpips_random_backbone)
+                      if config.perceptual_weight > 0 else None)
+
+    def gan_active(self, step: int) -> bool:
+        return self.config.adversarial_weight > 0 and step >= self.config.discriminator_start
+
+    def generator_loss(self, video: torch.Tensor, reconstruction: torch.Tensor, quantizer_loss: torch.Tensor,
+                       last_layer: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of the tokenizer for one batch, and its terms for logging."""
+        cfg = self.config
+        l1 = (video - reconstruction).abs().mean()
+        reconstruction_loss = cfg.l1_weight * l1
+        logs = {"l1": float(l1)}
+        if self.lpips is not None:
+            perceptual = lpips_per_frame(self.lpips, video, reconstruction)
+            reconstruction_loss = reconstruction_loss + cfg.perceptual_weight * perceptual
+            logs["lpips"] = float(perceptual)
+        total = reconstruction_loss + cfg.quantizer_weight * quantizer_loss
+        if self.gan_active(step):
+            for parameter in self.discriminator.parameters():
+                parameter.requires_grad_(False)
+            adversarial = generator_adversarial_loss(self.discriminator(reconstruction))
+            for parameter in self.discriminator.parameters():
+                parameter.requires_grad_(True)
+            weight = adaptive_weight(reconstruction_loss, adversarial, last_layer)
+            total = total + cfg.adversarial_weight * weight * adversarial
+            logs.update(adversarial=float(adversarial), adaptive_weight=float(weight))
+        logs["loss"] = float(total)
+        return total, logs
+
+    def discriminator_loss(self, video: torch.Tensor, reconstruction: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Hinge loss of the discriminator on real clips vs. (detached) reconstructions."""
+        real_logits = self.discriminator(video)
+        fake_logits = self.discriminator(reconstruction.detach())
+        loss = hinge_discriminator_loss(real_logits, fake_logits)
+        return loss, {"d_loss": float(loss), "logits_real": float(real_logits.mean()),
+                      "logits_fake": float(fake_logits.mean())}

@@ -1,0 +1,274 @@
+"""`TokenizerConfig` + `VideoTokenizer`: a causal 3D-conv VQ-GAN generator (encoder, quantizer, decoder).
+
+Notable choices:
+- T = 1 + s·k frames → t = 1 + k latent frames (s = temporal stride): the first frame is encoded alone, so an image
+  is a one-frame video. Space is divided by the spatial stride; any H, W divisible by it work, non-square too.
+- `encode_stream` / `decode_stream` run temporal chunks through an explicit `ConvCache`; `encode` / `decode` are
+  those streams over the clip's chunks, so a clip of any length runs in memory bounded by the chunk size, and
+  chunked results equal whole-clip results.
+- Checkpoints are a directory with `config.json` + `model.safetensors`, each written atomically (temp + rename).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from t2v.tokenizer.atomic import atomic_file, atomic_write_text
+from t2v.tokenizer.layers import CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
+from t2v.tokenizer.quantizer import Quantizer, QuantizerOutput
+
+
+@dataclass
+class TokenizerConfig:
+    """Architecture of the video tokenizer. `channels` has one width per resolution level (log2(stride) + 1)."""
+
+    channels: tuple[int, ...] = (128, 128, 256, 512)
+    num_res_blocks: int = 2
+    spatial_stride: int = 8
+    temporal_stride: int = 4
+    quantizer: str = "fsq"  # fsq | lfq | vq
+    fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)  # 64,000 codes
+    lfq_bits: int = 16
+    lfq_commitment: float = 0.25
+    lfq_entropy: float = 0.1
+    vq_codebook_size: int = 16384
+    vq_dim: int = 8
+    vq_decay: float = 0.99
+    vq_commitment: float = 0.25
+    vq_dead_code_threshold: float = 2.0
+    chunk_latent_frames: int = 4  # latent frames per chunk of encode/decode (memory vs. speed)
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(self.channels)
+        self.fsq_levels = tuple(self.fsq_levels)
+        if self.spatial_stride not in (8, 16):
+            raise ValueError(f"spatial_stride must be 8 or 16, got {self.spatial_stride}")
+        if self.temporal_stride not in (1, 2, 4):
+            raise ValueError(f"temporal_stride must be 1, 2 or 4, got {self.temporal_stride}")
+        levels = int(math.log2(self.spatial_stride)) + 1
+        if len(self.channels) != levels:
+            raise ValueError(f"channels needs {levels} widths for spatial stride {self.spatial_stride}, "
+                             f"got {len(self.channels)}: {list(self.channels)}")
+        if self.quantizer not in ("fsq", "lfq", "vq"):
+            raise ValueError(f"unknown quantizer {self.quantizer!r}: choose fsq, lfq or vq")
+        if self.chunk_latent_frames < 1:
+            raise ValueError("chunk_latent_frames must be at least 1")
+
+    @property
+    def num_downsamples(self) -> int:
+        return len(self.channels) - 1
+
+    def temporal_levels(self) -> list[bool]:
+        """Which of the down/upsampling levels also halve time: the deepest log2(temporal_stride) ones."""
+        count = int(math.log2(self.temporal_stride))
+        return [i >= self.num_downsamples - count for i in range(self.num_downsamples)]
+
+
+TOKENIZER_PRESETS: dict[str, TokenizerConfig] = {
+    "tiny": TokenizerConfig(channels=(16, 32, 64, 128), num_res_blocks=1),
+    "S": TokenizerConfig(channels=(64, 128, 192, 256), num_res_blocks=2),
+    "B": TokenizerConfig(channels=(128, 128, 256, 512), num_res_blocks=2),
+    "L": TokenizerConfig(channels=(128, 256, 512, 512), num_res_blocks=3),
+}
+
+
+def preset(name: str, **overrides) -> TokenizerConfig:
+    """A copy of preset `name` with `overrides` applied; unknown names list the known ones."""
+    if name not in TOKENIZER_PRESETS:
+        raise ValueError(f"unknown tokenizer preset {name!r}; choose one of {', '.join(TOKENIZER_PRESETS)}")
+    return dataclasses.replace(TOKENIZER_PRESETS[name], **overrides)
+
+
+class Encoder(nn.Module):
+    """Pixels (B, 3, T, H, W) → continuous latent (B, d, t, h, w)."""
+
+    def __init__(self, config: TokenizerConfig, latent_dim: int) -> None:
+        super().__init__()
+        widths = config.channels
+        self.conv_in = CausalConv3d(3, widths[0])
+        self.blocks = nn.ModuleList()
+        in_width = widths[0]
+        temporal = config.temporal_levels()
+        for level, width in enumerate(widths):
+            for _ in range(config.num_res_blocks):
+                self.blocks.append(ResBlock(in_width, width))
+                in_width = width
+            if level < config.num_downsamples:
+                self.blocks.append(Downsample(width, temporal=temporal[level]))
+        self.blocks.append(ResBlock(in_width, in_width))
+        self.norm_out = norm(in_width)
+        self.conv_out = CausalConv3d(in_width, latent_dim)
+
+    def forward(self, video: torch.Tensor, cache: ConvCache | None = None) -> torch.Tensor:
+        x = self.conv_in(video, cache)
+        for block in self.blocks:
+            x = block(x, cache)
+        return self.conv_out(F.silu(self.norm_out(x)), cache)
+
+
+class Decoder(nn.Module):
+    """Quantized latent (B, d, t, h, w) → pixels (B, 3, T, H, W)."""
+
+    def __init__(self, config: TokenizerConfig, latent_dim: int) -> None:
+        super().__init__()
+        widths = config.channels[::-1]
+        temporal = config.temporal_levels()[::-1]
+        self.conv_in = CausalConv3d(latent_dim, widths[0])
+        self.blocks = nn.ModuleList([ResBlock(widths[0], widths[0])])
+        in_width = widths[0]
+        for level, width in enumerate(widths):
+            for _ in range(config.num_res_blocks):
+                self.blocks.append(ResBlock(in_width, width))
+                in_width = width
+            if level < config.num_downsamples:
+                self.blocks.append(Upsample(width, widths[level + 1], temporal=temporal[level]))
+                in_width = widths[level + 1]
+        self.norm_out = norm(in_width)
+        self.conv_out = CausalConv3d(in_width, 3)
+
+    def forward(self, latent: torch.Tensor, cache: ConvCache | None = None) -> torch.Tensor:
+        x = self.conv_in(latent, cache)
+        for block in self.blocks:
+            x = block(x, cache)
+        return self.conv_out(F.silu(self.norm_out(x)), cache)
+
+    @property
+    def last_layer(self) -> torch.Tensor:
+        """The output conv's weight, for the VQGAN adaptive GAN weight."""
+        return self.conv_out.conv.weight
+
+
+@dataclass
+class TokenizerOutput:
+    reconstruction: torch.Tensor  # (B, 3, T, H, W)
+    codes: torch.Tensor  # (B, t, h, w)
+    aux_loss: torch.Tensor  # the quantizer's own loss
+    extras: dict = field(default_factory=dict)
+
+
+class VideoTokenizer(nn.Module):
+    """Causal 3D VQ-GAN: `encode(video) → codes`, `decode(codes) → video`, for any length, in chunks."""
+
+    def __init__(self, config: TokenizerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.quantizer = Quantizer(config.quantizer, config.fsq_levels, config.lfq_bits, config.lfq_commitment,
+                                   config.lfq_entropy, config.vq_codebook_size, config.vq_dim, config.vq_decay,
+                                   config.vq_commitment, config.vq_dead_code_threshold)
+        self.encoder = Encoder(config, self.quantizer.dim)
+        self.decoder = Decoder(config, self.quantizer.dim)
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    # 1. Shapes ------------------------------------------------------------------------------------------------
+    def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
+        """(T, H, W) → (t, h, w); a clear error names the nearest valid sizes when they do not fit the strides."""
+        stride_t, stride_s = self.config.temporal_stride, self.config.spatial_stride
+        if frames < 1 or (frames - 1) % stride_t:
+            lower = 1 + (max(frames, 1) - 1) // stride_t * stride_t
+            raise ValueError(f"{frames} frames do not fit temporal stride {stride_t}: use 1 + {stride_t}·k frames "
+                             f"(e.g. {lower} or {lower + stride_t})")
+        if height % stride_s or width % stride_s or height <= 0 or width <= 0:
+            raise ValueError(f"size {width}x{height} (WxH) is not divisible by the spatial stride {stride_s}: "
+                             f"use e.g. {_round_up(width, stride_s)}x{_round_up(height, stride_s)}")
+        return 1 + (frames - 1) // stride_t, height // stride_s, width // stride_s
+
+    def num_frames(self, latent_frames: int) -> int:
+        """Pixel frames decoded from `latent_frames` latent frames."""
+        return 1 + (latent_frames - 1) * self.config.temporal_stride
+
+    # 2. Training forward (whole clip) -------------------------------------------------------------------------
+    def forward(self, video: torch.Tensor) -> TokenizerOutput:
+        """Reconstruct a clip (B, 3, T, H, W) in [-1, 1]; returns reconstruction, codes and the quantizer loss."""
+        self.latent_shape(*video.shape[2:])
+        quantized: QuantizerOutput = self.quantizer(self.encoder(video))
+        reconstruction = self.decoder(quantized.latent)
+        return TokenizerOutput(reconstruction, quantized.codes, quantized.aux_loss)
+
+    # 3. Chunked encode / decode ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_stream(self, chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Encode consecutive chunks of one clip: the first has 1 + s·a frames, each later one s·b frames."""
+        cache = ConvCache()
+        stride_t = self.config.temporal_stride
+        for index, chunk in enumerate(chunks):
+            frames = chunk.shape[2]
+            if (index == 0 and (frames - 1) % stride_t) or (index > 0 and frames % stride_t) or frames == 0:
+                expected = "1 + s·k" if index == 0 else "a multiple of s"
+                raise ValueError(f"chunk {index} has {frames} frames; with temporal stride s={stride_t} it needs "
+                                 f"{expected} frames")
+            self.latent_shape(1, *chunk.shape[3:])
+            yield self.quantizer(self.encoder(chunk, cache)).codes
+
+    @torch.no_grad()
+    def decode_stream(self, code_chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Decode consecutive chunks of codes (B, t_i, h, w) of one clip to pixel chunks in [-1, 1]."""
+        cache = ConvCache()
+        for codes in code_chunks:
+            yield self.decoder(self.quantizer.codes_to_latent(codes), cache).clamp(-1, 1)
+
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """Pixels (B, 3, T, H, W) in [-1, 1] → codes (B, t, h, w) int64, in temporal chunks."""
+        self.latent_shape(*video.shape[2:])
+        return torch.cat(list(self.encode_stream(self.split_frames(video))), dim=1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes (B, t, h, w) → pixels (B, 3, T, H, W) in [-1, 1], in temporal chunks."""
+        step = self.config.chunk_latent_frames
+        return torch.cat(list(self.decode_stream(codes.split(step, dim=1))), dim=2)
+
+    def split_frames(self, video: torch.Tensor) -> list[torch.Tensor]:
+        """Split a clip into the chunk sizes `encode_stream` accepts: 1 + s·n frames, then s·n frames each."""
+        step = self.config.temporal_stride * self.config.chunk_latent_frames
+        first = video[:, :, : 1 + step]
+        return [first, *video[:, :, 1 + step:].split(step, dim=2)]
+
+    # 4. Checkpoints ------------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write `config.json` + `model.safetensors` into `directory`, each file atomically (temp + rename)."""
+        directory = Path(directory)
+        atomic_write_text(directory / "config.json", json.dumps(dataclasses.asdict(self.config), indent=2))
+        state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
+        with atomic_file(directory / "model.safetensors") as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "kind": "t2v-video-tokenizer"})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> "VideoTokenizer":
+        """Load a tokenizer saved by `save_pretrained`, or a training run directory (whose config.json holds the
+        whole training config, the model's under "model")."""
+        directory = Path(directory)
+        config_path, weights_path = directory / "config.json", directory / "model.safetensors"
+        if not directory.is_dir():
+            raise FileNotFoundError(f"tokenizer directory not found: {directory}")
+        if not config_path.is_file() or not weights_path.is_file():
+            raise FileNotFoundError(f"{directory} is not a tokenizer: it needs config.json and model.safetensors "
+                                    "(train one with `t2v tokenizer train`)")
+        values = json.loads(config_path.read_text())
+        if isinstance(values.get("model"), dict):
+            values = values["model"]
+        known = {f.name for f in dataclasses.fields(TokenizerConfig)}
+        if not known.issuperset(values):
+            raise ValueError(f"{config_path} is not a video tokenizer config (unexpected keys "
+                             f"{sorted(set(values) - known)})")
+        model = cls(TokenizerConfig(**values))
+        missing, unexpected = model.load_state_dict(load_file(str(weights_path), device=map_location), strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{weights_path} does not match its config.json (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]}): the checkpoint is incompatible or damaged")
+        return model.eval()
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return max(multiple, (value + multiple - 1) // multiple * multiple)

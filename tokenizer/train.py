@@ -1,0 +1,270 @@
+"""Tokenizer training: the VQ-GAN loop, held-out evaluation, sample videos, resumable atomic checkpoints.
+
+Runs as one process, or as several launched by `torchrun` / `deepspeed` (gloo on CPU, nccl on GPU; gradients
+averaged by an all-reduce). Batches are a pure function of (seed, rank, step), and the RNG states are saved per
+rank, so `--resume` continues with exactly the losses the uninterrupted run would have had.
+
+Steps of one iteration: 1. draw the batch (every `image_every`-th step a batch of single frames: images are
+one-frame videos) 2. tokenizer forward 3. generator-side loss (L1, LPIPS, quantizer, adaptive-weight GAN)
+4. backward, all-reduce, clip, step 5. discriminator step once the GAN is on 6. log / evaluate / checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from t2v.tokenizer import distributed
+from t2v.tokenizer.atomic import atomic_write_text
+from t2v.tokenizer.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from t2v.tokenizer.data import ClipDataset
+from t2v.tokenizer.evaluate import EvalResult, evaluate, write_samples
+from t2v.tokenizer.losses import LossConfig, TokenizerLoss
+from t2v.tokenizer.model import TokenizerConfig, VideoTokenizer
+
+
+@dataclass
+class DataConfig:
+    """Where clips come from and their shape. `index` is a jsonl of {path, caption, split, …}."""
+
+    index: str = "data/shapes/index.jsonl"
+    train_split: str | None = "seen"
+    eval_split: str | None = "heldout"
+    num_frames: int = 17
+    size: tuple[int, int] = (64, 64)  # (H, W)
+    fps: float | None = None  # None = the files' own rate
+    eval_clips: int = 64
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    discriminator_lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to lr × this
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TokenizerTrainConfig:
+    """Everything a tokenizer run needs; a recipe returns one, `--set key=value` overrides it."""
+
+    name: str = "tokenizer"
+    model: TokenizerConfig = field(default_factory=TokenizerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    steps: int = 10000
+    batch_size: int = 4  # per rank
+    image_every: int = 0  # every N-th step is an image batch (0 = never)
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    num_samples: int = 4  # side-by-side sample videos per evaluation
+    channels_last: bool = True  # faster 3D convolutions on CPU (oneDNN) and GPU
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        for name in ("log_every", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+def lr_factor(step: int, config: OptimConfig, total_steps: int) -> float:
+    """Linear warmup, then cosine decay to `min_lr_ratio`."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def draw_batch(dataset: ClipDataset, config: TokenizerTrainConfig, rank: int, step: int) -> torch.Tensor:
+    """The batch of `rank` at `step`: indices and the clips' own randomness depend on (seed, rank, step) only."""
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + rank * 7_919 + step)
+    indices = torch.randint(len(dataset), (config.batch_size,), generator=generator).tolist()
+    clips = []
+    for index in indices:
+        dataset.reseed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+        clips.append(dataset[index]["video"])
+    video = torch.stack(clips)  # (B, 3, T, H, W)
+    if config.image_every and step % config.image_every == config.image_every - 1:
+        frame = int(torch.randint(video.shape[2], (1,), generator=generator))
+        video = video[:, :, frame: frame + 1]  # (B, 3, 1, H, W): a batch of images
+    return video
+
+
+class Trainer:
+    """Holds the model, discriminator, optimizers and schedules of one tokenizer run."""
+
+    def __init__(self, config: TokenizerTrainConfig, run_dir: Path) -> None:
+        self.config, self.run_dir = config, Path(run_dir)
+        self.rank, self.world, self.device = distributed.setup()
+        torch.manual_seed(config.seed)
+        self.model = VideoTokenizer(config.model).to(self.device)
+        self.loss = TokenizerLoss(config.loss).to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last_3d)
+        distributed.broadcast_parameters(self.model)
+        distributed.broadcast_parameters(self.loss.discriminator)
+        opt = config.optim
+        self.opt_g = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, betas=opt.betas,
+                                       weight_decay=opt.weight_decay)
+        self.opt_d = torch.optim.AdamW(self.loss.discriminator.parameters(), lr=opt.discriminator_lr,
+                                       betas=opt.betas, weight_decay=opt.weight_decay)
+        factor = lambda step: lr_factor(step, opt, config.steps)  # noqa: E731
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, factor)
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, factor)
+        self.step = 0
+        data = config.data
+        self.train_set = ClipDataset(data.index, num_frames=data.num_frames, size=tuple(data.size), fps=data.fps,
+                                     crop="random", split=data.train_split, seed=config.seed)
+        self.eval_set = ClipDataset(data.index, num_frames=data.num_frames, size=tuple(data.size), fps=data.fps,
+                                    crop="center", split=data.eval_split, seed=config.seed + 1)
+
+    # 1. One optimisation step ---------------------------------------------------------------------------------
+    def train_step(self, video: torch.Tensor) -> dict[str, float]:
+        video = video.to(self.device)
+        if self.config.channels_last:
+            video = video.contiguous(memory_format=torch.channels_last_3d)
+        self.model.train()
+        output = self.model(video)
+        loss, logs = self.loss.generator_loss(video, output.reconstruction, output.aux_loss,
+                                              self.model.decoder.last_layer, self.step)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.average_gradients(self.model)
+        logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip))
+        self.opt_g.step()
+        self.sched_g.step()
+        if self.loss.gan_active(self.step):
+            d_loss, d_logs = self.loss.discriminator_loss(video, output.reconstruction)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            distributed.average_gradients(self.loss.discriminator)
+            self.opt_d.step()
+            logs.update(d_logs)
+        self.sched_d.step()
+        logs["lr"] = self.sched_g.get_last_lr()[0]
+        return logs
+
+    # 2. State for resume ------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"step": self.step, "model": self.model.state_dict(), "discriminator": self.loss.discriminator.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict()}
+
+    def save(self) -> None:
+        rank_states = [None] * self.world
+        if dist.is_initialized():
+            dist.all_gather_object(rank_states, rng_state())
+        else:
+            rank_states = [rng_state()]
+        if self.rank == 0:
+            save_checkpoint(self.run_dir, self.step, self.state(), rank_states, keep=self.config.keep_checkpoints)
+            self.model.save_pretrained(self.run_dir)
+            atomic_write_text(self.run_dir / "config.json", json.dumps(_run_config(self.config), indent=2))
+        distributed.barrier()
+
+    def resume(self) -> None:
+        state, rank_state = load_checkpoint(latest_checkpoint(self.run_dir), self.rank)
+        self.model.load_state_dict(state["model"])
+        self.loss.discriminator.load_state_dict(state["discriminator"])
+        for name in ("opt_g", "opt_d", "sched_g", "sched_d"):
+            getattr(self, name).load_state_dict(state[name])
+        self.step = state["step"]
+        if rank_state is not None:
+            set_rng_state(rank_state)
+        if self.rank == 0:
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+
+    # 3. Evaluation ------------------------------------------------------------------------------------------
+    def evaluate(self) -> EvalResult | None:
+        result = None
+        if self.rank == 0:
+            result = evaluate(self.model, self.eval_set, self.config.data.eval_clips, self.device)
+            write_samples(self.model, self.eval_set, self.config.num_samples, self.run_dir / "samples",
+                          f"step_{self.step:08d}", fps=self.config.data.fps or 8.0, device=self.device)
+        distributed.barrier()
+        return result
+
+
+def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = False) -> EvalResult | None:
+    """Train a tokenizer into `run_dir` (config.json, model.safetensors, metrics.jsonl, samples/, checkpoints/)."""
+    run_dir = Path(run_dir)
+    trainer = Trainer(config, run_dir)
+    if resume:
+        trainer.resume()
+    elif trainer.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", json.dumps(_run_config(config), indent=2))
+    distributed.barrier()
+    result = None
+    progress = tqdm(total=config.steps, initial=trainer.step, desc=f"tokenizer {config.name}", unit="step",
+                    disable=trainer.rank != 0, dynamic_ncols=True)
+    started = time.time()
+    with open(run_dir / "metrics.jsonl", "a") if trainer.rank == 0 else _NullFile() as metrics_file:
+        while trainer.step < config.steps:
+            logs = trainer.train_step(draw_batch(trainer.train_set, config, trainer.rank, trainer.step))
+            trainer.step += 1
+            progress.update(1)
+            record: dict[str, Any] = {}
+            if trainer.step % config.log_every == 0:
+                record = {"step": trainer.step, "time": round(time.time() - started, 2), **logs}
+                progress.set_postfix(loss=f"{logs['loss']:.4f}", l1=f"{logs['l1']:.4f}")
+            if trainer.step % config.eval_every == 0 or trainer.step == config.steps:
+                result = trainer.evaluate()
+                if result is not None:
+                    record = {"step": trainer.step, "time": round(time.time() - started, 2), **logs,
+                              **result.as_dict()}
+                    progress.write(f"step {trainer.step}: {result.summary()}")
+            if record:
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+            if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
+                trainer.save()
+    progress.close()
+    skipped = getattr(trainer.train_set, "skipped", None)
+    if skipped and trainer.rank == 0:
+        print(f"skipped {len(skipped)} unreadable or too-short files (see warnings above)")
+    distributed.teardown()
+    return result
+
+
+def _run_config(config: TokenizerTrainConfig) -> dict[str, Any]:
+    import dataclasses
+
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines logged after the checkpoint being resumed (they will be logged again)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+class _NullFile:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
