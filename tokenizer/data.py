@@ -1,0 +1,174 @@
+"""Clip datasets over a jsonl index of (path, caption): clip sampling, fps, resize/crop, bad-file skipping.
+
+Notable choices:
+- An index line is `{"path", "caption", optional "start", "end", "split", …}`; a relative path resolves against
+  the index file's directory.
+- Item i of epoch e draws its clip start from a generator seeded by (seed, e, i): the same clip in any
+  DataLoader worker, a new clip each epoch (`set_epoch`).
+- A file that is missing, unreadable, truncated or too short (frames actually decoded, not the header's count)
+  is skipped: warned about once, recorded in `skipped` (path → reason; per worker process), and another item
+  is returned instead. `max_retries` consecutive failures mean the index itself is bad: RuntimeError.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from t2v.tokenizer.video_io import iter_video, probe, read_video, resize_and_crop
+
+
+def read_index(path: str | os.PathLike) -> list[dict]:
+    """Rows of a jsonl index, with "path" made absolute (relative to the index's directory)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"index not found: {path}")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg}); each line must be one JSON "
+                             f"object like {{\"path\": \"videos/a.mp4\", \"caption\": \"...\"}}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("path"), str) or not isinstance(
+                row.get("caption"), str):
+            raise ValueError(f"{path}:{number}: each line needs string \"path\" and \"caption\" fields")
+        for key in ("start", "end"):
+            if key in row and not isinstance(row[key], (int, float)):
+                raise ValueError(f"{path}:{number}: \"{key}\" must be a number of seconds")
+        row["path"] = str(path.parent / row["path"])
+        rows.append(row)
+    return rows
+
+
+class SkipClip(Exception):
+    """A row that cannot give a clip; the message is the reason."""
+
+
+def _row_range(row: dict, duration: float) -> tuple[float, float]:
+    start = float(row.get("start", 0.0))
+    end = float(row["end"]) if "end" in row else duration
+    return start, end
+
+
+def load_clip(row: dict, *, num_frames: int, fps: float | None, rng: np.random.Generator) -> np.ndarray:
+    """uint8 (num_frames,H,W,3) from a random start within the row's [start, end]; SkipClip if impossible."""
+    try:
+        info = probe(row["path"])
+        native = info.fps or fps or 1.0
+        rate = fps or native
+        start, end = _row_range(row, info.duration or math.inf)
+        # 1. choose a start: on the native frame grid when not resampling, anywhere when resampling
+        room = end - start - num_frames / rate
+        if room < -1e-6:
+            raise SkipClip(f"too short: {end - start:.3f}s, need {num_frames} frames at {rate:g} fps")
+        if math.isinf(room):
+            offset = 0.0
+        elif fps is None:
+            offset = int(rng.integers(0, int(room * native + 1e-6) + 1)) / native
+        else:
+            offset = float(rng.uniform(0.0, max(room, 0.0)))
+        # 2. decode; count the frames actually decoded
+        frames, _ = read_video(row["path"], fps=fps, start=start + offset, end=end if "end" in row else None,
+                               max_frames=num_frames)
+    except FileNotFoundError as error:
+        raise SkipClip(f"missing: {error}") from None
+    except ValueError as error:
+        raise SkipClip(f"unreadable: {error}") from None
+    if len(frames) < num_frames:
+        raise SkipClip(f"too short: decoded {len(frames)} frames, need {num_frames}")
+    return frames
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Random clips of `num_frames` frames at `fps`, resized and cropped to size=(H, W).
+
+    Items are {"video": float32 (3,T,H,W) in [-1,1], "caption": str, "path": str}.
+    Example: `ClipDataset("data/shapes/index.jsonl", num_frames=17, size=(64, 64), split="seen")`
+    """
+
+    def __init__(self, index_path: str | os.PathLike, *, num_frames: int, size: tuple[int, int],
+                 fps: float | None = None, crop: str = "random", split: str | None = None, seed: int = 0,
+                 max_retries: int = 20) -> None:
+        if num_frames < 1 or max_retries < 1:
+            raise ValueError(f"need num_frames >= 1 and max_retries >= 1, got {num_frames}, {max_retries}")
+        if crop not in ("center", "random"):
+            raise ValueError(f"crop must be 'center' or 'random', got {crop!r}")
+        self.rows = [r for r in read_index(index_path) if split is None or r.get("split") == split]
+        if not self.rows:
+            raise ValueError(f"no rows in {index_path}" + (f" with split {split!r}" if split else "")
+                             + ": check the index and the --split value")
+        self.num_frames, self.size, self.fps, self.crop = num_frames, tuple(size), fps, crop
+        self.seed, self.max_retries, self.epoch = seed, max_retries, 0
+        self.skipped: dict[str, str] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new clips: item i of epoch e uses the generator seeded by (seed, e, i)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        index = i
+        for _ in range(self.max_retries):
+            row = self.rows[index]
+            if row["path"] not in self.skipped:
+                try:
+                    frames = load_clip(row, num_frames=self.num_frames, fps=self.fps, rng=rng)
+                except SkipClip as reason:
+                    self._skip(row["path"], str(reason))
+                else:
+                    frames = resize_and_crop(frames, self.size, self.crop, rng)
+                    video = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1  # (3,T,H,W)
+                    return {"video": video, "caption": row["caption"], "path": row["path"]}
+            index = int(rng.integers(len(self.rows)))
+        raise RuntimeError(f"{self.max_retries} clips in a row could not be read (last: {row['path']}: "
+                           f"{self.skipped.get(row['path'])}); run `t2v data check` on the index")
+
+    def _skip(self, path: str, reason: str) -> None:
+        self.skipped[path] = reason
+        warnings.warn(f"skipping {path}: {reason}", stacklevel=3)
+
+
+@dataclass
+class CheckReport:
+    """What a ClipDataset over an index would skip."""
+
+    total: int
+    ok: int
+    skipped: dict[str, str] = field(default_factory=dict)  # path → reason
+
+    def format(self) -> str:
+        """A human-readable summary, one line per skipped file."""
+        lines = [f"{self.ok}/{self.total} ok, {len(self.skipped)} skipped"]
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped.items()]
+        return "\n".join(lines)
+
+    __str__ = format
+
+
+def check_index(index_path: str | os.PathLike, *, num_frames: int, fps: float | None = None) -> CheckReport:
+    """Decode every row's whole range and report rows that cannot give `num_frames` frames."""
+    rows = read_index(index_path)
+    skipped: dict[str, str] = {}
+    for row in rows:
+        try:
+            start = float(row.get("start", 0.0))
+            count = sum(len(chunk) for chunk in iter_video(row["path"], fps=fps, start=start, end=row.get("end")))
+            if count < num_frames:
+                skipped[row["path"]] = f"too short: decoded {count} frames, need {num_frames}"
+        except FileNotFoundError as error:
+            skipped[row["path"]] = f"missing: {error}"
+        except ValueError as error:
+            skipped[row["path"]] = f"unreadable: {error}"
+    return CheckReport(total=len(rows), ok=len(rows) - len(skipped), skipped=skipped)
