@@ -94,10 +94,13 @@ def test_fps_resampling_uses_timestamps_on_vfr_file(tmp_path):
     assert indices(late) == [4, 5, 5]  # targets 0.45, 0.55, 0.65
 
 
-def test_fps_upsampling_repeats_frames(tmp_path):
+def test_fps_up_and_down_sampling(tmp_path):
     path = write_video(tmp_path / "clip.webm", counting_frames(8), fps=4)
     video, _ = read_video(path, fps=8)
     assert indices(video) == [i // 2 for i in range(16)]
+    path = write_video(tmp_path / "fast.mp4", counting_frames(60), fps=24)
+    video, _ = read_video(path, fps=8, start=0.5)
+    assert indices(video) == list(range(12, 60, 3))
 
 
 def test_iter_video_chunks_equal_read_video(tmp_path):

@@ -141,7 +141,7 @@ def _timed_frames_dir(path: Path, fps: float, start: float) -> Iterator[tuple[fl
         yield k / fps, 1 / fps, np.ascontiguousarray(image[..., :3], dtype=np.uint8)
 
 
-def _decode_from(path: Path, start: float, seek: bool) -> Iterator[tuple[float, float, np.ndarray]]:
+def _decode_from(path: Path, start: float, seek: bool) -> Iterator[tuple[float, float, av.VideoFrame]]:
     """(time, duration, frame) for decoded frames, after seeking to the keyframe before `start` if `seek`."""
     container, stream = _open(path)
     with container:
@@ -164,7 +164,7 @@ def _decode_from(path: Path, start: float, seek: bool) -> Iterator[tuple[float, 
                 time = float((frame.pts - origin) * time_base)
                 duration = float(frame.duration * time_base) if frame.duration else fallback_duration
                 last_end = time + duration
-                yield time, duration, frame.to_ndarray(format="rgb24")
+                yield time, duration, frame  # converted to RGB only if selected
         except av.FFmpegError as error:
             raise _unreadable(path, error) from None
         if last_end is None and not seeked:
@@ -174,7 +174,7 @@ def _decode_from(path: Path, start: float, seek: bool) -> Iterator[tuple[float, 
                                     "(truncated?)")
 
 
-def _timed_frames(path: Path, start: float) -> Iterator[tuple[float, float, np.ndarray]]:
+def _timed_frames(path: Path, start: float) -> Iterator[tuple[float, float, av.VideoFrame]]:
     """(time, duration, frame) of a video file from about `start` on: seek, or decode from 0 if seeking fails."""
     if start > 0:
         decoded = _decode_from(path, start, seek=True)
@@ -187,7 +187,11 @@ def _timed_frames(path: Path, start: float) -> Iterator[tuple[float, float, np.n
     yield from _decode_from(path, start, seek=False)
 
 
-def _select(frames: Iterator[tuple[float, float, np.ndarray]], fps: float | None, start: float,
+def _rgb(frame: np.ndarray | av.VideoFrame) -> np.ndarray:
+    return frame if isinstance(frame, np.ndarray) else frame.to_ndarray(format="rgb24")
+
+
+def _select(frames: Iterator[tuple[float, float, np.ndarray | av.VideoFrame]], fps: float | None, start: float,
             end: float) -> Iterator[np.ndarray]:
     """Pick frames in [start, end): all of them (fps None) or, per target time start + k/fps, the last frame
     whose time is <= the target (the first frame for a target before it)."""
@@ -196,17 +200,19 @@ def _select(frames: Iterator[tuple[float, float, np.ndarray]], fps: float | None
             if time + _EPS >= end:
                 return
             if time + _EPS >= start:
-                yield image
+                yield _rgb(image)
         return
     k, previous, previous_end = 0, None, 0.0
     for time, duration, image in frames:
         while (target := start + k / fps) < end and target + _EPS < time:
-            yield image if previous is None else previous
+            previous = _rgb(image if previous is None else previous)
+            yield previous
             k += 1
         if start + k / fps >= end:
             return
         previous, previous_end = image, time + duration
     while previous is not None and (target := start + k / fps) < end and target < previous_end - _EPS:
+        previous = _rgb(previous)
         yield previous
         k += 1
 
@@ -308,21 +314,11 @@ class VideoWriter:
         if self.kind not in ("mp4", "webm", "gif", "png"):
             raise ValueError(f"cannot write {path}: use a .mp4, .webm or .gif path, or a directory for PNG frames")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        umask = os.umask(0)
-        os.umask(umask)
+        self._temp = _temp_sibling(self.path, directory=self.kind == "png")
         if self.kind == "png":
-            self._temp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-            os.chmod(self._temp, 0o777 & ~umask)
             (self._temp / "fps.txt").write_text(f"{fps}\n")
-        else:
-            handle, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix,
-                                            dir=self.path.parent)
-            os.close(handle)
-            self._temp = Path(name)
-            os.chmod(self._temp, 0o666 & ~umask)
-        self.frames_written = 0
+        self.frames_written, self._closed = 0, False
         self._container = self._stream = self._graph = None
-        self._closed = False
 
     # 1. open the encoder lazily, when the first frame gives the size
     def _open(self, height: int, width: int) -> None:
@@ -359,7 +355,7 @@ class VideoWriter:
         if self.frames_written == 0:
             self._open(*frames.shape[1:3])
             self._size = frames.shape[1:3]
-        elif frames.shape[1:3] != self._size:
+        if frames.shape[1:3] != self._size:
             raise ValueError(f"frame size {frames.shape[1:3]} differs from the first frame's {self._size}")
         for image in frames:
             if self.kind == "png":
@@ -372,17 +368,13 @@ class VideoWriter:
             self.frames_written += 1
 
     def _encode(self, frame: av.VideoFrame | None) -> None:
+        """Encode one frame (None flushes), through the palette graph for GIF."""
+        frames = [frame]
         if self._graph is not None:
-            _, source, sink = self._graph
-            source.push(frame)
-            frames = _drain(sink)
-        else:
-            frames = [frame]
+            self._graph[1].push(frame)
+            frames = _drain(self._graph[2]) + ([None] if frame is None else [])
         for item in frames:
             for packet in self._stream.encode(item):
-                self._container.mux(packet)
-        if frame is None and self._graph is not None:
-            for packet in self._stream.encode(None):
                 self._container.mux(packet)
 
     def close(self) -> None:
@@ -415,10 +407,7 @@ class VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        self.close() if exc_type is None else self.abort()
 
 
 def _palette_graph(width: int, height: int, rate: Fraction):
@@ -443,7 +432,7 @@ def _drain(sink) -> list[av.VideoFrame]:
     while True:
         try:
             frames.append(sink.pull())
-        except (av.error.BlockingIOError, av.error.EOFError):
+        except (av.error.BlockingIOError, av.error.EOFError):  # needs more input / finished
             return frames
 
 
@@ -456,6 +445,20 @@ def _replace(temp: Path, path: Path) -> None:
         _remove(aside)
     else:
         os.replace(temp, path)
+
+
+def _temp_sibling(path: Path, directory: bool) -> Path:
+    """An empty temp file (or directory) beside `path`, with the permissions a new file would get."""
+    umask = os.umask(0)
+    os.umask(umask)
+    if directory:
+        temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        os.chmod(temp, 0o777 & ~umask)
+        return temp
+    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    os.chmod(name, 0o666 & ~umask)
+    return Path(name)
 
 
 def _remove(path: Path) -> None:
