@@ -15,7 +15,8 @@ Notable choices:
 - A file that ends early (decoded frames stop short of the duration in its header) raises ValueError, never
   returns fewer frames silently.
 - Writing streams (`VideoWriter`) to a temporary sibling and renames it into place on success only: mp4 is
-  H.264/yuv420p at CRF 12 (flat palette colours survive within a few levels; width and height must be even),
+  H.264/yuv420p at CRF 12 (flat colours keep within ~2 levels inside an object; its 1–2 px rim is blended by
+  the halved chroma resolution; width and height must be even),
   webm is VP9 (CRF 20), gif uses a per-frame palette (ffmpeg palettegen/paletteuse), and a path with no
   extension (or ending in '/') becomes a directory of `frame_00000.png` … .
 """
