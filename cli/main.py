@@ -10,7 +10,8 @@ from t2v.cli.data import data
 from t2v.cli.tokenizer import tokenizer
 
 # Errors a user can fix (bad path, bad video, bad size, bad config): shown as one line, no traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, KeyError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
+               KeyError)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -1,7 +1,137 @@
-"""`t2v tokenizer …`: train, reconstruct, encode."""
+"""`t2v tokenizer …`: train, reconstruct, encode. Each command parses, prints what it will do, calls one function."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 import click
+
+from t2v.cli.options import SIZE
+from t2v.cli.runs import next_run_dir
 
 
 @click.group()
 def tokenizer() -> None:
     """Train the video tokenizer, reconstruct videos with it, encode datasets to token shards."""
+
+
+@tokenizer.command()
+@click.argument("recipe")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (default: runs/<recipe>-tokenizer-NNNNN, the next free number).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set steps=500 --set model.fsq_levels=[8,5,5,5]. Repeatable.")
+@click.option("--variant", default="default", show_default=True, help="Recipe variant, e.g. quick.")
+@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Continue the run in this directory from its latest checkpoint.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and the run directory, then stop.")
+def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant: str, resume_dir: Path | None,
+          dry_run: bool) -> None:
+    """Train a tokenizer from RECIPE (a recipe name such as `shapes`, or a .yaml/.json config file).
+
+    \b
+    Examples:
+      t2v data shapes data/shapes --num 2000
+      t2v tokenizer train shapes
+      t2v tokenizer train shapes --variant quick --set steps=100 --out runs/try
+      t2v tokenizer train shapes --resume runs/shapes-tokenizer-00001
+      torchrun --nproc_per_node=2 -m t2v.cli.main tokenizer train shapes --out runs/ddp
+    """
+    from t2v.recipes import config as config_io
+    from t2v.recipes.registry import tokenizer_config
+    from t2v.tokenizer.train import TokenizerTrainConfig, train as run_training
+
+    if resume_dir is not None:
+        config = config_io.load(TokenizerTrainConfig, resume_dir / "config.json")
+        run_dir = resume_dir
+    else:
+        config = tokenizer_config(recipe, variant)
+        run_dir = out_dir
+    config = config_io.apply_overrides(config, overrides)
+    if not dry_run and not Path(config.data.index).is_file():
+        raise FileNotFoundError(f"training index not found: {config.data.index} (for the shapes recipe make it with "
+                                f"`t2v data shapes {Path(config.data.index).parent} --num 2000`, or "
+                                f"--set data.index=PATH)")
+    if run_dir is None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise click.UsageError("with several ranks every rank must use the same run directory: pass --out DIR")
+        run_dir = next_run_dir(Path("runs"), f"{config.name}-tokenizer", create=not dry_run)
+    click.echo(config_io.dump_yaml(config).rstrip())
+    click.echo(f"run directory: {run_dir}{' (resuming)' if resume_dir else ''}")
+    if dry_run:
+        return
+    result = run_training(config, run_dir, resume=resume_dir is not None)
+    if result is not None:
+        click.echo(f"done: {result.summary()}\ntokenizer saved in {run_dir}")
+
+
+@tokenizer.command()
+@click.argument("tokenizer_dir", type=click.Path(path_type=Path))
+@click.argument("in_video", type=click.Path(path_type=Path))
+@click.argument("out_video", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--size", type=SIZE, help="Resize (short side) and center-crop to WxH first; default: the video's size.")
+@click.option("--frames", type=click.IntRange(min=1), help="Only the first N frames.")
+@click.option("--side-by-side", type=click.Path(path_type=Path),
+              help="Also write original | reconstruction here (default: OUT_VIDEO's name + '_side_by_side').")
+@click.option("--no-side-by-side", is_flag=True, help="Do not write the side-by-side video.")
+def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: Path, size: tuple[int, int] | None,
+                frames: int | None, side_by_side: Path | None, no_side_by_side: bool) -> None:
+    """Encode and decode IN_VIDEO with a trained tokenizer; write OUT_VIDEO and print PSNR and SSIM.
+
+    Any length: frames are streamed through the tokenizer in chunks, so memory does not grow with the video.
+    The output format follows OUT_VIDEO's extension (.mp4, .webm, .gif, or a folder of PNG frames).
+
+    \b
+    Example:
+      t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 clip_rec.mp4 --size 64x64
+    """
+    from t2v.tokenizer.model import VideoTokenizer
+    from t2v.tokenizer.reconstruct import reconstruct_file
+
+    model = VideoTokenizer.from_pretrained(tokenizer_dir)
+    if not in_video.exists():
+        raise FileNotFoundError(f"video not found: {in_video}")
+    if side_by_side is None and not no_side_by_side:
+        side_by_side = out_video.with_name(f"{out_video.stem}_side_by_side{out_video.suffix}")
+    result = reconstruct_file(model, in_video, out_video, size=size, max_frames=frames,
+                              side_by_side=None if no_side_by_side else side_by_side)
+    click.echo(f"{result.frames} frames at {result.size[1]}x{result.size[0]}: PSNR {result.psnr:.2f} dB, "
+               f"SSIM {result.ssim:.4f} ({result.seconds:.1f} s) → {result.output}"
+               + (f", side by side → {result.side_by_side}" if result.side_by_side else ""))
+
+
+@tokenizer.command()
+@click.argument("tokenizer_dir", type=click.Path(path_type=Path))
+@click.argument("index", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--size", type=SIZE, help="Resize (short side) and center-crop to WxH; default: the first video's size.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Resample to this frame rate first.")
+@click.option("--frames", type=click.IntRange(min=1), help="At most N frames per clip.")
+@click.option("--split", help="Only rows of this split (e.g. seen).")
+def encode(tokenizer_dir: Path, index: Path, out_dir: Path, size: tuple[int, int] | None, fps: float | None,
+           frames: int | None, split: str | None) -> None:
+    """Encode every clip of INDEX (jsonl of path, caption, …) into token shards in OUT_DIR.
+
+    OUT_DIR gets meta.json, index.jsonl (caption and token offsets of each clip) and flat .bin shards: the
+    generator's training input. Unreadable files are skipped and counted.
+
+    \b
+    Example:
+      t2v tokenizer encode runs/shapes-tokenizer-00001 data/shapes/index.jsonl data/shapes-tokens
+    """
+    from t2v.tokenizer.encode import encode_dataset
+    from t2v.tokenizer.model import VideoTokenizer
+    from t2v.tokenizer.video_io import probe
+    from t2v.tokenizer.data import read_index
+
+    model = VideoTokenizer.from_pretrained(tokenizer_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} already exists: choose a new output directory or remove it")
+    if size is None:
+        rows = read_index(index)
+        if not rows:
+            raise ValueError(f"{index} is empty")
+        info = probe(rows[0]["path"])
+        size = (info.height, info.width)
+    report = encode_dataset(model, index, out_dir, size=size, fps=fps, max_frames=frames, split=split)
+    click.echo(report.summary())

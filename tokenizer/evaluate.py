@@ -12,6 +12,7 @@ from t2v.tokenizer.losses import build_lpips, lpips_per_frame
 from t2v.tokenizer.metrics import psnr, ssim
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.quantizer import codebook_stats
+from t2v.tokenizer.streaming import to_uint8
 from t2v.tokenizer.video_io import write_video
 
 
@@ -50,11 +51,8 @@ def evaluate(model: VideoTokenizer, dataset, num_clips: int, device: torch.devic
     psnrs, ssims, lpipses = [], [], []
     count = min(num_clips, len(dataset))
     for start in range(0, count, batch_size):
-        batch = []
-        for index in range(start, min(count, start + batch_size)):
-            dataset.reseed(index)
-            batch.append(dataset[index]["video"])
-        video = torch.stack(batch).to(device)  # (B, 3, T, H, W)
+        dataset.set_epoch(0)  # the same clips at every evaluation
+        video = torch.stack([dataset[i]["video"] for i in range(start, min(count, start + batch_size))]).to(device)
         codes = model.encode(video)
         reconstruction = model.decode(codes)
         counts += torch.bincount(codes.flatten().cpu(), minlength=model.codebook_size)
@@ -69,11 +67,6 @@ def evaluate(model: VideoTokenizer, dataset, num_clips: int, device: torch.devic
                       codebook_usage=stats["codebook_usage"], perplexity=stats["perplexity"], clips=count)
 
 
-def to_uint8(video: torch.Tensor) -> np.ndarray:
-    """One clip (3, T, H, W) in [-1, 1] → uint8 (T, H, W, 3)."""
-    return ((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
-
-
 @torch.no_grad()
 def write_samples(model: VideoTokenizer, dataset, count: int, out_dir: Path, name: str, fps: float,
                   device: torch.device) -> Path | None:
@@ -83,8 +76,8 @@ def write_samples(model: VideoTokenizer, dataset, count: int, out_dir: Path, nam
         return None
     model.eval()
     rows = []
+    dataset.set_epoch(0)
     for index in range(count):
-        dataset.reseed(index)
         video = dataset[index]["video"][None].to(device)  # (1, 3, T, H, W)
         reconstruction = model.decode(model.encode(video))
         rows.append(np.concatenate([to_uint8(video[0]), to_uint8(reconstruction[0])], axis=2))  # side by side

@@ -231,8 +231,8 @@ class VideoTokenizer(nn.Module):
     def split_frames(self, video: torch.Tensor) -> list[torch.Tensor]:
         """Split a clip into the chunk sizes `encode_stream` accepts: 1 + s·n frames, then s·n frames each."""
         step = self.config.temporal_stride * self.config.chunk_latent_frames
-        first = video[:, :, : 1 + step]
-        return [first, *video[:, :, 1 + step:].split(step, dim=2)]
+        rest = video[:, :, 1 + step:]
+        return [video[:, :, : 1 + step], *(rest.split(step, dim=2) if rest.shape[2] else [])]
 
     # 4. Checkpoints ------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -94,11 +94,8 @@ def draw_batch(dataset: ClipDataset, config: TokenizerTrainConfig, rank: int, st
     """The batch of `rank` at `step`: indices and the clips' own randomness depend on (seed, rank, step) only."""
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + rank * 7_919 + step)
     indices = torch.randint(len(dataset), (config.batch_size,), generator=generator).tolist()
-    clips = []
-    for index in indices:
-        dataset.reseed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-        clips.append(dataset[index]["video"])
-    video = torch.stack(clips)  # (B, 3, T, H, W)
+    dataset.set_epoch(step)  # the clips' start times and crops: a function of (seed, step, index)
+    video = torch.stack([dataset[index]["video"] for index in indices])  # (B, 3, T, H, W)
     if config.image_every and step % config.image_every == config.image_every - 1:
         frame = int(torch.randint(video.shape[2], (1,), generator=generator))
         video = video[:, :, frame: frame + 1]  # (B, 3, 1, H, W): a batch of images

@@ -1,0 +1,26 @@
+"""Recipe lookup: a recipe name (`shapes`, …) or a path to a YAML/JSON config file → a typed stage config."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from t2v.recipes import config as config_io
+
+RECIPES = ("shapes",)
+
+
+def recipe_module(name: str) -> Any:
+    """The module `t2v.recipes.<name>`; a clear error lists the known recipes."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)} or give a path to a .yaml config")
+    return importlib.import_module(f"t2v.recipes.{name}")
+
+
+def tokenizer_config(recipe: str, variant: str = "default"):
+    """The tokenizer training config of `recipe` (a recipe name or a YAML/JSON config file)."""
+    from t2v.tokenizer.train import TokenizerTrainConfig
+
+    if Path(recipe).suffix in (".yaml", ".yml", ".json"):
+        return config_io.load(TokenizerTrainConfig, recipe)
+    return recipe_module(recipe).tokenizer_config(variant)

@@ -1,0 +1,84 @@
+"""Reconstruct a video file through the tokenizer, streaming: memory stays bounded whatever the length.
+
+Steps: 1. probe the input and choose the size (it must fit the spatial stride) 2. read frames in chunks, resize
+and crop 3. regroup into the tokenizer's chunk sizes 4. encode and decode each chunk through the causal caches
+5. write the reconstruction (and a side-by-side) as the chunks come, accumulating PSNR and SSIM.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from tqdm import tqdm
+
+from t2v.tokenizer.layers import ConvCache
+from t2v.tokenizer.metrics import ssim
+from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.streaming import to_pixels, to_uint8, tokenizer_chunks
+from t2v.tokenizer.video_io import VideoWriter, iter_video, probe, resize_and_crop
+
+
+@dataclass
+class ReconstructResult:
+    frames: int
+    size: tuple[int, int]  # (H, W)
+    psnr: float
+    ssim: float
+    seconds: float
+    output: Path
+    side_by_side: Path | None
+
+
+@torch.no_grad()
+def reconstruct_file(model: VideoTokenizer, in_path: str | Path, out_path: str | Path,
+                     size: tuple[int, int] | None = None, max_frames: int | None = None,
+                     side_by_side: str | Path | None = None, device: str = "cpu") -> ReconstructResult:
+    """Encode and decode `in_path` chunk by chunk, writing `out_path` (and `side_by_side`: original | output)."""
+    # 1. Size: the file's own unless given; it must be divisible by the spatial stride.
+    info = probe(in_path)
+    height, width = size if size is not None else (info.height, info.width)
+    model.latent_shape(1, height, width)
+    fps = info.fps
+    model = model.to(device).eval()
+    stride, chunk_latents = model.config.temporal_stride, model.config.chunk_latent_frames
+    total = min(info.num_frames or 0, max_frames or math.inf) or None
+
+    # 2–3. Read in chunks, resize/crop, regroup into tokenizer chunks.
+    frames = (resize_and_crop(chunk, (height, width), "center")
+              for chunk in iter_video(in_path, chunk_frames=stride * chunk_latents, max_frames=max_frames))
+    encoder_cache, decoder_cache = ConvCache(), ConvCache()
+    squared_error, ssim_sum, count = 0.0, 0.0, 0
+    started = time.time()
+    with contextlib.ExitStack() as stack:  # a failure aborts the writers: no partial output files
+        writer = stack.enter_context(VideoWriter(out_path, fps))
+        pair_writer = stack.enter_context(VideoWriter(side_by_side, fps)) if side_by_side else None
+        progress = stack.enter_context(tqdm(total=total, desc="reconstruct", unit="frame", dynamic_ncols=True))
+        for chunk, real in tokenizer_chunks(frames, stride, chunk_latents):
+            # 4. One chunk through both causal caches.
+            video = to_pixels(chunk, device)  # (1, 3, T, H, W)
+            codes = model.quantizer(model.encoder(video, encoder_cache)).codes
+            output = model.decoder(model.quantizer.codes_to_latent(codes), decoder_cache).clamp(-1, 1)
+            video, output = video[:, :, :real], output[:, :, :real]
+            # 5. Stream out, accumulate metrics on the uint8 frames actually written.
+            written = to_uint8(output[0])
+            writer.write(written)
+            if pair_writer is not None:
+                pair_writer.write(np.concatenate([chunk[:real], written], axis=2))
+            error = (chunk[:real].astype(np.float64) - written.astype(np.float64)) / 255.0
+            squared_error += float((error**2).sum())
+            per_frame = "1 c t h w -> t c 1 h w"  # SSIM of each frame as its own one-frame clip
+            ssim_sum += float(ssim(rearrange(video, per_frame), rearrange(to_pixels(written, device), per_frame)).sum())
+            count += real
+            progress.update(real)
+    if count == 0:
+        raise ValueError(f"no frames decoded from {in_path}")
+    mse = squared_error / (count * height * width * 3)
+    return ReconstructResult(frames=count, size=(height, width), psnr=10 * math.log10(1.0 / max(mse, 1e-12)),
+                             ssim=ssim_sum / count, seconds=time.time() - started, output=Path(out_path),
+                             side_by_side=Path(side_by_side) if side_by_side else None)
