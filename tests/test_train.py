@@ -1,0 +1,172 @@
+"""tokenizer/train.py: run directory contents, exact resume, schedules and batches (tiny model, a few steps)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_config
+from t2v.tokenizer.data import ClipDataset
+from t2v.tokenizer.losses import LossConfig
+from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.train import DataConfig, OptimConfig, TokenizerTrainConfig, Trainer, draw_batch, lr_factor, train
+
+COMPARED = ("loss", "l1", "grad_norm", "lr", "d_loss", "adversarial", "adaptive_weight")
+
+
+def train_config(index, quantizer: str = "fsq", steps: int = 4) -> TokenizerTrainConfig:
+    """4 steps of a tiny tokenizer; the GAN (and the discriminator step) is on from the third step."""
+    return TokenizerTrainConfig(
+        name="test", model=tiny_config(quantizer),
+        loss=LossConfig(perceptual_weight=0, discriminator_start=2, discriminator_channels=4),
+        data=DataConfig(index=str(index), num_frames=5, size=(16, 16), eval_clips=2),
+        steps=steps, batch_size=2, log_every=1, eval_every=1000, checkpoint_every=2, num_samples=1)
+
+
+def metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_losses(expected: list[dict], actual: list[dict], steps=(3, 4)) -> None:
+    by_step = {row["step"]: row for row in actual}
+    for row in expected:
+        if row["step"] in steps:
+            other = by_step[row["step"]]
+            keys = [key for key in COMPARED if key in row]
+            assert keys == [key for key in COMPARED if key in other]
+            assert "loss" in keys and ("d_loss" in keys) == (row["step"] >= 3)
+            for key in keys:
+                assert other[key] == pytest.approx(row[key], rel=1e-6, abs=1e-7), (row["step"], key)
+
+
+def assert_same_weights(run_a, run_b) -> None:
+    a, b = load_file(str(run_a / "model.safetensors")), load_file(str(run_b / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=1e-6, rtol=1e-6, msg=name)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(shapes_index, tmp_path_factory):
+    """4-step runs without interruption, one per quantizer, made on first use."""
+    runs = {}
+
+    def get(quantizer: str):
+        if quantizer not in runs:
+            run_dir = tmp_path_factory.mktemp(f"run-{quantizer}")
+            result = train(train_config(shapes_index, quantizer), run_dir)
+            runs[quantizer] = (run_dir, result)
+        return runs[quantizer]
+
+    return get
+
+
+def test_run_directory_contents(uninterrupted, shapes_index):
+    run_dir, result = uninterrupted("fsq")
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "metrics.jsonl", "checkpoints", "samples"} <= names
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["latest", "step_00000002",
+                                                                            "step_00000004"]
+    assert (run_dir / "checkpoints" / "latest").read_text().strip() == "step_00000004"
+    samples = sorted((run_dir / "samples").glob("*.mp4"))
+    assert [p.name for p in samples] == ["step_00000004.mp4"] and samples[0].stat().st_size > 0
+    assert not [p for p in run_dir.rglob(".*") if "tmp" in p.name]  # no temp files left
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["steps"] == 4 and config["model"]["channels"] == [8, 8, 16, 16]
+    assert config["data"]["index"] == str(shapes_index)
+
+    rows = metrics(run_dir)
+    assert [row["step"] for row in rows] == [1, 2, 3, 4]
+    assert all(math.isfinite(row["loss"]) for row in rows)
+    assert "d_loss" not in rows[1] and "d_loss" in rows[2]  # discriminator_start=2: the GAN starts at step 3
+    assert rows[3]["eval_clips"] == 2 and rows[3]["eval_psnr"] == pytest.approx(result.psnr)
+    assert 0 < result.psnr < 100 and -1 <= result.ssim <= 1 and result.lpips is None
+
+    model = VideoTokenizer.from_pretrained(run_dir)
+    assert model.config == tiny_config("fsq")
+    state = torch.load(run_dir / "checkpoints" / "step_00000004" / "state.pt", weights_only=False)
+    assert state["step"] == 4
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, state["model"][name].contiguous()), name
+
+
+@pytest.mark.parametrize("quantizer", [
+    "fsq",
+    pytest.param("vq", marks=pytest.mark.xfail(strict=True, reason=(
+        "evaluate() consumes the global torch RNG (evaluate._optional_lpips builds a randomly initialised "
+        "LPIPS/AlexNet at every evaluation, even when the weights are absent), and the final-step evaluation "
+        "runs before the checkpoint's RNG state is saved; VQ's dead-code restarts draw from that RNG, so a "
+        "2-step run resumed to 4 steps diverges from a 4-step run at step 4"))),
+])
+def test_resume_after_finished_run_gives_the_same_losses(uninterrupted, shapes_index, tmp_path, quantizer):
+    reference, _ = uninterrupted(quantizer)
+    train(train_config(shapes_index, quantizer, steps=2), tmp_path)
+    assert [row["step"] for row in metrics(tmp_path)] == [1, 2]
+    train(train_config(shapes_index, quantizer, steps=4), tmp_path, resume=True)
+    rows = metrics(tmp_path)
+    assert [row["step"] for row in rows] == [1, 2, 3, 4]
+    assert_same_losses(metrics(reference), rows, steps=(1, 2, 3, 4))
+    assert_same_weights(reference, tmp_path)
+
+
+def test_resume_after_kill_truncates_metrics_and_continues_exactly(uninterrupted, shapes_index, tmp_path,
+                                                                   monkeypatch):
+    """Killed during step 4 (after step 3 was logged, checkpoint at 2): resume re-runs 3 and 4 exactly."""
+    reference, _ = uninterrupted("fsq")
+    real_step = Trainer.train_step
+
+    def killed(self, video):
+        if self.step == 3:
+            raise KeyboardInterrupt
+        return real_step(self, video)
+
+    monkeypatch.setattr(Trainer, "train_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(train_config(shapes_index, steps=4), tmp_path)
+    monkeypatch.undo()
+    assert [row["step"] for row in metrics(tmp_path)] == [1, 2, 3]
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step_00000002"
+
+    train(train_config(shapes_index, steps=4), tmp_path, resume=True)
+    rows = metrics(tmp_path)
+    assert [row["step"] for row in rows] == [1, 2, 3, 4]  # step 3 logged once: the stale line was dropped
+    assert_same_losses(metrics(reference), rows)
+    assert_same_weights(reference, tmp_path)
+
+
+def test_resume_without_checkpoint_fails(shapes_index, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
+        train(train_config(shapes_index), tmp_path, resume=True)
+
+
+def test_lr_schedule():
+    config = OptimConfig(warmup_steps=4, min_lr_ratio=0.1)
+    assert [lr_factor(step, config, 10) for step in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lr_factor(4, config, 10) == pytest.approx(1.0)
+    assert lr_factor(7, config, 10) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_factor(10, config, 10) == pytest.approx(0.1)
+    assert lr_factor(50, config, 10) == pytest.approx(0.1)
+
+
+def test_draw_batch_is_a_function_of_seed_rank_step(shapes_index):
+    config = dataclasses.replace(train_config(shapes_index), image_every=3)
+    dataset = ClipDataset(shapes_index, num_frames=5, size=(16, 16), crop="random", split="seen", seed=0)
+    first = draw_batch(dataset, config, rank=0, step=0)
+    assert first.shape == (2, 3, 5, 16, 16) and first.min() >= -1 and first.max() <= 1
+    draw_batch(dataset, config, rank=0, step=1)
+    assert torch.equal(draw_batch(dataset, config, rank=0, step=0), first)
+    assert not torch.equal(draw_batch(dataset, config, rank=1, step=0), first)
+    assert not torch.equal(draw_batch(dataset, config, rank=0, step=1), first)
+    assert draw_batch(dataset, config, rank=0, step=2).shape == (2, 3, 1, 16, 16)  # every 3rd step: images
+
+
+def test_train_config_checks():
+    with pytest.raises(ValueError, match="steps"):
+        TokenizerTrainConfig(steps=0)
+    with pytest.raises(ValueError, match="eval_every"):
+        TokenizerTrainConfig(eval_every=0)
