@@ -37,7 +37,7 @@ def shapes_index(tmp_path_factory):
 
 
 def initialise_codebook(model: VideoTokenizer, video: torch.Tensor) -> VideoTokenizer:
-    """One training-mode forward: a VQ codebook is k-means initialised from its first batch (a no-op otherwise)."""
+    """One training-mode forward, so a VQ codebook has seen data (EMA update); FSQ and LFQ have no state to change."""
     model.train()
     with torch.no_grad():
         model(video)

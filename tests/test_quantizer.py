@@ -44,7 +44,7 @@ def test_codes_roundtrip_to_latent(kind):
     quantizer = make_quantizer(kind)
     z = torch.randn(2, quantizer.dim, 3, 4, 5, generator=torch.Generator().manual_seed(1))
     quantizer.train()
-    quantizer(z)  # a VQ codebook is k-means initialised on its first training batch
+    quantizer(z)  # one training step (a VQ codebook moves towards the batch)
     quantizer.eval()
     out = quantizer(z)
     assert out.latent.shape == z.shape

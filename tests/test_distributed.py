@@ -1,0 +1,120 @@
+"""tokenizer/distributed.py + train.py under torchrun: 2 CPU ranks (gloo) train a tiny tokenizer and end equal."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from t2v.tokenizer import distributed
+
+SCRIPT = textwrap.dedent('''
+    """Run by each torchrun rank: 3 training steps; dumps this rank's final weights and its per-step losses."""
+    import json, sys
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from t2v.tokenizer.losses import LossConfig
+    from t2v.tokenizer.model import preset
+    from t2v.tokenizer.train import DataConfig, TokenizerTrainConfig, Trainer, train
+
+    index, quantizer, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    losses = []
+    real_step, real_save = Trainer.train_step, Trainer.save
+
+    def train_step(self, video):
+        logs = real_step(self, video)
+        losses.append(logs["loss"])
+        return logs
+
+    def save(self):
+        real_save(self)
+        if self.step == self.config.steps:
+            state = {f"model.{k}": v.detach().contiguous().clone() for k, v in self.model.state_dict().items()}
+            state.update({f"disc.{k}": v.detach().contiguous().clone()
+                          for k, v in self.loss.discriminator.state_dict().items()})
+            save_file(state, str(out / f"rank{self.rank}.safetensors"))
+            (out / f"rank{self.rank}.json").write_text(json.dumps({"world": self.world, "losses": losses}))
+
+    Trainer.train_step, Trainer.save = train_step, save
+    config = TokenizerTrainConfig(
+        name="dist", model=preset("tiny", channels=(8, 8, 16, 16), quantizer=quantizer, fsq_levels=(4, 4, 4),
+                                  vq_codebook_size=32, vq_dim=4),
+        loss=LossConfig(perceptual_weight=0, discriminator_start=1, discriminator_channels=4),
+        data=DataConfig(index=index, num_frames=5, size=(16, 16), eval_clips=1),
+        steps=3, batch_size=1, log_every=1, eval_every=1000, checkpoint_every=1000, num_samples=1)
+    train(config, out / "run")
+''')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_two_ranks(tmp_path, index, quantizer: str) -> dict:
+    script = tmp_path / "rank_main.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+               "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(script), str(index), quantizer,
+               str(tmp_path)]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {rank: json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)}
+
+
+def assert_ranks_equal(tmp_path) -> None:
+    rank0 = load_file(str(tmp_path / "rank0.safetensors"))
+    rank1 = load_file(str(tmp_path / "rank1.safetensors"))
+    assert rank0.keys() == rank1.keys()
+    different = [name for name in rank0 if not torch.equal(rank0[name], rank1[name])]
+    assert different == [], f"weights differ between ranks: {different[:5]}"
+    exported = load_file(str(tmp_path / "run" / "model.safetensors"))  # written by rank 0 only
+    assert {f"model.{k}" for k in exported} == {k for k in rank1 if k.startswith("model.")}
+    for name, tensor in exported.items():
+        assert torch.equal(tensor, rank1[f"model.{name}"]), name
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("quantizer", ["fsq", pytest.param("vq", marks=pytest.mark.slow)])
+def test_two_cpu_ranks_end_with_identical_weights(tmp_path, shapes_index, quantizer):
+    """With VQ this also checks that the EMA codebook buffers stay in sync across ranks."""
+    reports = run_two_ranks(tmp_path, shapes_index, quantizer)
+    assert reports[0]["world"] == reports[1]["world"] == 2
+    assert len(reports[0]["losses"]) == len(reports[1]["losses"]) == 3
+    # each rank trained on its own batches (so equal weights come from the gradient all-reduce) ...
+    assert reports[0]["losses"][0] != reports[1]["losses"][0]
+    # ... and both ended with rank 0's exported weights, discriminator included
+    assert_ranks_equal(tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3]  # one writer: rank 0
+    assert rows[0]["loss"] == pytest.approx(reports[0]["losses"][0])
+    assert "d_loss" in rows[1]  # the discriminator step ran (and was all-reduced) from step 2 on
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step_00000003.mp4"]
+
+
+def test_helpers_without_process_group(monkeypatch):
+    """A plain single process: setup reports rank 0 of 1 and the collectives are no-ops."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    rank, world, device = distributed.setup()
+    assert (rank, world, device.type) == (0, 1, "cuda" if torch.cuda.is_available() else "cpu")
+    module = torch.nn.Linear(2, 2)
+    module(torch.ones(1, 2)).sum().backward()
+    grad = module.weight.grad.clone()
+    distributed.average_gradients(module)
+    distributed.broadcast_parameters(module)
+    distributed.barrier()
+    assert torch.equal(module.weight.grad, grad)
+    assert torch.equal(distributed.all_sum(torch.tensor([3.0])), torch.tensor([3.0]))
