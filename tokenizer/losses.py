@@ -22,6 +22,7 @@ class LossConfig:
     """Weights of each term and when the adversarial game starts."""
 
     l1_weight: float = 1.0
+    l2_weight: float = 0.0  # squared error: its gradient grows with the error, unlike L1's
     perceptual_weight: float = 0.1  # 0 turns LPIPS off
     lpips_weights: str | None = None  # path to alexnet-owt-7be5be79.pth; None = torch hub cache
     lpips_random_backbone: bool = False  # tests only: LPIPS with a random AlexNet, needs no file
@@ -31,7 +32,7 @@ class LossConfig:
     quantizer_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("l1_weight", "perceptual_weight", "adversarial_weight", "quantizer_weight"):
+        for name in ("l1_weight", "l2_weight", "perceptual_weight", "adversarial_weight", "quantizer_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be ≥ 0")
 
@@ -123,9 +124,10 @@ class TokenizerLoss(nn.Module):
                        last_layer: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of the tokenizer for one batch, and its terms for logging."""
         cfg = self.config
-        l1 = (video - reconstruction).abs().mean()
-        reconstruction_loss = cfg.l1_weight * l1
-        logs = {"l1": float(l1)}
+        error = video - reconstruction
+        l1, l2 = error.abs().mean(), error.pow(2).mean()
+        reconstruction_loss = cfg.l1_weight * l1 + cfg.l2_weight * l2
+        logs = {"l1": float(l1), "l2": float(l2)}
         if self.lpips is not None:
             perceptual = lpips_per_frame(self.lpips, video, reconstruction)
             reconstruction_loss = reconstruction_loss + cfg.perceptual_weight * perceptual

@@ -263,10 +263,13 @@ class VideoTokenizer(nn.Module):
             raise ValueError(f"{config_path} is not a video tokenizer config (unexpected keys "
                              f"{sorted(set(values) - known)})")
         model = cls(TokenizerConfig(**values))
-        missing, unexpected = model.load_state_dict(load_file(str(weights_path), device=map_location), strict=False)
+        incompatible = f"{weights_path} does not match its config.json: the checkpoint is incompatible or damaged"
+        try:
+            missing, unexpected = model.load_state_dict(load_file(str(weights_path), device=map_location), strict=False)
+        except RuntimeError as error:  # shape mismatches
+            raise ValueError(f"{incompatible} ({str(error).splitlines()[-1].strip()})") from None
         if missing or unexpected:
-            raise ValueError(f"{weights_path} does not match its config.json (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}): the checkpoint is incompatible or damaged")
+            raise ValueError(f"{incompatible} (missing {missing[:3]}, unexpected {unexpected[:3]})")
         return model.eval()
 
 

@@ -43,9 +43,11 @@ class Quantizer(nn.Module):
             self.codebook_size = vq_codebook_size
             self.quantizer = VectorQuantize(dim=vq_dim, codebook_size=vq_codebook_size, decay=vq_decay,
                                             commitment_weight=vq_commitment,
-                                            threshold_ema_dead_code=vq_dead_code_threshold, kmeans_init=True)
+                                            threshold_ema_dead_code=vq_dead_code_threshold)
         else:
             raise ValueError(f"unknown quantizer {kind!r}: choose fsq, lfq or vq")
+        # No k-means init for VQ: it would rewrite the codebook on the first encode, even in eval mode. EMA updates
+        # and dead-code restarts happen in training mode only, so encoding never changes the model.
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         batch, _, t, h, w = z.shape

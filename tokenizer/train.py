@@ -120,10 +120,7 @@ class Trainer:
                                        weight_decay=opt.weight_decay)
         self.opt_d = torch.optim.AdamW(self.loss.discriminator.parameters(), lr=opt.discriminator_lr,
                                        betas=opt.betas, weight_decay=opt.weight_decay)
-        factor = lambda step: lr_factor(step, opt, config.steps)  # noqa: E731
-        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, factor)
-        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, factor)
-        self.step = 0
+        self.step = 0  # the learning rate is lr_factor(step): restoring the step restores the schedule
         data = config.data
         self.train_set = ClipDataset(data.index, num_frames=data.num_frames, size=tuple(data.size), fps=data.fps,
                                      crop="random", split=data.train_split, seed=config.seed)
@@ -133,6 +130,10 @@ class Trainer:
     # 1. One optimisation step ---------------------------------------------------------------------------------
     def train_step(self, video: torch.Tensor) -> dict[str, float]:
         video = video.to(self.device)
+        factor = lr_factor(self.step, self.config.optim, self.config.steps)  # a function of the step: resumes exactly
+        for optimizer, base in ((self.opt_g, self.config.optim.lr), (self.opt_d, self.config.optim.discriminator_lr)):
+            for group in optimizer.param_groups:
+                group["lr"] = base * factor
         if self.config.channels_last:
             video = video.contiguous(memory_format=torch.channels_last_3d)
         self.model.train()
@@ -144,7 +145,6 @@ class Trainer:
         distributed.average_gradients(self.model)
         logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip))
         self.opt_g.step()
-        self.sched_g.step()
         if self.loss.gan_active(self.step):
             d_loss, d_logs = self.loss.discriminator_loss(video, output.reconstruction)
             self.opt_d.zero_grad(set_to_none=True)
@@ -152,15 +152,13 @@ class Trainer:
             distributed.average_gradients(self.loss.discriminator)
             self.opt_d.step()
             logs.update(d_logs)
-        self.sched_d.step()
-        logs["lr"] = self.sched_g.get_last_lr()[0]
+        logs["lr"] = self.config.optim.lr * factor
         return logs
 
     # 2. State for resume ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"step": self.step, "model": self.model.state_dict(), "discriminator": self.loss.discriminator.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict()}
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
 
     def save(self) -> None:
         rank_states = [None] * self.world
@@ -178,7 +176,7 @@ class Trainer:
         state, rank_state = load_checkpoint(latest_checkpoint(self.run_dir), self.rank)
         self.model.load_state_dict(state["model"])
         self.loss.discriminator.load_state_dict(state["discriminator"])
-        for name in ("opt_g", "opt_d", "sched_g", "sched_d"):
+        for name in ("opt_g", "opt_d"):
             getattr(self, name).load_state_dict(state[name])
         self.step = state["step"]
         if rank_state is not None:

@@ -1,0 +1,148 @@
+"""`t2v tokenizer` commands end to end on tiny data: train (dry run, overrides, errors), reconstruct, encode."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from t2v.cli.main import main
+from t2v.recipes.shapes.dataset import make_dataset
+from t2v.tokenizer.model import VideoTokenizer, preset
+from t2v.tokenizer.shards import ShardReader
+from t2v.tokenizer.streaming import to_pixels, tokenizer_chunks
+from t2v.tokenizer.video_io import read_video, write_video
+
+TINY = dict(channels=(8, 8, 16, 16), num_res_blocks=1, fsq_levels=(5, 5, 5), chunk_latent_frames=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tmp_path_factory):
+    torch.manual_seed(0)
+    return VideoTokenizer(preset("tiny", **TINY)).save_pretrained(tmp_path_factory.mktemp("tok") / "tokenizer")
+
+
+@pytest.fixture(scope="module")
+def tiny_shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes") / "data"
+    make_dataset(root, num=6, frames=9, size=(32, 32), seed=0)
+    return root / "index.jsonl"
+
+
+def run_main(args, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["t2v", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_train_dry_run_prints_resolved_config_with_overrides(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_main(["tokenizer", "train", "shapes", "--dry-run", "--set", "steps=7",
+                             "--set", "model.fsq_levels=[5,5,5]"], monkeypatch, capsys)
+    assert code == 0
+    assert "steps: 7" in out and "- 5\n  - 5\n  - 5" in out
+    assert "runs/shapes-tokenizer-00001" in out
+    assert not (tmp_path / "runs" / "shapes-tokenizer-00001").exists()  # a dry run creates nothing
+
+
+@pytest.mark.parametrize("args, message", [
+    (["tokenizer", "train", "nope"], "unknown recipe 'nope'"),
+    (["tokenizer", "train", "shapes", "--set", "steps=abc"], "expected a number"),
+    (["tokenizer", "train", "shapes", "--set", "model.preset=XL"], "unknown config key"),
+    (["tokenizer", "train", "shapes", "--set", "data.index=missing.jsonl"], "training index not found"),
+])
+def test_train_bad_input_is_one_line_error_and_writes_nothing(args, message, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(args, monkeypatch, capsys)
+    assert code == 2
+    assert message in err and err.strip().count("\n") == 0 and err.startswith("Error: ")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_reconstruct_any_length_streams_and_reports(tiny_tokenizer, monkeypatch, capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (22, 24, 32, 3), dtype=np.uint8)  # 22 frames: not 1 + 4k, padded internally
+    source = write_video(tmp_path / "in.mp4", frames, fps=10)
+    code, out, _ = run_main(["tokenizer", "reconstruct", str(tiny_tokenizer), str(source),
+                             str(tmp_path / "out.mp4")], monkeypatch, capsys)
+    assert code == 0 and "22 frames at 32x24" in out and "PSNR" in out
+    written, fps = read_video(tmp_path / "out.mp4")
+    pair, _ = read_video(tmp_path / "out_side_by_side.mp4")
+    assert written.shape == (22, 24, 32, 3) and pair.shape == (22, 24, 64, 3) and abs(fps - 10) < 0.01
+    # The streamed result equals a whole-clip encode/decode of the same (decoded) input frames (PNG: lossless).
+    code, _, _ = run_main(["tokenizer", "reconstruct", str(tiny_tokenizer), str(source), str(tmp_path / "png"),
+                           "--no-side-by-side"], monkeypatch, capsys)
+    assert code == 0
+    model = VideoTokenizer.from_pretrained(tiny_tokenizer)
+    decoded, _ = read_video(source)
+    padded = np.concatenate([decoded, np.repeat(decoded[-1:], 3, axis=0)])  # 25 = 1 + 4·6
+    with torch.no_grad():
+        whole = model.decode(model.encode(to_pixels(padded)))[:, :, :22]
+    expected = ((whole.clamp(-1, 1) + 1) * 127.5).round()[0].permute(1, 2, 3, 0).numpy()
+    assert np.abs(expected - read_video(tmp_path / "png")[0].astype(float)).max() <= 1
+
+
+def test_reconstruct_bad_size_and_missing_file(tiny_tokenizer, monkeypatch, capsys, tmp_path):
+    source = write_video(tmp_path / "in.mp4", np.zeros((5, 20, 30, 3), np.uint8), fps=8)
+    code, _, err = run_main(["tokenizer", "reconstruct", str(tiny_tokenizer), str(source), str(tmp_path / "o.mp4")],
+                            monkeypatch, capsys)
+    assert code == 2 and "not divisible by the spatial stride 8" in err and "32x24" in err
+    assert not (tmp_path / "o.mp4").exists()
+    code, _, err = run_main(["tokenizer", "reconstruct", str(tiny_tokenizer), str(tmp_path / "none.mp4"),
+                             str(tmp_path / "o.mp4")], monkeypatch, capsys)
+    assert code == 2 and "video not found" in err
+    code, _, err = run_main(["tokenizer", "reconstruct", str(tmp_path / "no_tokenizer"), str(source),
+                             str(tmp_path / "o.mp4")], monkeypatch, capsys)
+    assert code == 2 and "tokenizer directory not found" in err
+    assert not list(tmp_path.glob("o*"))
+
+
+def test_encode_writes_shards_matching_direct_encode(tiny_tokenizer, tiny_shapes, monkeypatch, capsys, tmp_path):
+    out_dir = tmp_path / "tokens"
+    code, out, _ = run_main(["tokenizer", "encode", str(tiny_tokenizer), str(tiny_shapes), str(out_dir)],
+                            monkeypatch, capsys)
+    assert code == 0 and "encoded 6 clips" in out
+    reader = ShardReader.open(out_dir)
+    assert reader.meta["num_clips"] == 6 and reader.meta["latent_grid"] == [4, 4]
+    assert reader.meta["num_tokens"] == 6 * 3 * 4 * 4 and reader.meta["dtype"] == "<u2"
+    captions = [json.loads(line)["caption"] for line in tiny_shapes.read_text().splitlines()]
+    assert [row["caption"] for row in reader.rows] == captions
+    model = VideoTokenizer.from_pretrained(tiny_tokenizer)
+    frames, _ = read_video(reader.rows[3]["path"])
+    with torch.no_grad():
+        direct = model.encode(to_pixels(frames))[0].numpy()
+    assert reader.codes(3).shape == (3, 4, 4) and np.array_equal(reader.codes(3), direct)
+    # A second encode into the same directory refuses instead of overwriting.
+    code, _, err = run_main(["tokenizer", "encode", str(tiny_tokenizer), str(tiny_shapes), str(out_dir)],
+                            monkeypatch, capsys)
+    assert code == 2 and "already exists" in err
+
+
+def test_encode_skips_and_counts_corrupt_files(tiny_tokenizer, tiny_shapes, tmp_path):
+    from t2v.tokenizer.encode import encode_dataset
+
+    rows = [json.loads(line) for line in tiny_shapes.read_text().splitlines()]
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    rows[0]["path"] = str(tmp_path / "broken.mp4")
+    rows[1]["path"] = str(tmp_path / "missing.mp4")
+    for row in rows[2:]:
+        row["path"] = str(tiny_shapes.parent / row["path"])
+    index = tmp_path / "index.jsonl"
+    index.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.warns(UserWarning, match="skipping"):
+        report = encode_dataset(VideoTokenizer.from_pretrained(tiny_tokenizer), index, tmp_path / "tokens",
+                                size=(32, 32))
+    assert report.clips == 4 and set(report.skipped) == {rows[0]["path"], rows[1]["path"]}
+    assert ShardReader.open(tmp_path / "tokens").meta["skipped"] == 2
+
+
+def test_tokenizer_chunks_regroup_and_pad_only_the_end():
+    frames = np.arange(23)[:, None, None, None].repeat(3, axis=3).astype(np.uint8)
+    chunks = list(tokenizer_chunks(np.array_split(frames, 5), temporal_stride=4, chunk_latent_frames=2))
+    assert [len(c) for c, _ in chunks] == [9, 8, 8] and [r for _, r in chunks] == [9, 8, 6]
+    joined = np.concatenate([c for c, _ in chunks])[:, 0, 0, 0]
+    assert list(joined[:23]) == list(range(23)) and list(joined[23:]) == [22, 22]
