@@ -44,6 +44,14 @@ def test_ssim_identical_is_one_and_noise_is_lower():
     assert (ssim(video, noisy) - ssim(noisy, video)).abs().max() < 1e-5  # symmetric
 
 
+@pytest.mark.parametrize("size", [8, 9, 10, 12])
+def test_ssim_of_small_frames(size):
+    """Frames smaller than the 11-px window (8×8 is the smallest a stride-8 tokenizer takes) shrink the window."""
+    video = random_video(batch=1, frames=2, height=size, width=size)
+    torch.testing.assert_close(ssim(video, video), torch.ones(1), atol=1e-4, rtol=0)
+    assert float(ssim(video, -video)) < 0.5
+
+
 # 2. GAN losses ---------------------------------------------------------------------------------------------------
 def test_hinge_losses_on_hand_made_logits():
     real = torch.tensor([2.0, 0.5, -1.0])  # relu(1 - real) = 0, 0.5, 2

@@ -196,6 +196,7 @@ def test_save_load_roundtrip_is_exact(quantizer, tmp_path):
     if quantizer == "vq":
         buffers = [name for name, _ in model.quantizer.named_buffers()]
         assert any("embed_avg" in name for name in buffers) and any("cluster_size" in name for name in buffers)
+        assert any("embed_avg" in name for name in original_state)  # the EMA buffers are saved, compared above
         fresh = tiny_model("vq", seed=123).quantizer.state_dict()
         assert not torch.equal(fresh["quantizer._codebook.embed"], loaded.quantizer.state_dict()[
             "quantizer._codebook.embed"])

@@ -95,15 +95,9 @@ def test_run_directory_contents(uninterrupted, shapes_index):
         assert torch.equal(tensor, state["model"][name].contiguous()), name
 
 
-@pytest.mark.parametrize("quantizer", [
-    "fsq",
-    pytest.param("vq", marks=pytest.mark.xfail(strict=True, reason=(
-        "evaluate() consumes the global torch RNG (evaluate._optional_lpips builds a randomly initialised "
-        "LPIPS/AlexNet at every evaluation, even when the weights are absent), and the final-step evaluation "
-        "runs before the checkpoint's RNG state is saved; VQ's dead-code restarts draw from that RNG, so a "
-        "2-step run resumed to 4 steps diverges from a 4-step run at step 4"))),
-])
+@pytest.mark.parametrize("quantizer", ["fsq", "vq"])  # VQ: dead-code restarts draw from the torch RNG
 def test_resume_after_finished_run_gives_the_same_losses(uninterrupted, shapes_index, tmp_path, quantizer):
+    """Extend a finished 2-step run to 4 steps: its final-step evaluation must not shift the training RNG."""
     reference, _ = uninterrupted(quantizer)
     train(train_config(shapes_index, quantizer, steps=2), tmp_path)
     assert [row["step"] for row in metrics(tmp_path)] == [1, 2]
