@@ -127,6 +127,20 @@ def test_chunked_decode_equals_whole(quantizer):
     torch.testing.assert_close(first, whole[:, :, : model.num_frames(2)], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("overrides", [dict(temporal_stride=2), dict(temporal_stride=1),
+                                       dict(channels=(8, 8, 16, 16, 16), spatial_stride=16)])
+def test_chunked_equals_whole_for_other_strides(overrides):
+    model = tiny_model(**overrides)
+    video = random_video(batch=1, frames=9, height=32, width=32, seed=7)
+    model.config.chunk_latent_frames = 100
+    whole = model.encode(video)
+    decoded = model.decode(whole)
+    model.config.chunk_latent_frames = 1
+    assert torch.equal(model.encode(video), whole)
+    torch.testing.assert_close(model.decode(whole), decoded, atol=1e-5, rtol=0)
+    assert decoded.shape == video.shape
+
+
 def test_encode_stream_rejects_bad_chunk_lengths():
     model = tiny_model()
     video = random_video(frames=9)
