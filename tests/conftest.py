@@ -8,6 +8,10 @@ from t2v.tokenizer.model import TokenizerConfig, VideoTokenizer, preset
 
 QUANTIZERS = ("fsq", "lfq", "vq")
 
+# Tiny convolutions gain nothing from intra-op threads, and on a busy machine OpenMP's spinning threads make them
+# ~10× slower: the tests run single-threaded (the distributed test's ranks get OMP_NUM_THREADS=1 too).
+torch.set_num_threads(1)
+
 
 def tiny_config(quantizer: str = "fsq", **overrides) -> TokenizerConfig:
     """A tokenizer small enough for CPU tests: 4 levels of 8–16 channels, one res block, small codebooks."""

@@ -87,7 +87,7 @@ def assert_ranks_equal(tmp_path) -> None:
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize("quantizer", ["fsq", pytest.param("vq", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("quantizer", ["fsq", "vq"])
 def test_two_cpu_ranks_end_with_identical_weights(tmp_path, shapes_index, quantizer):
     """With VQ this also checks that the EMA codebook buffers stay in sync across ranks."""
     reports = run_two_ranks(tmp_path, shapes_index, quantizer)
