@@ -52,9 +52,10 @@ def build_lpips(weights: str | None = None, random_backbone: bool = False) -> nn
     """LPIPS (AlexNet) with its backbone loaded from disk, frozen, in eval mode. Raises if the weights are absent."""
     import lpips
 
+    state = None if random_backbone else torch.load(alexnet_weights_path(weights), map_location="cpu",
+                                                    weights_only=True)
     metric = lpips.LPIPS(pretrained=True, net="alex", pnet_rand=True, verbose=False)
-    if not random_backbone:
-        state = torch.load(alexnet_weights_path(weights), map_location="cpu", weights_only=True)
+    if state is not None:
         slices = [getattr(metric.net, f"slice{i}") for i in range(1, metric.net.N_slices + 1)]
         layers = {name: module for block in slices for name, module in block.named_children()}
         for key, tensor in state.items():
@@ -66,10 +67,18 @@ def build_lpips(weights: str | None = None, random_backbone: bool = False) -> nn
     return metric.eval()
 
 
+LPIPS_MIN_SIZE = 32  # AlexNet's pooling needs frames of at least 31 px
+
+
 def lpips_per_frame(metric: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean LPIPS over the frames of two videos (B, 3, T, H, W) in [-1, 1]."""
+    """Mean LPIPS over the frames of two videos (B, 3, T, H, W) in [-1, 1]; small frames are upsampled first."""
     frames_a = rearrange(a, "b c t h w -> (b t) c h w")
     frames_b = rearrange(b, "b c t h w -> (b t) c h w")
+    smallest = min(frames_a.shape[-2:])
+    if smallest < LPIPS_MIN_SIZE:
+        scale = LPIPS_MIN_SIZE / smallest
+        frames_a = F.interpolate(frames_a, scale_factor=scale, mode="bilinear", align_corners=False)
+        frames_b = F.interpolate(frames_b, scale_factor=scale, mode="bilinear", align_corners=False)
     return metric(frames_a, frames_b).mean()
 
 
@@ -127,11 +136,11 @@ class TokenizerLoss(nn.Module):
         error = video - reconstruction
         l1, l2 = error.abs().mean(), error.pow(2).mean()
         reconstruction_loss = cfg.l1_weight * l1 + cfg.l2_weight * l2
-        logs = {"l1": float(l1), "l2": float(l2)}
+        logs = {"l1": l1.item(), "l2": l2.item()}
         if self.lpips is not None:
             perceptual = lpips_per_frame(self.lpips, video, reconstruction)
             reconstruction_loss = reconstruction_loss + cfg.perceptual_weight * perceptual
-            logs["lpips"] = float(perceptual)
+            logs["lpips"] = perceptual.item()
         total = reconstruction_loss + cfg.quantizer_weight * quantizer_loss
         if self.gan_active(step):
             for parameter in self.discriminator.parameters():
@@ -141,8 +150,8 @@ class TokenizerLoss(nn.Module):
                 parameter.requires_grad_(True)
             weight = adaptive_weight(reconstruction_loss, adversarial, last_layer)
             total = total + cfg.adversarial_weight * weight * adversarial
-            logs.update(adversarial=float(adversarial), adaptive_weight=float(weight))
-        logs["loss"] = float(total)
+            logs.update(adversarial=adversarial.item(), adaptive_weight=weight.item())
+        logs["loss"] = total.item()
         return total, logs
 
     def discriminator_loss(self, video: torch.Tensor, reconstruction: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -150,5 +159,5 @@ class TokenizerLoss(nn.Module):
         real_logits = self.discriminator(video)
         fake_logits = self.discriminator(reconstruction.detach())
         loss = hinge_discriminator_loss(real_logits, fake_logits)
-        return loss, {"d_loss": float(loss), "logits_real": float(real_logits.mean()),
-                      "logits_fake": float(fake_logits.mean())}
+        return loss, {"d_loss": loss.item(), "logits_real": real_logits.mean().item(),
+                      "logits_fake": fake_logits.mean().item()}

@@ -25,7 +25,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     batch = a.shape[0]
     x = rearrange((a.float() + 1) / 2, "b c t h w -> (b t c) 1 h w")
     y = rearrange((b.float() + 1) / 2, "b c t h w -> (b t c) 1 h w")
-    window = _gaussian_window(size=min(11, x.shape[-1], x.shape[-2]) // 2 * 2 + 1).to(x.device)
+    size = min(11, x.shape[-1], x.shape[-2])
+    window = _gaussian_window(size=size if size % 2 else size - 1).to(x.device)  # odd, at most the frame
     filt = lambda z: F.conv2d(z, window)  # noqa: E731 - local shorthand
     mu_x, mu_y = filt(x), filt(y)
     var_x = filt(x * x) - mu_x**2

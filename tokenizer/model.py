@@ -19,6 +19,7 @@ from typing import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -34,6 +35,7 @@ class TokenizerConfig:
     channels: tuple[int, ...] = (128, 128, 256, 512)
     num_res_blocks: int = 2
     spatial_stride: int = 8
+    patch_size: int = 1  # space-to-depth stem: the first level runs at 1/patch_size resolution (part of the stride)
     temporal_stride: int = 4
     quantizer: str = "fsq"  # fsq | lfq | vq
     fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)  # 64,000 codes
@@ -54,10 +56,12 @@ class TokenizerConfig:
             raise ValueError(f"spatial_stride must be 8 or 16, got {self.spatial_stride}")
         if self.temporal_stride not in (1, 2, 4):
             raise ValueError(f"temporal_stride must be 1, 2 or 4, got {self.temporal_stride}")
-        levels = int(math.log2(self.spatial_stride)) + 1
+        if self.patch_size not in (1, 2, 4) or self.patch_size >= self.spatial_stride:
+            raise ValueError(f"patch_size must be 1, 2 or 4 and below the spatial stride, got {self.patch_size}")
+        levels = int(math.log2(self.spatial_stride // self.patch_size)) + 1
         if len(self.channels) != levels:
-            raise ValueError(f"channels needs {levels} widths for spatial stride {self.spatial_stride}, "
-                             f"got {len(self.channels)}: {list(self.channels)}")
+            raise ValueError(f"channels needs {levels} widths for spatial stride {self.spatial_stride} and patch size "
+                             f"{self.patch_size}, got {len(self.channels)}: {list(self.channels)}")
         if self.quantizer not in ("fsq", "lfq", "vq"):
             raise ValueError(f"unknown quantizer {self.quantizer!r}: choose fsq, lfq or vq")
         if self.chunk_latent_frames < 1:
@@ -94,7 +98,8 @@ class Encoder(nn.Module):
     def __init__(self, config: TokenizerConfig, latent_dim: int) -> None:
         super().__init__()
         widths = config.channels
-        self.conv_in = CausalConv3d(3, widths[0])
+        self.patch_size = config.patch_size
+        self.conv_in = CausalConv3d(3 * self.patch_size**2, widths[0])
         self.blocks = nn.ModuleList()
         in_width = widths[0]
         temporal = config.temporal_levels()
@@ -109,6 +114,8 @@ class Encoder(nn.Module):
         self.conv_out = CausalConv3d(in_width, latent_dim)
 
     def forward(self, video: torch.Tensor, cache: ConvCache | None = None) -> torch.Tensor:
+        p = self.patch_size
+        video = rearrange(video, "b c t (h p) (w q) -> b (c p q) t h w", p=p, q=p)  # (B, 3p², T, H/p, W/p)
         x = self.conv_in(video, cache)
         for block in self.blocks:
             x = block(x, cache)
@@ -133,13 +140,16 @@ class Decoder(nn.Module):
                 self.blocks.append(Upsample(width, widths[level + 1], temporal=temporal[level]))
                 in_width = widths[level + 1]
         self.norm_out = norm(in_width)
-        self.conv_out = CausalConv3d(in_width, 3)
+        self.patch_size = config.patch_size
+        self.conv_out = CausalConv3d(in_width, 3 * self.patch_size**2)
 
     def forward(self, latent: torch.Tensor, cache: ConvCache | None = None) -> torch.Tensor:
         x = self.conv_in(latent, cache)
         for block in self.blocks:
             x = block(x, cache)
-        return self.conv_out(F.silu(self.norm_out(x)), cache)
+        x = self.conv_out(F.silu(self.norm_out(x)), cache)
+        p = self.patch_size
+        return rearrange(x, "b (c p q) t h w -> b c t (h p) (w q)", p=p, q=p)  # depth-to-space: (B, 3, T, H, W)
 
     @property
     def last_layer(self) -> torch.Tensor:

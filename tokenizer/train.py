@@ -186,11 +186,14 @@ class Trainer:
 
     # 3. Evaluation ------------------------------------------------------------------------------------------
     def evaluate(self) -> EvalResult | None:
+        """Held-out metrics and samples on rank 0; RNG-neutral, so evaluating never changes the training run."""
         result = None
+        saved = rng_state()
         if self.rank == 0:
             result = evaluate(self.model, self.eval_set, self.config.data.eval_clips, self.device)
             write_samples(self.model, self.eval_set, self.config.num_samples, self.run_dir / "samples",
                           f"step_{self.step:08d}", fps=self.config.data.fps or 8.0, device=self.device)
+        set_rng_state(saved)
         distributed.barrier()
         return result
 
