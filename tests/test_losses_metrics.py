@@ -157,11 +157,8 @@ def test_tokenizer_loss_with_perceptual_term():
     assert d_logs["logits_real"] == pytest.approx(float(real.mean()), rel=1e-5)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "LPIPS's AlexNet needs frames of at least 31 px; with perceptual_weight > 0 and data.size < 31 (e.g. 16×16) "
-    "TokenizerLoss.generator_loss (losses.lpips_per_frame) fails deep inside AlexNet's max-pool with "
-    "'Output size is too small', instead of an early, actionable ValueError (or resizing the frames)"))
 def test_perceptual_loss_on_small_frames_is_handled():
+    """LPIPS's AlexNet needs ≥ 31 px frames: smaller ones are resized, or refused with a clear message."""
     torch.manual_seed(0)
     loss = TokenizerLoss(LossConfig(perceptual_weight=0.1, lpips_random_backbone=True, discriminator_channels=4))
     video = random_video(batch=1, frames=1, height=16, width=16, seed=1)
