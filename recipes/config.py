@@ -76,6 +76,11 @@ def _parse_like(value: Any, current: Any, key: str) -> Any:
     """Coerce a parsed override towards the type of the value it replaces (int → float is fine, str → int is not)."""
     if current is None or value is None:
         return value
+    if isinstance(current, (int, float)) and not isinstance(current, bool) and isinstance(value, str):
+        try:  # YAML 1.1 reads 3e-4 (no dot) as a string
+            value = float(value) if isinstance(current, float) else int(value)
+        except ValueError:
+            pass
     if isinstance(current, bool) != isinstance(value, bool):
         raise ValueError(f"--set {key}: expected a boolean (true/false), got {value!r}")
     if isinstance(current, float) and isinstance(value, int):
