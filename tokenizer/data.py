@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from t2v.tokenizer.streaming import to_pixels
 from t2v.tokenizer.video_io import iter_video, probe, read_video, resize_and_crop
 
 
@@ -129,8 +130,7 @@ class ClipDataset(torch.utils.data.Dataset):
                     self._skip(row["path"], str(reason))
                 else:
                     frames = resize_and_crop(frames, self.size, self.crop, rng)
-                    video = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1  # (3,T,H,W)
-                    return {"video": video, "caption": row["caption"], "path": row["path"]}
+                    return {"video": to_pixels(frames)[0], "caption": row["caption"], "path": row["path"]}
             index = int(rng.integers(len(self.rows)))
         raise RuntimeError(f"{self.max_retries} clips in a row could not be read (last: {row['path']}: "
                            f"{self.skipped.get(row['path'])}); run `t2v data check` on the index")
