@@ -156,7 +156,11 @@ def test_draw_batch_is_a_function_of_seed_rank_step(shapes_index):
     assert torch.equal(draw_batch(dataset, config, rank=0, step=0), first)
     assert not torch.equal(draw_batch(dataset, config, rank=1, step=0), first)
     assert not torch.equal(draw_batch(dataset, config, rank=0, step=1), first)
-    assert draw_batch(dataset, config, rank=0, step=2).shape == (2, 3, 1, 16, 16)  # every 3rd step: images
+    images = draw_batch(dataset, config, rank=0, step=2)  # every 3rd step: each clip's frames as separate images
+    assert images.shape == (2 * 5, 3, 1, 16, 16)
+    dataset.set_epoch(2)
+    assert torch.equal(images[:5, :, 0], dataset[int(torch.randint(len(dataset), (2,), generator=torch.Generator()
+                       .manual_seed(config.seed * 1_000_003 + 2))[0])]["video"].transpose(0, 1))
 
 
 def test_train_config_checks():

@@ -4,8 +4,8 @@ Runs as one process, or as several launched by `torchrun` / `deepspeed` (gloo on
 averaged by an all-reduce). Batches are a pure function of (seed, rank, step), and the RNG states are saved per
 rank, so `--resume` continues with exactly the losses the uninterrupted run would have had.
 
-Steps of one iteration: 1. draw the batch (every `image_every`-th step a batch of single frames: images are
-one-frame videos) 2. tokenizer forward 3. generator-side loss (L1, LPIPS, quantizer, adaptive-weight GAN)
+Steps of one iteration: 1. draw the batch (every `image_every`-th step the clips' frames as separate images:
+one-frame videos, joint image-video training) 2. tokenizer forward 3. generator-side loss (L1, LPIPS, quantizer, adaptive-weight GAN)
 4. backward, all-reduce, clip, step 5. discriminator step once the GAN is on 6. log / evaluate / checkpoint.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from einops import rearrange
 from tqdm import tqdm
 
 from t2v.tokenizer import distributed
@@ -97,8 +98,8 @@ def draw_batch(dataset: ClipDataset, config: TokenizerTrainConfig, rank: int, st
     dataset.set_epoch(step)  # the clips' start times and crops: a function of (seed, step, index)
     video = torch.stack([dataset[index]["video"] for index in indices])  # (B, 3, T, H, W)
     if config.image_every and step % config.image_every == config.image_every - 1:
-        frame = int(torch.randint(video.shape[2], (1,), generator=generator))
-        video = video[:, :, frame: frame + 1]  # (B, 3, 1, H, W): a batch of images
+        # Every frame becomes its own image (a one-frame video): B·T images for about the cost of B clips.
+        video = rearrange(video, "b c t h w -> (b t) c 1 h w")
     return video
 
 
