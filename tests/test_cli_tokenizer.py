@@ -146,3 +146,13 @@ def test_tokenizer_chunks_regroup_and_pad_only_the_end():
     assert [len(c) for c, _ in chunks] == [9, 8, 8] and [r for _, r in chunks] == [9, 8, 6]
     joined = np.concatenate([c for c, _ in chunks])[:, 0, 0, 0]
     assert list(joined[:23]) == list(range(23)) and list(joined[23:]) == [22, 22]
+
+
+def test_encode_with_no_readable_file_fails_cleanly(tiny_tokenizer, tmp_path):
+    from t2v.tokenizer.encode import encode_dataset
+
+    index = tmp_path / "index.jsonl"
+    index.write_text(json.dumps({"path": "missing.mp4", "caption": "a red circle moving left slowly"}) + "\n")
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="none of the 1 files .* could be read"):
+        encode_dataset(VideoTokenizer.from_pretrained(tiny_tokenizer), index, tmp_path / "tokens", size=(32, 32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.jsonl"]  # no partial shard directory
