@@ -10,8 +10,10 @@ one-frame videos, joint image-video training) 2. tokenizer forward 3. generator-
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,7 +215,7 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
     progress = tqdm(total=config.steps, initial=trainer.step, desc=f"tokenizer {config.name}", unit="step",
                     disable=trainer.rank != 0, dynamic_ncols=True)
     started = time.time()
-    with open(run_dir / "metrics.jsonl", "a") if trainer.rank == 0 else _NullFile() as metrics_file:
+    with open(run_dir / "metrics.jsonl" if trainer.rank == 0 else os.devnull, "a") as metrics_file:
         while trainer.step < config.steps:
             logs = trainer.train_step(draw_batch(trainer.train_set, config, trainer.rank, trainer.step))
             trainer.step += 1
@@ -242,8 +244,6 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
 
 
 def _run_config(config: TokenizerTrainConfig) -> dict[str, Any]:
-    import dataclasses
-
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
@@ -253,17 +253,3 @@ def _truncate_metrics(path: Path, step: int) -> None:
         return
     kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
     atomic_write_text(path, "".join(line + "\n" for line in kept))
-
-
-class _NullFile:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def write(self, text: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
