@@ -6,6 +6,7 @@ real content. Unreadable or missing files are skipped with a warning and counted
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,7 @@ from t2v.tokenizer.data import read_index
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.shards import ShardWriter
-from t2v.tokenizer.streaming import to_pixels, tokenizer_chunks
-from t2v.tokenizer.video_io import iter_video, resize_and_crop
+from t2v.tokenizer.streaming import read_tokenizer_chunks, to_pixels
 
 
 @dataclass
@@ -38,13 +38,10 @@ def encode_clip(model: VideoTokenizer, path: str, size: tuple[int, int], fps: fl
                 start: float = 0.0, end: float | None = None, max_frames: int | None = None,
                 device: str = "cpu") -> torch.Tensor:
     """Codes (t, h, w) of one video file, streamed chunk by chunk."""
-    stride, chunk_latents = model.config.temporal_stride, model.config.chunk_latent_frames
-    frames = (resize_and_crop(chunk, size, "center") for chunk in
-              iter_video(path, chunk_frames=stride * chunk_latents, fps=fps, start=start, end=end,
-                         max_frames=max_frames))
     cache, pieces = ConvCache(), []
-    for chunk, real in tokenizer_chunks(frames, stride, chunk_latents):
-        codes = model.quantizer(model.encoder(to_pixels(chunk, device), cache)).codes[0]  # (t_i, h, w)
+    for chunk, real in read_tokenizer_chunks(path, size, model.config.temporal_stride,
+                                             model.config.chunk_latent_frames, fps, start, end, max_frames):
+        codes = model.encode_chunk(to_pixels(chunk, device), cache)[0]  # (t_i, h, w)
         padded = real < len(chunk)
         pieces.append(codes[:-1] if padded and (len(pieces) or len(codes) > 1) else codes)
     if not pieces:
@@ -87,4 +84,4 @@ def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str |
             "tokenizer": {key: getattr(config, key) for key in config.__dataclass_fields__}}
     writer.close(meta)
     return EncodeReport(Path(out_dir), clips=len(writer.rows),
-                        tokens=sum(int(torch.tensor(r["shape"]).prod()) for r in writer.rows), skipped=skipped)
+                        tokens=sum(math.prod(r["shape"]) for r in writer.rows), skipped=skipped)

@@ -50,8 +50,8 @@ def evaluate(model: VideoTokenizer, dataset, num_clips: int, device: torch.devic
     counts = torch.zeros(model.codebook_size, dtype=torch.long)
     psnrs, ssims, lpipses = [], [], []
     count = min(num_clips, len(dataset))
+    dataset.set_epoch(0)  # the same clips at every evaluation
     for start in range(0, count, batch_size):
-        dataset.set_epoch(0)  # the same clips at every evaluation
         video = torch.stack([dataset[i]["video"] for i in range(start, min(count, start + batch_size))]).to(device)
         codes = model.encode(video)
         reconstruction = model.decode(codes)

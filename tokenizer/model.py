@@ -219,14 +219,24 @@ class VideoTokenizer(nn.Module):
                 raise ValueError(f"chunk {index} has {frames} frames; with temporal stride s={stride_t} it needs "
                                  f"{expected} frames")
             self.latent_shape(1, *chunk.shape[3:])
-            yield self.quantizer(self.encoder(chunk, cache)).codes
+            yield self.encode_chunk(chunk, cache)
 
     @torch.no_grad()
     def decode_stream(self, code_chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
         """Decode consecutive chunks of codes (B, t_i, h, w) of one clip to pixel chunks in [-1, 1]."""
         cache = ConvCache()
         for codes in code_chunks:
-            yield self.decoder(self.quantizer.codes_to_latent(codes), cache).clamp(-1, 1)
+            yield self.decode_chunk(codes, cache)
+
+    @torch.no_grad()
+    def encode_chunk(self, video: torch.Tensor, cache: ConvCache) -> torch.Tensor:
+        """One chunk of a clip (sizes as `encode_stream` takes) → its codes, continuing from `cache`."""
+        return self.quantizer(self.encoder(video, cache)).codes
+
+    @torch.no_grad()
+    def decode_chunk(self, codes: torch.Tensor, cache: ConvCache) -> torch.Tensor:
+        """One chunk of codes → its pixels in [-1, 1], continuing from `cache`."""
+        return self.decoder(self.quantizer.codes_to_latent(codes), cache).clamp(-1, 1)
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """Pixels (B, 3, T, H, W) in [-1, 1] → codes (B, t, h, w) int64, in temporal chunks."""

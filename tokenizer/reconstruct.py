@@ -20,8 +20,8 @@ from tqdm import tqdm
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.metrics import ssim
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.streaming import to_pixels, to_uint8, tokenizer_chunks
-from t2v.tokenizer.video_io import VideoWriter, iter_video, probe, resize_and_crop
+from t2v.tokenizer.streaming import read_tokenizer_chunks, to_pixels, to_uint8
+from t2v.tokenizer.video_io import VideoWriter, probe
 
 
 @dataclass
@@ -49,9 +49,6 @@ def reconstruct_file(model: VideoTokenizer, in_path: str | Path, out_path: str |
     stride, chunk_latents = model.config.temporal_stride, model.config.chunk_latent_frames
     total = min(info.num_frames or 0, max_frames or math.inf) or None
 
-    # 2–3. Read in chunks, resize/crop, regroup into tokenizer chunks.
-    frames = (resize_and_crop(chunk, (height, width), "center")
-              for chunk in iter_video(in_path, chunk_frames=stride * chunk_latents, max_frames=max_frames))
     encoder_cache, decoder_cache = ConvCache(), ConvCache()
     squared_error, ssim_sum, count = 0.0, 0.0, 0
     started = time.time()
@@ -59,11 +56,12 @@ def reconstruct_file(model: VideoTokenizer, in_path: str | Path, out_path: str |
         writer = stack.enter_context(VideoWriter(out_path, fps))
         pair_writer = stack.enter_context(VideoWriter(side_by_side, fps)) if side_by_side else None
         progress = stack.enter_context(tqdm(total=total, desc="reconstruct", unit="frame", dynamic_ncols=True))
-        for chunk, real in tokenizer_chunks(frames, stride, chunk_latents):
+        # 2–3. Read in chunks, resize/crop, regroup into tokenizer chunks.
+        for chunk, real in read_tokenizer_chunks(in_path, (height, width), stride, chunk_latents,
+                                                 max_frames=max_frames):
             # 4. One chunk through both causal caches.
             video = to_pixels(chunk, device)  # (1, 3, T, H, W)
-            codes = model.quantizer(model.encoder(video, encoder_cache)).codes
-            output = model.decoder(model.quantizer.codes_to_latent(codes), decoder_cache).clamp(-1, 1)
+            output = model.decode_chunk(model.encode_chunk(video, encoder_cache), decoder_cache)
             video, output = video[:, :, :real], output[:, :, :real]
             # 5. Stream out, accumulate metrics on the uint8 frames actually written.
             written = to_uint8(output[0])

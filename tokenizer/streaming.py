@@ -6,10 +6,13 @@ to a multiple of s (the padding is dropped again after decoding).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 import torch
+
+from t2v.tokenizer.video_io import iter_video, resize_and_crop
 
 
 def to_pixels(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -43,3 +46,13 @@ def tokenizer_chunks(frame_chunks: Iterable[np.ndarray], temporal_stride: int,
         remainder = (held - 1 if is_first else held) % temporal_stride
         padding = np.repeat(joined[-1:], (temporal_stride - remainder) % temporal_stride, axis=0)
         yield np.concatenate([joined, padding]), held
+
+
+def read_tokenizer_chunks(path: str | Path, size: tuple[int, int], temporal_stride: int, chunk_latent_frames: int,
+                          fps: float | None = None, start: float = 0.0, end: float | None = None,
+                          max_frames: int | None = None) -> Iterator[tuple[np.ndarray, int]]:
+    """Stream a video file as center-cropped (chunk, real frame count) pairs in the tokenizer's chunk sizes."""
+    frames = (resize_and_crop(chunk, size, "center") for chunk in
+              iter_video(path, chunk_frames=temporal_stride * chunk_latent_frames, fps=fps, start=start, end=end,
+                         max_frames=max_frames))
+    return tokenizer_chunks(frames, temporal_stride, chunk_latent_frames)
