@@ -1,0 +1,50 @@
+"""The explicit KV cache passed into the generator's forward.
+
+Keys and values of every layer live in buffers preallocated for `capacity` ids, (B, kv_heads, capacity, head_dim):
+appending a token writes in place (no concatenation per step) and attention reads the filled prefix.
+The attention layers of `transformers` call `update(keys, values, layer)` once per layer; the model's forward
+calls `advance(n)` once all layers have written the `n` new ids, so the cache holds no hidden decoding state
+beyond `length`.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    """Per-layer key/value buffers for `capacity` ids; the first `length` are filled."""
+
+    def __init__(self, num_layers: int, batch: int, kv_heads: int, head_dim: int, capacity: int,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+        shape = (batch, kv_heads, capacity, head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.capacity = capacity
+        self.length = 0
+
+    @property
+    def batch(self) -> int:
+        return self.keys[0].shape[0]
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new ids' keys/values (B, heads, n, d) after the filled ones; return all keys/values so far."""
+        start, end = self.length, self.length + key.shape[2]
+        if end > self.capacity:
+            raise RuntimeError(f"KV cache full: {end} ids do not fit its capacity of {self.capacity}")
+        self.keys[layer_idx][:, :, start:end] = key
+        self.values[layer_idx][:, :, start:end] = value
+        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
+
+    def advance(self, n: int) -> None:
+        """Mark `n` more ids as filled (called by the model after every layer has written them)."""
+        self.length += n
+
+    def truncate(self, length: int) -> None:
+        """Forget every id from `length` on."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot truncate a cache of {self.length} ids to {length}")
+        self.length = length
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.length

@@ -1,0 +1,67 @@
+"""Training sequences for the generator, read from token shards (memory-mapped).
+
+Each item is `[BOS][caption][PAD…][BOV][video ids…][EOV]` (layout in `vocab.py`) with its 3D positions and
+labels shifted by one: `labels[j]` is the code of the id at `j + 1` when that id is a video id, else -100, so the
+loss is on video ids only. With probability `caption_dropout` the caption is replaced by the null caption
+(classifier-free guidance). The draw depends only on (seed, epoch, index): a resumed run sees the same data.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from t2v.generator.text import TextTokenizer
+from t2v.generator.vocab import Vocab
+from t2v.tokenizer.shards import ShardReader
+
+IGNORE = -100
+
+
+def shift_labels(ids: torch.Tensor, vocab: Vocab) -> torch.Tensor:
+    """labels[j] = code of ids[j + 1] if it is a video id, else IGNORE; the last label is IGNORE."""
+    labels = torch.full_like(ids, IGNORE)
+    following = ids[1:]
+    video = vocab.is_video(following)
+    labels[:-1][video] = following[video] - vocab.video_start
+    return labels
+
+
+class TokenSequences(Dataset):
+    """Sequences of the shard rows of `split` (all rows when None), captions encoded with `text`."""
+
+    def __init__(self, shards: str | Path | ShardReader, text: TextTokenizer, vocab: Vocab, split: str | None = None,
+                 caption_dropout: float = 0.0, seed: int = 0) -> None:
+        self.reader = shards if isinstance(shards, ShardReader) else ShardReader.open(shards)
+        if self.reader.meta["codebook_size"] != vocab.codebook_size:
+            raise ValueError(f"shards in {self.reader.directory} have {self.reader.meta['codebook_size']} codes, "
+                             f"the generator's vocabulary {vocab.codebook_size}: encode with the matching tokenizer")
+        self.rows = [i for i, row in enumerate(self.reader.rows) if split is None or row.get("split") == split]
+        if not self.rows:
+            raise ValueError(f"no clips of split {split!r} in {self.reader.directory}")
+        self.vocab = vocab
+        self.caption_dropout = caption_dropout
+        self.seed = seed
+        self.epoch = 0
+        captions = {self.reader.rows[i]["caption"] for i in self.rows}
+        self.pieces = {caption: text.encode(caption, warn=False) for caption in captions}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def caption(self, index: int) -> str:
+        return self.reader.rows[self.rows[index]]["caption"]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        row = self.rows[index]
+        codes = torch.from_numpy(self.reader.codes(row))  # (t, h, w)
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        drop = rng.random() < self.caption_dropout
+        pieces = None if drop else self.pieces[self.reader.rows[row]["caption"]]
+        ids = self.vocab.sequence(pieces, codes)
+        return {"ids": ids, "labels": shift_labels(ids, self.vocab), "positions": self.vocab.positions(*codes.shape)}

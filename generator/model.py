@@ -1,0 +1,171 @@
+"""`GeneratorConfig` + `VideoGenerator`: the decoder-only transformer that predicts video ids from a caption.
+
+The stack is `transformers`' Qwen2-VL text decoder: its attention, SwiGLU MLP, RMSNorm and multimodal rotary
+embedding, which rotates separate bands of each head's dimensions by the t, h and w positions (`vocab.py` gives
+them). What is ours: the id layout, the positions, the output head over video codes only, the explicit
+`KVCache` and the attention mask. Sizes follow the LlamaGen ladder (B 111M, L 343M, XL 775M with a 16k codebook).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import Qwen2VLTextConfig
+from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLTextModel
+
+from t2v.generator.cache import KVCache
+from t2v.generator.vocab import PAD, Vocab
+from t2v.tokenizer.atomic import atomic_file, atomic_write_text
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class GeneratorConfig:
+    """Transformer sizes + the vocabulary it reads (text pieces, video codes, caption length)."""
+
+    layers: int = 4
+    hidden: int = 256
+    heads: int = 4
+    kv_heads: int = 4
+    intermediate: int = 704
+    text_size: int = 64
+    codebook_size: int = 1024
+    max_text_len: int = 16
+    rope_theta: float = 10000.0
+    # Split of each head's rotary frequency pairs over (t, h, w); empty: half to t, a quarter each to h and w.
+    rope_sections: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads or self.heads % self.kv_heads:
+            raise ValueError(f"hidden ({self.hidden}) must divide by heads ({self.heads}), heads by kv_heads "
+                             f"({self.kv_heads})")
+        pairs = self.head_dim // 2
+        if not self.rope_sections:
+            self.rope_sections = [pairs - 2 * (pairs // 4), pairs // 4, pairs // 4]
+        if len(self.rope_sections) != 3 or sum(self.rope_sections) != pairs:
+            raise ValueError(f"rope_sections must be 3 numbers summing to head_dim/2 = {pairs}, "
+                             f"got {self.rope_sections}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    @property
+    def vocab(self) -> Vocab:
+        return Vocab(self.text_size, self.codebook_size, self.max_text_len)
+
+    def decoder_config(self) -> Qwen2VLTextConfig:
+        config = Qwen2VLTextConfig(
+            vocab_size=self.vocab.size, hidden_size=self.hidden, intermediate_size=self.intermediate,
+            num_hidden_layers=self.layers, num_attention_heads=self.heads, num_key_value_heads=self.kv_heads,
+            max_position_embeddings=4096, rms_norm_eps=1e-6, pad_token_id=PAD, bos_token_id=None,
+            eos_token_id=None, rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta,
+                                                "mrope_section": list(self.rope_sections)})
+        config._attn_implementation = "sdpa"
+        return config
+
+
+def _swiglu_width(hidden: int) -> int:
+    """LlamaGen's MLP width: 2/3 of 4·hidden, rounded up to a multiple of 256."""
+    return -(-int(2 * 4 * hidden / 3) // 256) * 256
+
+
+GENERATOR_PRESETS: dict[str, dict] = {
+    "tiny": dict(layers=4, hidden=256, heads=4, kv_heads=4, intermediate=_swiglu_width(256)),
+    "S": dict(layers=8, hidden=512, heads=8, kv_heads=8, intermediate=_swiglu_width(512)),
+    "B": dict(layers=12, hidden=768, heads=12, kv_heads=12, intermediate=_swiglu_width(768)),
+    "L": dict(layers=24, hidden=1024, heads=16, kv_heads=16, intermediate=_swiglu_width(1024)),
+    "XL": dict(layers=36, hidden=1280, heads=20, kv_heads=20, intermediate=_swiglu_width(1280)),
+}
+
+
+def preset(name: str, **overrides) -> GeneratorConfig:
+    """A named size (`tiny`, `S`, `B`, `L`, `XL`) with overrides (vocabulary sizes, …)."""
+    if name not in GENERATOR_PRESETS:
+        raise ValueError(f"unknown generator preset {name!r}: choose one of {', '.join(GENERATOR_PRESETS)}")
+    return GeneratorConfig(**{**GENERATOR_PRESETS[name], **overrides})
+
+
+def attention_mask(query_len: int, key_len: int, device: torch.device) -> torch.Tensor | None:
+    """Causal mask for `query_len` new ids after `key_len - query_len` cached ones; None where SDPA's own
+    causal flag (no cache) or no mask (one new id) is exact."""
+    if query_len == 1 or query_len == key_len:
+        return None
+    past = key_len - query_len
+    allowed = torch.ones(query_len, key_len, dtype=torch.bool, device=device).tril(diagonal=past)
+    return allowed[None, None]  # (1, 1, query_len, key_len)
+
+
+class VideoGenerator(nn.Module):
+    """Decoder over `[specials | text | video]` ids with 3D rotary positions; logits over the video codes."""
+
+    def __init__(self, config: GeneratorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.vocab = config.vocab
+        self.decoder = Qwen2VLTextModel(config.decoder_config())
+        self.head = nn.Linear(config.hidden, config.codebook_size, bias=False)
+        nn.init.normal_(self.head.weight, std=0.02)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def new_cache(self, batch: int, capacity: int) -> KVCache:
+        """An empty KV cache for `batch` sequences of up to `capacity` ids, on this model's device and dtype."""
+        weight = self.head.weight
+        return KVCache(self.config.layers, batch, self.config.kv_heads, self.config.head_dim, capacity,
+                       dtype=weight.dtype, device=weight.device)
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor, cache: KVCache | None = None,
+                logits_from: int = 0) -> torch.Tensor:
+        """Logits (B, L - logits_from, codebook_size) for ids (B, L) at positions (3, L) or (B, 3, L).
+
+        With a cache, the ids follow the cached ones, are attended causally and are appended to it.
+        """
+        batch, length = ids.shape
+        positions = positions.expand(batch, 3, length).permute(1, 0, 2)  # (B, 3, L) -> (3, B, L)
+        past = cache.length if cache is not None else 0
+        mask = attention_mask(length, past + length, ids.device)
+        hidden = self.decoder(input_ids=ids, position_ids=positions.to(ids.device), cache=cache,
+                              attention_mask={"full_attention": mask}, use_cache=cache is not None
+                              ).last_hidden_state
+        if cache is not None:
+            cache.advance(length)
+        return self.head(hidden[:, logits_from:])
+
+    # --- checkpoints ---
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write config.json + model.safetensors (each atomically): enough to rebuild the model."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        with atomic_file(directory / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp))
+        atomic_write_text(directory / CONFIG_FILE, json.dumps(dataclasses.asdict(self.config), indent=2))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "VideoGenerator":
+        """Rebuild a generator from a `save_pretrained` directory (or a run directory holding one)."""
+        directory = Path(directory)
+        if not (directory / WEIGHTS_FILE).is_file() or not (directory / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"no generator in {directory} (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
+        raw = json.loads((directory / CONFIG_FILE).read_text())
+        raw = raw.get("model", raw)
+        known = {f.name for f in dataclasses.fields(GeneratorConfig)}
+        if not known.issuperset(raw):
+            raise ValueError(f"{directory / CONFIG_FILE} is not a generator config (unknown keys "
+                             f"{sorted(set(raw) - known)})")
+        model = cls(GeneratorConfig(**raw))
+        missing, unexpected = model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{directory} does not match its config: missing {missing[:3]}, unexpected "
+                             f"{unexpected[:3]}; was it saved by another version?")
+        return model.eval()

@@ -1,0 +1,110 @@
+"""The generator's joint id layout: the one place where offsets live.
+
+Ids are `[specials | text | video]`:
+- specials: PAD, BOS, BOV (begin of video), EOV (end of video), NULL (the null caption of classifier-free guidance);
+- text: sentencepiece piece `p` is id `text_start + p`;
+- video: codebook entry `c` is id `video_start + c`.
+
+A sequence is `[BOS][caption ids, padded with PAD to max_text_len][BOV][video ids, (t h w) raster order][EOV]`.
+The prefix (BOS … BOV) has a fixed length, so every clip of one latent grid packs to the same length and the
+first video id sits at the same index whatever the caption.
+
+Positions are 3D (t, h, w), as the multimodal rotary embedding takes them: prefix id `i` is at (i, i, i), the
+video id at latent (t, h, w) is at (P + t, P + h, P + w) with P the prefix length. Only differences enter the
+attention, so nothing is tied to one clip length or one frame size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+PAD, BOS, BOV, EOV, NULL = range(5)
+NUM_SPECIALS = 5
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Id ranges for `text_size` sentencepiece pieces and `codebook_size` video codes."""
+
+    text_size: int
+    codebook_size: int
+    max_text_len: int
+
+    def __post_init__(self) -> None:
+        if min(self.text_size, self.codebook_size, self.max_text_len) < 1:
+            raise ValueError(f"vocab sizes and max_text_len must be positive, got {self}")
+
+    @property
+    def text_start(self) -> int:
+        return NUM_SPECIALS
+
+    @property
+    def video_start(self) -> int:
+        return NUM_SPECIALS + self.text_size
+
+    @property
+    def size(self) -> int:
+        """Number of ids (the embedding table's rows)."""
+        return self.video_start + self.codebook_size
+
+    @property
+    def prefix_len(self) -> int:
+        """Length of `[BOS][caption, padded][BOV]`."""
+        return self.max_text_len + 2
+
+    def sequence_len(self, t: int, h: int, w: int) -> int:
+        """Length of a whole sequence (prefix, video ids, EOV) for a latent grid (t, h, w)."""
+        return self.prefix_len + t * h * w + 1
+
+    # --- ids ---
+    def prefix(self, pieces: list[int] | None) -> torch.Tensor:
+        """`[BOS][caption][PAD…][BOV]` for sentencepiece `pieces` (already truncated); None → the null caption."""
+        if pieces is None:
+            body = [NULL]
+        else:
+            if len(pieces) > self.max_text_len:
+                raise ValueError(f"caption has {len(pieces)} pieces, more than max_text_len={self.max_text_len}")
+            if any(not 0 <= p < self.text_size for p in pieces):
+                raise ValueError(f"text piece out of range 0..{self.text_size - 1}: {pieces}")
+            body = [self.text_start + p for p in pieces]
+        body = body + [PAD] * (self.max_text_len - len(body))
+        return torch.tensor([BOS, *body, BOV], dtype=torch.long)
+
+    def video_ids(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codebook entries (any shape) → video ids."""
+        return codes + self.video_start
+
+    def codes(self, ids: torch.Tensor) -> torch.Tensor:
+        """Video ids → codebook entries; raises if an id is outside the video range."""
+        codes = ids - self.video_start
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
+            raise ValueError("ids outside the video range cannot be turned into codes")
+        return codes
+
+    def sequence(self, pieces: list[int] | None, codes: torch.Tensor) -> torch.Tensor:
+        """The whole training sequence for a caption (None: null caption) and codes (t, h, w)."""
+        video = self.video_ids(codes.reshape(-1))  # (t h w) raster order
+        return torch.cat([self.prefix(pieces), video, torch.tensor([EOV])])
+
+    def is_video(self, ids: torch.Tensor) -> torch.Tensor:
+        return (ids >= self.video_start) & (ids < self.size)
+
+    # --- positions ---
+    def prefix_positions(self) -> torch.Tensor:
+        """(3, P) positions of the prefix ids."""
+        return torch.arange(self.prefix_len).expand(3, -1)
+
+    def video_positions(self, t_start: int, t: int, h: int, w: int) -> torch.Tensor:
+        """(3, t·h·w) positions of latent frames t_start … t_start+t-1 of an (h, w) grid, raster order."""
+        tt, hh, ww = torch.meshgrid(torch.arange(t_start, t_start + t), torch.arange(h), torch.arange(w),
+                                    indexing="ij")
+        return torch.stack([tt, hh, ww]).reshape(3, -1) + self.prefix_len  # (3, t*h*w)
+
+    def positions(self, t: int, h: int, w: int) -> torch.Tensor:
+        """(3, L) positions of a whole sequence; EOV follows the last frame on the t axis."""
+        eov = torch.full((3, 1), self.prefix_len + t)
+        return torch.cat([self.prefix_positions(), self.video_positions(0, t, h, w), eov], dim=1)
+
+    def to_dict(self) -> dict:
+        return {"text_size": self.text_size, "codebook_size": self.codebook_size, "max_text_len": self.max_text_len}

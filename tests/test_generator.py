@@ -1,0 +1,252 @@
+"""Generator: id layout, sequence packing and loss mask, KV-cache parity, sampling, the TextToVideo pipeline."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_model
+from t2v.generator.data import IGNORE, TokenSequences, shift_labels
+from t2v.generator.model import GeneratorConfig, VideoGenerator, attention_mask
+from t2v.generator.pipeline import PipelineInfo, TextToVideo
+from t2v.generator.sample import SamplingConfig, filter_logits, sample_codes
+from t2v.generator.text import TextTokenizer
+from t2v.generator.vocab import BOS, BOV, EOV, NULL, PAD, Vocab
+from t2v.recipes.shapes.dataset import all_captions
+from t2v.tokenizer.shards import ShardWriter
+
+CAPTIONS = [caption.text for caption in all_captions()]
+
+
+def tiny_generator(text_size: int = 100, codebook_size: int = 64, seed: int = 0, **overrides) -> VideoGenerator:
+    torch.manual_seed(seed)
+    config = GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, text_size=text_size,
+                             codebook_size=codebook_size, max_text_len=10, **overrides)
+    return VideoGenerator(config).eval()
+
+
+@pytest.fixture(scope="module")
+def text() -> TextTokenizer:
+    return TextTokenizer.train(CAPTIONS, vocab_size=100, max_len=10)
+
+
+@pytest.fixture(scope="module")
+def pipeline(text) -> TextToVideo:
+    video_tokenizer = tiny_model()
+    generator = tiny_generator(text_size=text.size, codebook_size=video_tokenizer.codebook_size)
+    return TextToVideo(video_tokenizer, generator, text, PipelineInfo(fps=8, size=(16, 16), frames=5))
+
+
+# --- vocab ---
+def test_vocab_ranges_are_disjoint_and_cover_every_id():
+    vocab = Vocab(text_size=30, codebook_size=100, max_text_len=6)
+    assert (vocab.text_start, vocab.video_start, vocab.size) == (5, 35, 135)
+    assert len({PAD, BOS, BOV, EOV, NULL}) == 5 and max(PAD, BOS, BOV, EOV, NULL) < vocab.text_start
+    codes = torch.arange(100)
+    assert torch.equal(vocab.codes(vocab.video_ids(codes)), codes)
+    assert vocab.is_video(vocab.video_ids(codes)).all() and not vocab.is_video(torch.arange(35)).any()
+    with pytest.raises(ValueError, match="video range"):
+        vocab.codes(torch.tensor([34]))
+
+
+def test_sequence_layout_and_positions():
+    vocab = Vocab(text_size=30, codebook_size=100, max_text_len=4)
+    codes = torch.arange(2 * 2 * 3).view(2, 2, 3)
+    ids = vocab.sequence([7, 8], codes)
+    assert ids.tolist()[:6] == [BOS, 12, 13, PAD, PAD, BOV]
+    assert ids[-1] == EOV and len(ids) == vocab.sequence_len(2, 2, 3) == 6 + 12 + 1
+    assert torch.equal(vocab.codes(ids[6:-1]), codes.flatten())
+    assert vocab.prefix(None).tolist() == [BOS, NULL, PAD, PAD, PAD, BOV]
+    positions = vocab.positions(2, 2, 3)
+    assert positions.shape == (3, len(ids))
+    assert positions[:, :6].tolist() == [list(range(6))] * 3
+    # the video id of latent (t=1, h=0, w=2) sits at index 6 + 1·6 + 2 and at position P + (1, 0, 2)
+    assert positions[:, 6 + 6 + 2].tolist() == [7, 6, 8]
+    with pytest.raises(ValueError, match="max_text_len"):
+        vocab.prefix([1, 2, 3, 4, 5])
+
+
+# --- text ---
+def test_text_tokenizer_round_trip_and_bad_prompts(text, tmp_path):
+    pieces = text.encode("A  Red circle moving LEFT slowly ")
+    assert text.decode(pieces) == "a red circle moving left slowly"
+    text.save(tmp_path)
+    assert TextTokenizer.load(tmp_path).encode("a red circle moving left slowly") == pieces
+    with pytest.raises(ValueError, match="empty"):
+        text.encode("   ")
+    with pytest.warns(UserWarning, match="never saw.*purple"):
+        text.encode("a purple circle moving left slowly")
+    with pytest.warns(UserWarning, match="truncated to the first 10"):
+        assert len(text.encode(" ".join(["red circle"] * 20))) == 10
+
+
+# --- data ---
+def test_shift_labels_masks_everything_but_video_targets():
+    vocab = Vocab(text_size=30, codebook_size=100, max_text_len=4)
+    ids = vocab.sequence([7], torch.tensor([[[5, 6]]]))
+    labels = shift_labels(ids, vocab)
+    assert labels.tolist() == [IGNORE] * 5 + [5, 6, IGNORE, IGNORE]
+
+
+@pytest.fixture()
+def shards(tmp_path):
+    writer = ShardWriter(tmp_path / "tokens", codebook_size=64)
+    rng = np.random.default_rng(0)
+    for i, caption in enumerate(CAPTIONS[:12]):
+        writer.add(rng.integers(0, 64, (2, 2, 2)), {"caption": caption, "split": "seen" if i % 4 else "heldout"})
+    return writer.close({})
+
+
+def test_token_sequences_pack_captions_and_drop_them_for_guidance(shards, text):
+    vocab = Vocab(text.size, 64, 10)
+    data = TokenSequences(shards, text, vocab, split="seen", caption_dropout=0.0)
+    assert len(data) == 9
+    item = data[0]
+    assert item["ids"].shape == (vocab.sequence_len(2, 2, 2),) and item["positions"].shape == (3, len(item["ids"]))
+    assert torch.equal(item["ids"][: vocab.prefix_len], vocab.prefix(text.encode(data.caption(0))))
+    assert (item["labels"] != IGNORE).sum() == 8
+    dropped = TokenSequences(shards, text, vocab, split="seen", caption_dropout=1.0)[0]
+    assert torch.equal(dropped["ids"][: vocab.prefix_len], vocab.prefix(None))
+    assert torch.equal(dropped["ids"][vocab.prefix_len:], item["ids"][vocab.prefix_len:])
+    half = TokenSequences(shards, text, vocab, split="seen", caption_dropout=0.5, seed=3)
+    draws = [bool(half[i]["ids"][1] == NULL) for i in range(9)]
+    assert draws == [bool(half[i]["ids"][1] == NULL) for i in range(9)]  # same (seed, epoch, index): same draw
+    with pytest.raises(ValueError, match="codes"):
+        TokenSequences(shards, text, Vocab(text.size, 128, 10))
+
+
+# --- model and cache ---
+def test_attention_mask_for_a_chunk_after_cached_ids():
+    assert attention_mask(1, 9, torch.device("cpu")) is None and attention_mask(4, 4, torch.device("cpu")) is None
+    mask = attention_mask(2, 5, torch.device("cpu"))[0, 0]
+    assert mask.tolist() == [[True, True, True, True, False], [True] * 5]
+
+
+def test_cached_logits_equal_uncached_logits():
+    model = tiny_generator()
+    vocab = model.vocab
+    codes = torch.randint(0, 64, (3, 2, 3), generator=torch.Generator().manual_seed(1))
+    ids = torch.stack([vocab.sequence([1, 2, 3], codes), vocab.sequence(None, codes)])
+    positions = vocab.positions(3, 2, 3)
+    with torch.no_grad():
+        full = model(ids, positions)
+        cache = model.new_cache(2, ids.shape[1])
+        # prefill, a chunk of several ids, then one id at a time
+        pieces = [model(ids[:, :12], positions[:, :12], cache), model(ids[:, 12:17], positions[:, 12:17], cache)]
+        pieces += [model(ids[:, j: j + 1], positions[:, j: j + 1], cache) for j in range(17, ids.shape[1])]
+    assert cache.length == ids.shape[1]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_logits_do_not_depend_on_absolute_offsets_only_on_differences():
+    model = tiny_generator()
+    vocab = model.vocab
+    ids = vocab.sequence([4, 5], torch.randint(0, 64, (2, 2, 2)))[None]
+    positions = vocab.positions(2, 2, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids, positions), model(ids, positions + 7), rtol=1e-4, atol=1e-4)
+
+
+def test_save_and_load_generator(tmp_path):
+    model = tiny_generator()
+    model.save_pretrained(tmp_path / "g")
+    loaded = VideoGenerator.from_pretrained(tmp_path / "g")
+    assert loaded.config == model.config
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    with pytest.raises(FileNotFoundError, match="no generator"):
+        VideoGenerator.from_pretrained(tmp_path / "missing")
+
+
+# --- sampling ---
+def test_filter_logits_top_k_and_top_p():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isinf(filter_logits(logits, 2, 1.0)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(logits, 0, 0.7)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(logits, 0, 0.1)).tolist() == [[False, True, True, True]]
+
+
+def test_sampling_is_seeded_and_guidance_changes_the_draw():
+    model = tiny_generator()
+    prefixes = torch.stack([model.vocab.prefix([1, 2]), model.vocab.prefix([3])])
+    config = SamplingConfig(temperature=1.0, cfg_scale=1.0)
+
+    def run(seed: int, config: SamplingConfig) -> torch.Tensor:
+        return sample_codes(model, prefixes, (2, 2, 3), config, torch.Generator().manual_seed(seed))
+
+    first = run(0, config)
+    assert first.shape == (2, 2, 2, 3) and first.min() >= 0 and first.max() < 64
+    assert torch.equal(first, run(0, config)) and not torch.equal(first, run(1, config))
+    guided = SamplingConfig(temperature=1.0, cfg_scale=4.0)
+    assert torch.equal(run(0, guided), run(0, guided)) and not torch.equal(run(0, guided), first)
+
+
+def test_greedy_sampling_matches_uncached_argmax():
+    model = tiny_generator()
+    vocab = model.vocab
+    prefix = vocab.prefix([1, 2])[None]
+    codes = sample_codes(model, prefix, (2, 2, 2), SamplingConfig(temperature=0, cfg_scale=1.0))
+    ids = vocab.sequence([1, 2], codes[0])[None]
+    with torch.no_grad():
+        logits = model(ids, vocab.positions(2, 2, 2))
+    predicted = logits[0, vocab.prefix_len - 1: -2].argmax(-1)
+    assert torch.equal(predicted, codes.flatten())
+
+
+def test_guidance_scale_zero_samples_the_null_caption():
+    model = tiny_generator()
+    greedy = dict(temperature=0)
+    scale_zero = sample_codes(model, model.vocab.prefix([1, 2])[None], (2, 2, 2), SamplingConfig(cfg_scale=0.0,
+                                                                                                 **greedy))
+    null = sample_codes(model, model.vocab.prefix(None)[None], (2, 2, 2), SamplingConfig(cfg_scale=1.0, **greedy))
+    assert torch.equal(scale_zero, null)
+
+
+def test_bad_sampling_settings_are_refused():
+    for bad in (dict(temperature=-1), dict(top_k=-1), dict(top_p=0), dict(cfg_scale=-2)):
+        with pytest.raises(ValueError):
+            SamplingConfig(**bad)
+
+
+# --- pipeline ---
+def test_pipeline_generates_frames_and_is_seeded(pipeline):
+    video = pipeline("a red circle moving left slowly", frames=6, sampling=SamplingConfig(cfg_scale=2.0), seed=3)
+    assert video.shape == (1, 6, 16, 16, 3) and video.dtype == np.uint8
+    again = pipeline("a red circle moving left slowly", frames=6, sampling=SamplingConfig(cfg_scale=2.0), seed=3)
+    assert np.array_equal(video, again)
+
+
+def test_pipeline_saved_and_loaded_gives_the_same_video(pipeline, tmp_path):
+    pipeline.save_pretrained(tmp_path / "pipe")
+    assert sorted(p.name for p in (tmp_path / "pipe").iterdir()) == ["generator", "pipeline.json",
+                                                                      "text_tokenizer", "video_tokenizer"]
+    loaded = TextToVideo.from_pretrained(tmp_path / "pipe")
+    assert loaded.info == pipeline.info
+    prompt = "a blue square moving up quickly"
+    assert np.array_equal(loaded(prompt, seed=5), pipeline(prompt, seed=5))
+    out = loaded.write(prompt, tmp_path / "out.gif", seed=5)
+    assert out.is_file()
+
+
+def test_pipeline_bad_input(pipeline, tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        pipeline("  ")
+    with pytest.raises(ValueError, match="divisible"):
+        pipeline("a red circle moving left slowly", size=(20, 16))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        TextToVideo.from_pretrained(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a pipeline"):
+        TextToVideo.from_pretrained(tmp_path / "empty")
+    pipeline.save_pretrained(tmp_path / "pipe")
+    info = json.loads((tmp_path / "pipe" / "pipeline.json").read_text())
+    (tmp_path / "pipe" / "pipeline.json").write_text(json.dumps({**info, "format_version": 99}))
+    with pytest.raises(ValueError, match="format 99"):
+        TextToVideo.from_pretrained(tmp_path / "pipe")
+
+
+def test_pipeline_refuses_parts_that_were_not_trained_together(text):
+    with pytest.raises(ValueError, match="not trained together"):
+        TextToVideo(tiny_model(), tiny_generator(text_size=text.size, codebook_size=32), text)
