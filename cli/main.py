@@ -7,6 +7,9 @@ import sys
 import click
 
 from t2v.cli.data import data
+from t2v.cli.evaluate import evaluate
+from t2v.cli.generate import generate
+from t2v.cli.recipe import recipe
 from t2v.cli.tokenizer import tokenizer
 
 # Errors a user can fix (bad path, bad video, bad size, bad config): shown as one line, no traceback.
@@ -20,8 +23,11 @@ def cli() -> None:
     """TextToVideoAI: train a video tokenizer and a text-to-video transformer, generate videos of any length."""
 
 
+cli.add_command(recipe)
 cli.add_command(data)
 cli.add_command(tokenizer)
+cli.add_command(generate)
+cli.add_command(evaluate)
 
 
 def main() -> None:

@@ -46,3 +46,52 @@ def initialise_codebook(model: VideoTokenizer, video: torch.Tensor) -> VideoToke
     with torch.no_grad():
         model(video)
     return model.eval()
+
+
+def run_main(args, monkeypatch, capsys) -> tuple[int, str, str]:
+    """Run the `t2v` console entry point with `args`; its exit code, stdout and stderr."""
+    from t2v.cli.main import main
+
+    monkeypatch.setattr("sys.argv", ["t2v", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+# --- generator ---
+def _captions() -> list[str]:
+    from t2v.recipes.shapes.dataset import all_captions
+
+    return [caption.text for caption in all_captions()]
+
+
+CAPTIONS = _captions()
+
+
+def tiny_generator(text_size: int = 100, codebook_size: int = 64, seed: int = 0, **overrides):
+    """A 2-layer, 64-wide generator with random weights."""
+    from t2v.generator.model import GeneratorConfig, VideoGenerator
+
+    torch.manual_seed(seed)
+    config = GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, text_size=text_size,
+                             codebook_size=codebook_size, max_text_len=10, **overrides)
+    return VideoGenerator(config).eval()
+
+
+@pytest.fixture(scope="session")
+def text():
+    """A caption tokenizer trained on the 256 shapes captions."""
+    from t2v.generator.text import TextTokenizer
+
+    return TextTokenizer.train(CAPTIONS, vocab_size=100, max_len=10)
+
+
+def tiny_pipeline(text):
+    """Random tiny tokenizer + generator: 5-frame 16×16 clips (2 latent frames of 2×2 codes)."""
+    from t2v.generator.pipeline import PipelineInfo, TextToVideo
+
+    video_tokenizer = tiny_model()
+    generator = tiny_generator(text_size=text.size, codebook_size=video_tokenizer.codebook_size)
+    return TextToVideo(video_tokenizer, generator, text, PipelineInfo(fps=8, size=(16, 16), frames=5))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2v.cli.main import main
+from conftest import run_main
 from t2v.recipes.shapes.dataset import make_dataset
 from t2v.tokenizer.model import VideoTokenizer, preset
 from t2v.tokenizer.shards import ShardReader
@@ -29,14 +29,6 @@ def tiny_shapes(tmp_path_factory):
     make_dataset(root, num=6, frames=9, size=(32, 32), seed=0)
     return root / "index.jsonl"
 
-
-def run_main(args, monkeypatch, capsys):
-    monkeypatch.setattr("sys.argv", ["t2v", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_train_dry_run_prints_resolved_config_with_overrides(monkeypatch, capsys, tmp_path):

@@ -7,36 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_model
+from conftest import CAPTIONS, tiny_generator, tiny_model, tiny_pipeline
 from t2v.generator.data import IGNORE, TokenSequences, shift_labels
-from t2v.generator.model import GeneratorConfig, VideoGenerator, attention_mask
-from t2v.generator.pipeline import PipelineInfo, TextToVideo
+from t2v.generator.model import VideoGenerator, attention_mask
+from t2v.generator.pipeline import TextToVideo
 from t2v.generator.sample import SamplingConfig, filter_logits, sample_codes
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import BOS, BOV, EOV, NULL, PAD, Vocab
-from t2v.recipes.shapes.dataset import all_captions
 from t2v.tokenizer.shards import ShardWriter
-
-CAPTIONS = [caption.text for caption in all_captions()]
-
-
-def tiny_generator(text_size: int = 100, codebook_size: int = 64, seed: int = 0, **overrides) -> VideoGenerator:
-    torch.manual_seed(seed)
-    config = GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, text_size=text_size,
-                             codebook_size=codebook_size, max_text_len=10, **overrides)
-    return VideoGenerator(config).eval()
-
-
-@pytest.fixture(scope="module")
-def text() -> TextTokenizer:
-    return TextTokenizer.train(CAPTIONS, vocab_size=100, max_len=10)
 
 
 @pytest.fixture(scope="module")
 def pipeline(text) -> TextToVideo:
-    video_tokenizer = tiny_model()
-    generator = tiny_generator(text_size=text.size, codebook_size=video_tokenizer.codebook_size)
-    return TextToVideo(video_tokenizer, generator, text, PipelineInfo(fps=8, size=(16, 16), frames=5))
+    return tiny_pipeline(text)
 
 
 # --- vocab ---

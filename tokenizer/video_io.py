@@ -474,3 +474,29 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, **kwarg
     with VideoWriter(path, fps, **kwargs) as writer:
         writer.write(frames)
     return writer.path
+
+
+def contact_sheet(videos: np.ndarray, max_columns: int = 9, gap: int = 2) -> np.ndarray:
+    """uint8 (N, T, H, W, 3) videos → one image: a row per video, up to `max_columns` frames spread over its length."""
+    count, frames, height, width, _ = videos.shape
+    picks = np.unique(np.linspace(0, frames - 1, min(frames, max_columns)).round().astype(int))
+    sheet = np.zeros((count * (height + gap) - gap, len(picks) * (width + gap) - gap, 3), dtype=np.uint8)
+    for row in range(count):
+        for column, frame in enumerate(picks):
+            top, left = row * (height + gap), column * (width + gap)
+            sheet[top: top + height, left: left + width] = videos[row, frame]
+    return sheet
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write a uint8 (H, W, 3) image (PNG/JPEG by extension) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = _temp_sibling(path, directory=False)
+    try:
+        iio.imwrite(temp, image, extension=path.suffix or ".png")
+        os.replace(temp, path)
+    except BaseException:
+        _remove(temp)
+        raise
+    return path

@@ -1,0 +1,119 @@
+"""`t2v recipe run shapes`: every stage of the project on the shapes dataset, from nothing to a scored pipeline.
+
+OUT/
+  data/          shapes clips (mp4) + index.jsonl
+  tokenizer/     the video tokenizer run
+  tokens/        the dataset encoded to token shards
+  generator/     the generator run (DeepSpeed)
+  pipeline/      the TextToVideo directory (`t2v generate OUT/pipeline "…"`)
+  eval/          eval.json, eval.txt and sample GIFs of seen and held-out captions
+  run.json       wall time of each stage
+A stage whose output is complete is skipped, an interrupted training resumes: running the command again after a
+crash continues where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from t2v.generator.model import VideoGenerator
+from t2v.generator.pipeline import PipelineInfo, TextToVideo
+from t2v.generator.text import TextTokenizer
+from t2v.generator.train import train as train_generator
+from t2v.recipes.shapes import generator_config, tokenizer_config
+from t2v.recipes.shapes.dataset import FPS, make_dataset
+from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
+from t2v.tokenizer.atomic import atomic_write_text
+from t2v.tokenizer.encode import encode_dataset
+from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.train import train as train_tokenizer
+from t2v.recipes.shapes.verify import format_table
+
+
+@dataclass
+class RecipeRunConfig:
+    """Sizes of the whole run; `quick` trades quality for a run of a few minutes."""
+
+    variant: str = "default"
+    num_clips: int = 4000
+    eval: ShapesEvalConfig = dataclasses.field(default_factory=ShapesEvalConfig)
+
+
+def run_config(quick: bool) -> RecipeRunConfig:
+    if quick:
+        return RecipeRunConfig(variant="quick", num_clips=600, eval=ShapesEvalConfig(num=16, save_videos=4))
+    return RecipeRunConfig()
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+
+
+def run_recipe(out: str | Path, quick: bool = False, log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Run every stage into `out`; returns the evaluation scores per split.
+
+    1. Make the shapes clips.
+    2. Train the video tokenizer (resumes an interrupted run).
+    3. Encode the clips to token shards.
+    4. Train the generator with DeepSpeed (resumes an interrupted run).
+    5. Assemble the pipeline directory.
+    6. Generate videos for seen and held-out captions and score them with the verifier.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = run_config(quick)
+    timing_path = out / "run.json"
+    timings: dict[str, float] = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
+
+    def stage(name: str, done: bool, work: Callable[[], object]) -> None:
+        if done:
+            log(f"[{name}] already done, skipped")
+            return
+        log(f"[{name}] …")
+        started = time.time()
+        work()
+        timings[name] = round(time.time() - started, 1)
+        atomic_write_text(timing_path, json.dumps(timings, indent=2))
+        log(f"[{name}] done in {timings[name]:.0f} s")
+
+    data, tokenizer_dir, tokens = out / "data", out / "tokenizer", out / "tokens"
+    generator_dir, pipeline_dir = out / "generator", out / "pipeline"
+
+    tokenizer_cfg = tokenizer_config(config.variant)
+    tokenizer_cfg = dataclasses.replace(tokenizer_cfg, data=dataclasses.replace(
+        tokenizer_cfg.data, index=str(data / "index.jsonl")))
+    size, frames = tuple(tokenizer_cfg.data.size), tokenizer_cfg.data.num_frames
+    generator_cfg = generator_config(config.variant)
+    generator_cfg = dataclasses.replace(generator_cfg, tokenizer_dir=str(tokenizer_dir), data=dataclasses.replace(
+        generator_cfg.data, shards=str(tokens)))
+
+    stage("data", (data / "index.jsonl").is_file(),
+          lambda: make_dataset(data, num=config.num_clips, frames=frames, size=size, seed=0))
+    stage("tokenizer", "tokenizer" in timings,
+          lambda: train_tokenizer(tokenizer_cfg, tokenizer_dir, resume=_has_checkpoint(tokenizer_dir)))
+    stage("encode", (tokens / "meta.json").is_file(),
+          lambda: log(encode_dataset(VideoTokenizer.from_pretrained(tokenizer_dir), data / "index.jsonl", tokens,
+                                     size=size).summary()))
+    stage("generator", "generator" in timings,
+          lambda: train_generator(generator_cfg, generator_dir, resume=_has_checkpoint(generator_dir)))
+
+    def assemble() -> None:
+        pipeline = TextToVideo(VideoTokenizer.from_pretrained(tokenizer_dir),
+                               VideoGenerator.from_pretrained(generator_dir), TextTokenizer.load(generator_dir),
+                               PipelineInfo(fps=FPS, size=size, frames=frames))
+        pipeline.save_pretrained(pipeline_dir)
+
+    stage("pipeline", (pipeline_dir / "pipeline.json").is_file(), assemble)
+    reports: dict[str, dict] = {}
+
+    def evaluate() -> None:
+        reports.update(evaluate_pipeline(TextToVideo.from_pretrained(pipeline_dir), config.eval, out / "eval"))
+
+    stage("eval", False, evaluate)
+    log(format_table(reports))
+    log(f"wall time: {sum(timings.values()):.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
+    return reports
