@@ -24,3 +24,12 @@ def tokenizer_config(recipe: str, variant: str = "default"):
     if Path(recipe).suffix in (".yaml", ".yml", ".json"):
         return config_io.load(TokenizerTrainConfig, recipe)
     return recipe_module(recipe).tokenizer_config(variant)
+
+
+def generator_config(recipe: str, variant: str = "default"):
+    """The generator training config of `recipe` (a recipe name or a YAML/JSON config file)."""
+    from t2v.generator.train import GeneratorTrainConfig
+
+    if Path(recipe).suffix in (".yaml", ".yml", ".json"):
+        return config_io.load(GeneratorTrainConfig, recipe)
+    return recipe_module(recipe).generator_config(variant)

@@ -1,6 +1,8 @@
 """Shared fixtures of the tokenizer tests: tiny model configs and one tiny shapes dataset per session."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -30,6 +32,15 @@ def random_video(batch: int = 1, frames: int = 9, height: int = 16, width: int =
     """A seeded (B, 3, T, H, W) clip of uniform noise in [-1, 1]."""
     generator = torch.Generator().manual_seed(seed)
     return torch.rand(batch, 3, frames, height, width, generator=generator) * 2 - 1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def torch_extensions_dir(tmp_path_factory):
+    """One TORCH_EXTENSIONS_DIR per test run, inherited by torchrun ranks: an op DeepSpeed JIT-compiles on CPU is
+    built at most once per run (generator/train.py avoids the one it would build; this bounds any other)."""
+    if "TORCH_EXTENSIONS_DIR" not in os.environ:  # a directory the user chose persists across runs: keep it
+        os.environ["TORCH_EXTENSIONS_DIR"] = str(tmp_path_factory.getbasetemp() / "torch_extensions")
+    return os.environ["TORCH_EXTENSIONS_DIR"]
 
 
 @pytest.fixture(scope="session")

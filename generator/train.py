@@ -1,0 +1,453 @@
+"""Generator training with DeepSpeed: engine, ZeRO stage, bf16/fp32, accumulation, checkpoints, exact resume.
+
+The only module that imports deepspeed (inside functions, so configs and recipes load without it). Runs as one
+plain process (rank 0 of 1: RANK / WORLD_SIZE / MASTER_* defaults are set for the call; the one-rank group then
+stays for later calls, as DeepSpeed caches its groups) or as several ranks launched by `torchrun` / `deepspeed`;
+gloo on CPU, nccl on GPU.
+
+Notable choices:
+- Our torch AdamW and a LambdaLR (linear warmup, cosine to `min_lr_ratio`: the tokenizer's `lr_factor`) go into
+  the engine; DeepSpeed averages gradients, clips, and steps both at each accumulation boundary.
+- Each rank's micro-batch is a pure function of (seed, rank, step, micro-step), and each rank keeps its RNG state
+  in its own file beside DeepSpeed's (whose client state all ranks share): a resumed run has exactly the losses
+  of the uninterrupted one.
+- A checkpoint is written into `.checkpoint.tmp/` and renamed into place once every rank has written; then
+  `latest` moves atomically. DeepSpeed state serves resume only; the weights are exported with `save_pretrained`
+  as run_dir/model.safetensors next to the train config.json, so `VideoGenerator.from_pretrained(run_dir)` works.
+- On CPU DeepSpeed compiles its shared-memory all-reduce op (`deepspeed_shm_comm`, 0.5–2 min) when its process
+  group starts. Only inference tensor parallelism uses it, so it is marked unavailable first: nothing compiles.
+
+Steps of a run: 1. the caption tokenizer (trained on rank 0, loaded by all) 2. the resolved config.json 3. the
+engine 4. per step: draw micro-batches, forward, cross-entropy on video ids, backward, step; log, checkpoint, sample.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import os
+import re
+import shutil
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from t2v.generator.data import IGNORE, TokenSequences
+from t2v.generator.model import WEIGHTS_FILE, GeneratorConfig, VideoGenerator
+from t2v.generator.text import TextTokenizer, normalize
+from t2v.generator.vocab import PAD
+from t2v.tokenizer import distributed
+from t2v.tokenizer.atomic import atomic_directory, atomic_write_text
+from t2v.tokenizer.checkpoint import rng_state, set_rng_state
+from t2v.tokenizer.shards import ShardReader
+from t2v.tokenizer.train import _truncate_metrics, lr_factor
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass
+class GeneratorDataConfig:
+    """Token shards to train on and how captions become text ids."""
+
+    shards: str = "data/shapes-tokens"
+    train_split: str | None = "seen"
+    caption_dropout: float = 0.1  # null caption instead, for classifier-free guidance
+    text_vocab_size: int = 64  # sentencepiece target size (smaller if the captions are few)
+    max_text_len: int = 12
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.caption_dropout < 1:
+            raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
+
+
+@dataclass
+class GeneratorOptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.05  # on matrices only (not norms)
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to lr × this
+    grad_clip: float = 1.0
+
+
+@dataclass
+class GeneratorTrainConfig:
+    """Everything a generator run needs; a recipe returns one, `--set key=value` overrides it."""
+
+    name: str = "generator"
+    model: GeneratorConfig = field(default_factory=GeneratorConfig)
+    data: GeneratorDataConfig = field(default_factory=GeneratorDataConfig)
+    optim: GeneratorOptimConfig = field(default_factory=GeneratorOptimConfig)
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 8  # micro-batch per rank
+    grad_accum: int = 1
+    zero_stage: int = 0
+    precision: str = "auto"  # bf16 on CUDA, fp32 on CPU
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    sample_every: int = 0  # 0 = never
+    sample_prompts: list[str] = field(default_factory=list)
+    tokenizer_dir: str = ""  # the video tokenizer that decodes samples; empty = no samples
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.sample_every < 0:
+            raise ValueError(f"sample_every must be 0 (never) or positive, got {self.sample_every}")
+
+
+@dataclass
+class GeneratorTrainResult:
+    steps: int
+    loss: float  # mean over ranks and micro-batches of the last step
+    seconds: float  # wall time of this call's training steps
+    tokens_per_second: float  # all ranks together, ids of whole sequences
+
+    def summary(self) -> str:
+        return (f"{self.steps} steps, final loss {self.loss:.4f}, {self.seconds:.1f} s, "
+                f"{self.tokens_per_second:,.0f} tokens/s")
+
+
+# 1. Data: micro-batches as a pure function of (seed, rank, step, micro-step) ---------------------------------
+def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack sequences, padding shorter ones at the end (PAD ids, ignored labels, position 0)."""
+    length = max(len(item["ids"]) for item in items)
+    ids = torch.full((len(items), length), PAD, dtype=torch.long)
+    labels = torch.full((len(items), length), IGNORE, dtype=torch.long)
+    positions = torch.zeros((len(items), 3, length), dtype=torch.long)
+    for row, item in enumerate(items):
+        n = len(item["ids"])
+        ids[row, :n], labels[row, :n], positions[row, :, :n] = item["ids"], item["labels"], item["positions"]
+    return {"ids": ids, "labels": labels, "positions": positions}
+
+
+def draw_micro_batch(dataset: TokenSequences, config: GeneratorTrainConfig, rank: int, step: int,
+                     micro: int) -> dict[str, torch.Tensor]:
+    """Micro-batch `micro` of `rank` at `step`: clips and caption dropout depend on those numbers and the seed only."""
+    rng = np.random.default_rng((config.seed, rank, step, micro))
+    indices = rng.integers(len(dataset), size=config.batch_size).tolist()
+    dataset.set_epoch(step * config.grad_accum + micro)
+    return collate([dataset[index] for index in indices])
+
+
+def check_inputs(config: GeneratorTrainConfig) -> ShardReader:
+    """Open the shards; a one-line error if they are missing or hold no clip of the training split."""
+    shards = Path(config.data.shards)
+    if not (shards / "meta.json").is_file():
+        raise FileNotFoundError(f"token shards not found in {shards} (no meta.json): encode a dataset with "
+                                f"`t2v tokenizer encode TOKENIZER INDEX {shards}` or pass --shards DIR")
+    reader = ShardReader.open(shards)
+    if not train_captions(reader, config.data.train_split):
+        raise ValueError(f"no clips of split {config.data.train_split!r} in {shards}: "
+                         f"--set data.train_split=… (or null for all clips)")
+    return reader
+
+
+def latest_checkpoint(run_dir: Path) -> str:
+    """The name of the checkpoint `checkpoints/latest` points to; a clear error if there is none."""
+    pointer = Path(run_dir) / "checkpoints" / "latest"
+    if not pointer.is_file():
+        raise FileNotFoundError(f"no checkpoint to resume in {run_dir} (missing {pointer}); start a new run instead")
+    name = pointer.read_text().strip()
+    if not (pointer.parent / name / "rank0.pt").is_file():
+        raise FileNotFoundError(f"checkpoint {pointer.parent / name} named by {pointer} is missing or incomplete")
+    return name
+
+
+def train_captions(reader: ShardReader, split: str | None) -> list[str]:
+    return [row["caption"] for row in reader.rows if split is None or row.get("split") == split]
+
+
+# 2. Process group and engine ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def launcher_env() -> Iterator[bool]:
+    """Keep a launcher's variables (yields True); a plain process gets rank 0 of 1 on a free local port for the
+    call (yields False)."""
+    if "WORLD_SIZE" in os.environ:
+        yield True
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port)}
+    added = [name for name in defaults if name not in os.environ]
+    os.environ.update({name: defaults[name] for name in added})
+    try:
+        yield False
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def init_process_group() -> None:
+    """DeepSpeed's process group (gloo on CPU), without compiling the CPU shared-memory op it never needs here.
+
+    On CPU, DeepSpeed's TorchBackend builds `deepspeed_shm_comm` unless its table of compatible ops says no; only
+    `inference_all_reduce` (inference tensor parallelism) uses the op. Marking it in the table skips the build;
+    writing the table ourselves (when not probed yet) also skips the probe, which runs a compiler per op.
+    """
+    import deepspeed
+    import deepspeed.ops
+
+    if not torch.cuda.is_available():  # GPU accelerators have no such op
+        vars(deepspeed.ops).setdefault("__compatible_ops__", {})["deepspeed_shm_comm"] = False
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",
+                               auto_mpi_discovery=False, verbose=False)
+
+
+def deepspeed_config(config: GeneratorTrainConfig, bf16: bool) -> dict[str, Any]:
+    return {"train_micro_batch_size_per_gpu": config.batch_size,
+            "gradient_accumulation_steps": config.grad_accum,
+            "gradient_clipping": config.optim.grad_clip,
+            "zero_optimization": {"stage": config.zero_stage},
+            "bf16": {"enabled": bf16},
+            "zero_allow_untested_optimizer": True,
+            "steps_per_print": 2**31 - 1,  # our own logging
+            "wall_clock_breakdown": False}
+
+
+def make_engine(model: VideoGenerator, config: GeneratorTrainConfig, bf16: bool) -> Any:
+    """A DeepSpeed engine around `model` with AdamW (decay on matrices) and the warmup + cosine schedule."""
+    import logging
+
+    import deepspeed
+    from deepspeed.utils import logger
+
+    logger.setLevel(logging.WARNING)
+    opt = config.optim
+    matrices = [p for p in model.parameters() if p.ndim >= 2]
+    others = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": opt.weight_decay},
+                                   {"params": others, "weight_decay": 0.0}], lr=opt.lr, betas=tuple(opt.betas))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(lr_factor, config=opt, total_steps=config.steps))
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
+                                      config=deepspeed_config(config, bf16))
+    return engine
+
+
+def gathered(engine: Any) -> contextlib.AbstractContextManager:
+    """Full parameters on every rank for the duration (a collective under ZeRO-3, nothing otherwise)."""
+    if engine.zero_optimization_stage() == 3:
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(engine.module.parameters()))
+    return contextlib.nullcontext()
+
+
+# 3. The trainer ----------------------------------------------------------------------------------------------
+class Trainer:
+    """The engine, data and bookkeeping of one generator run."""
+
+    def __init__(self, config: GeneratorTrainConfig, run_dir: Path, resume: bool) -> None:
+        self.run_dir = Path(run_dir)
+        reader = check_inputs(config)
+        if resume:
+            latest_checkpoint(self.run_dir)
+        init_process_group()
+        self.rank, self.world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        # 1. the caption tokenizer: trained once by rank 0, loaded by every rank
+        if self.rank == 0 and not resume:
+            TextTokenizer.train(train_captions(reader, config.data.train_split), config.data.text_vocab_size,
+                                config.data.max_text_len).save(self.run_dir)
+        distributed.barrier()
+        self.text = TextTokenizer.load(self.run_dir)
+        # 2. the resolved config: vocabulary sizes from the text model and the shards
+        model = dataclasses.replace(config.model, text_size=self.text.size, max_text_len=config.data.max_text_len,
+                                    codebook_size=int(reader.meta["codebook_size"]))
+        self.config = config = dataclasses.replace(config, model=model)
+        if self.rank == 0:
+            atomic_write_text(self.run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
+        # 3. the engine
+        self.bf16 = config.precision == "bf16" or (config.precision == "auto" and torch.cuda.is_available())
+        torch.manual_seed(config.seed)
+        self.engine = make_engine(VideoGenerator(config.model), config, self.bf16)
+        self.vocab = config.model.vocab
+        self.dataset = TokenSequences(reader, self.text, self.vocab, config.data.train_split,
+                                      config.data.caption_dropout, config.seed)
+        self.fps = float(reader.meta.get("fps") or 8.0)
+        self.step = 0
+        self.samples_off = False
+        if resume:
+            self.resume()
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def train_step(self, micro_batches: list[dict[str, torch.Tensor]], want_norm: bool) -> dict[str, float]:
+        """One optimizer step over the micro-batches; the loss is the cross-entropy on video ids."""
+        engine, start = self.engine, self.vocab.prefix_len - 1  # logits from BOV on: they predict video ids
+        engine.train()
+        losses, norm = [], None
+        for batch in micro_batches:
+            batch = {name: tensor.to(engine.device) for name, tensor in batch.items()}
+            logits = engine(batch["ids"], batch["positions"], logits_from=start)  # (B, L - start, codebook)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), batch["labels"][:, start:].flatten(),
+                                   ignore_index=IGNORE)
+            engine.backward(loss)
+            if want_norm and engine.is_gradient_accumulation_boundary() and engine.zero_optimization_stage() == 0:
+                grads = [p.grad.float().norm() for p in engine.module.parameters() if p.grad is not None]
+                norm = float(torch.stack(grads).norm())  # averaged over ranks, before clipping
+            engine.step()
+            losses.append(loss.detach().float())
+        logs = {"loss": torch.stack(losses).mean(), "lr": self.config.optim.lr * lr_factor(
+            self.step, self.config.optim, self.config.steps)}
+        if want_norm:
+            logs["loss"] = distributed.all_sum(logs["loss"].clone()) / self.world
+            ds_norm = engine.get_global_grad_norm()
+            norm = float(ds_norm) if ds_norm is not None else norm
+            if norm is not None:
+                logs["grad_norm"] = norm
+        return {name: float(value) for name, value in logs.items()}
+
+    # 4. checkpoints, export, samples --------------------------------------------------------------------------
+    def save(self) -> None:
+        """Stage DeepSpeed's state and every rank's RNG, rename the whole into place, move `latest`, export."""
+        name, staging = f"step_{self.step:08d}", self.run_dir / ".checkpoint.tmp"
+        if self.rank == 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        distributed.barrier()
+        self.engine.save_checkpoint(str(staging), tag=name, client_state={"step": self.step}, save_latest=False)
+        rank_state = {"step": self.step, "world": self.world, "rng": rng_state()}
+        (staging / name).mkdir(parents=True, exist_ok=True)
+        torch.save(rank_state, staging / name / f"rank{self.rank}.pt")
+        distributed.barrier()
+        if self.rank == 0:
+            target, old = self.checkpoints / name, self.checkpoints / f".{name}.old"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():  # saving the same step again (a finished run resumed): keep it whole until replaced
+                os.replace(target, old)
+            os.replace(staging / name, target)
+            shutil.rmtree(old, ignore_errors=True)
+            atomic_write_text(self.checkpoints / "latest", name)
+            shutil.rmtree(staging, ignore_errors=True)
+            kept = sorted(p for p in self.checkpoints.glob("step_*") if p.is_dir())
+            for old in kept[:-self.config.keep_checkpoints] if self.config.keep_checkpoints > 0 else []:
+                shutil.rmtree(old, ignore_errors=True)
+        generator = self.standalone_generator()
+        if generator is not None:
+            export = self.run_dir / ".export.tmp"
+            generator.save_pretrained(export)  # config.json there is the model's; ours stays the train config
+            os.replace(export / WEIGHTS_FILE, self.run_dir / WEIGHTS_FILE)
+            shutil.rmtree(export, ignore_errors=True)
+        distributed.barrier()
+
+    def resume(self) -> None:
+        """Load the checkpoint `latest` names (complete by construction) and this rank's RNG state."""
+        name = latest_checkpoint(self.run_dir)
+        path, client = self.engine.load_checkpoint(str(self.checkpoints), tag=name)
+        if path is None:
+            raise FileNotFoundError(f"checkpoint {self.checkpoints / name} could not be loaded")
+        self.step = int(client["step"])
+        rank_file = self.checkpoints / name / f"rank{self.rank}.pt"
+        if rank_file.is_file():  # absent when resuming with more ranks than wrote the checkpoint
+            set_rng_state(torch.load(rank_file, map_location="cpu", weights_only=False)["rng"])
+        if self.rank == 0:
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+
+    def standalone_generator(self) -> VideoGenerator | None:
+        """A plain fp32 CPU copy of the current weights on rank 0 (every rank must call: ZeRO-3 gathers)."""
+        with gathered(self.engine):
+            if self.rank != 0:
+                return None
+            saved = rng_state()  # building a model draws initial weights: keep the training RNG untouched
+            generator = VideoGenerator(self.config.model)
+            set_rng_state(saved)
+            weights = {k: v.detach().float().cpu() for k, v in self.engine.module.state_dict().items()}
+            generator.load_state_dict(weights)
+        return generator.eval()
+
+    def write_samples(self) -> None:
+        """Videos of the sample prompts in samples/step_XXXXXXXX/, as long and as large as the training clips
+        (rank 0; skipped with a warning if the pipeline cannot be imported)."""
+        generator = self.standalone_generator()
+        if generator is None or self.samples_off:
+            return
+        try:
+            from t2v.generator.pipeline import PipelineInfo, TextToVideo
+        except ImportError as error:
+            warnings.warn(f"no sample videos: t2v.generator.pipeline is not available ({error})", stacklevel=2)
+            self.samples_off = True
+            return
+        from t2v.tokenizer.model import VideoTokenizer
+
+        saved = rng_state()
+        video_tokenizer = VideoTokenizer.from_pretrained(self.config.tokenizer_dir)
+        strides = video_tokenizer.config
+        t, h, w = self.dataset.reader.rows[self.dataset.rows[0]]["shape"]  # latent grid of a training clip
+        info = PipelineInfo(fps=self.fps, size=(h * strides.spatial_stride, w * strides.spatial_stride),
+                            frames=1 + strides.temporal_stride * (t - 1))
+        pipeline = TextToVideo(video_tokenizer, generator, self.text, info)
+        with atomic_directory(self.run_dir / "samples" / f"step_{self.step:08d}") as tmp:
+            for number, prompt in enumerate(self.config.sample_prompts):
+                slug = re.sub(r"[^a-z0-9]+", "_", normalize(prompt)).strip("_")[:60]
+                pipeline.write(prompt, tmp / f"{number:02d}_{slug}.mp4", seed=number)
+        set_rng_state(saved)
+
+
+def train(config: GeneratorTrainConfig, run_dir: str | Path, resume: bool = False) -> GeneratorTrainResult:
+    """Train a generator into `run_dir` (config.json, text.model, model.safetensors, metrics.jsonl, checkpoints/)."""
+    run_dir = Path(run_dir)
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    with launcher_env() as launched:
+        try:
+            return _run(Trainer(config, run_dir, resume))
+        finally:
+            if launched:  # a plain process keeps its 1-rank group: DeepSpeed caches groups for the next call
+                distributed.teardown()
+
+
+def _run(trainer: Trainer) -> GeneratorTrainResult:
+    config, rank = trainer.config, trainer.rank
+    sampling = bool(config.tokenizer_dir and config.sample_every and config.sample_prompts)
+    progress = tqdm(total=config.steps, initial=trainer.step, desc=f"generator {config.name}", unit="step",
+                    disable=rank != 0, dynamic_ncols=True)
+    tokens = seconds = window_tokens = window_seconds = 0.0
+    logs: dict[str, float] = {}
+    with open(trainer.run_dir / "metrics.jsonl" if rank == 0 else os.devnull, "a") as metrics_file:
+        while trainer.step < config.steps:
+            started = time.perf_counter()
+            micro_batches = [draw_micro_batch(trainer.dataset, config, rank, trainer.step, micro)
+                             for micro in range(config.grad_accum)]
+            log_now = (trainer.step + 1) % config.log_every == 0 or trainer.step + 1 == config.steps
+            logs = trainer.train_step(micro_batches, want_norm=log_now)
+            trainer.step += 1
+            elapsed = time.perf_counter() - started
+            step_tokens = sum(batch["ids"].numel() for batch in micro_batches) * trainer.world
+            tokens, seconds = tokens + step_tokens, seconds + elapsed
+            window_tokens, window_seconds = window_tokens + step_tokens, window_seconds + elapsed
+            progress.update(1)
+            if log_now:
+                speed = window_tokens / max(window_seconds, 1e-9)
+                window_tokens = window_seconds = 0.0
+                record = {"step": trainer.step, **logs, "tokens_per_s": round(speed, 1)}
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+                progress.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{speed:,.0f}")
+            if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
+                trainer.save()
+            if sampling and (trainer.step % config.sample_every == 0 or trainer.step == config.steps):
+                trainer.write_samples()
+    progress.close()
+    return GeneratorTrainResult(steps=trainer.step, loss=logs.get("loss", float("nan")), seconds=round(seconds, 2),
+                                tokens_per_second=tokens / max(seconds, 1e-9))
