@@ -53,6 +53,17 @@ class TextToVideo:
         self.text = text
         self.info = info or PipelineInfo()
 
+    @classmethod
+    def assemble(cls, tokenizer_dir: str | Path, generator: VideoGenerator, text: TextTokenizer, fps: float,
+                 grid: tuple[int, int, int]) -> "TextToVideo":
+        """A pipeline around a trained tokenizer directory and an in-memory generator; its default size and length
+        are those of a training clip's latent `grid` (t, h, w)."""
+        video_tokenizer = VideoTokenizer.from_pretrained(tokenizer_dir)
+        t, h, w = grid
+        stride = video_tokenizer.config.spatial_stride
+        info = PipelineInfo(fps=fps, size=(h * stride, w * stride), frames=video_tokenizer.num_frames(t))
+        return cls(video_tokenizer, generator, text, info)
+
     # --- saving and loading ---
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write the pipeline directory (built under a temporary name, then renamed into place)."""

@@ -31,7 +31,6 @@ import re
 import shutil
 import socket
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,9 +46,9 @@ from t2v.generator.text import TextTokenizer, normalize
 from t2v.generator.vocab import PAD
 from t2v.tokenizer import distributed
 from t2v.tokenizer.atomic import atomic_directory, atomic_write_text
-from t2v.tokenizer.checkpoint import rng_state, set_rng_state
+from t2v.tokenizer.checkpoint import rng_state, set_rng_state, truncate_metrics
 from t2v.tokenizer.shards import ShardReader
-from t2v.tokenizer.train import _truncate_metrics, lr_factor
+from t2v.tokenizer.train import lr_factor
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -284,7 +283,6 @@ class Trainer:
                                       config.data.caption_dropout, config.seed)
         self.fps = float(reader.meta.get("fps") or 8.0)
         self.step = 0
-        self.samples_off = False
         if resume:
             self.resume()
 
@@ -362,7 +360,7 @@ class Trainer:
         if rank_file.is_file():  # absent when resuming with more ranks than wrote the checkpoint
             set_rng_state(torch.load(rank_file, map_location="cpu", weights_only=False)["rng"])
         if self.rank == 0:
-            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
 
     def standalone_generator(self) -> VideoGenerator | None:
         """A plain fp32 CPU copy of the current weights on rank 0 (every rank must call: ZeRO-3 gathers)."""
@@ -378,25 +376,15 @@ class Trainer:
 
     def write_samples(self) -> None:
         """Videos of the sample prompts in samples/step_XXXXXXXX/, as long and as large as the training clips
-        (rank 0; skipped with a warning if the pipeline cannot be imported)."""
+        (rank 0)."""
         generator = self.standalone_generator()
-        if generator is None or self.samples_off:
+        if generator is None:
             return
-        try:
-            from t2v.generator.pipeline import PipelineInfo, TextToVideo
-        except ImportError as error:
-            warnings.warn(f"no sample videos: t2v.generator.pipeline is not available ({error})", stacklevel=2)
-            self.samples_off = True
-            return
-        from t2v.tokenizer.model import VideoTokenizer
+        from t2v.generator.pipeline import TextToVideo  # the one module that joins the video tokenizer
 
         saved = rng_state()
-        video_tokenizer = VideoTokenizer.from_pretrained(self.config.tokenizer_dir)
-        strides = video_tokenizer.config
-        t, h, w = self.dataset.reader.rows[self.dataset.rows[0]]["shape"]  # latent grid of a training clip
-        info = PipelineInfo(fps=self.fps, size=(h * strides.spatial_stride, w * strides.spatial_stride),
-                            frames=1 + strides.temporal_stride * (t - 1))
-        pipeline = TextToVideo(video_tokenizer, generator, self.text, info)
+        grid = self.dataset.reader.rows[self.dataset.rows[0]]["shape"]  # latent grid of a training clip
+        pipeline = TextToVideo.assemble(self.config.tokenizer_dir, generator, self.text, self.fps, tuple(grid))
         with atomic_directory(self.run_dir / "samples" / f"step_{self.step:08d}") as tmp:
             for number, prompt in enumerate(self.config.sample_prompts):
                 slug = re.sub(r"[^a-z0-9]+", "_", normalize(prompt)).strip("_")[:60]

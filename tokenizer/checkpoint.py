@@ -6,6 +6,7 @@ RNG state beside the shared one (rank 0 writes the model and optimizer states).
 """
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
@@ -22,6 +23,14 @@ def rng_state() -> dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines logged after the checkpoint being resumed (they will be logged again)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def set_rng_state(state: dict[str, Any]) -> None:

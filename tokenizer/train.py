@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from t2v.tokenizer import distributed
 from t2v.tokenizer.atomic import atomic_write_text
-from t2v.tokenizer.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from t2v.tokenizer.checkpoint import (latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                                      truncate_metrics)
 from t2v.tokenizer.data import ClipDataset
 from t2v.tokenizer.evaluate import EvalResult, evaluate, write_samples
 from t2v.tokenizer.losses import LossConfig, TokenizerLoss
@@ -185,7 +186,7 @@ class Trainer:
         if rank_state is not None:
             set_rng_state(rank_state)
         if self.rank == 0:
-            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
 
     # 3. Evaluation ------------------------------------------------------------------------------------------
     def evaluate(self) -> EvalResult | None:
@@ -245,11 +246,3 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
 
 def _run_config(config: TokenizerTrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines logged after the checkpoint being resumed (they will be logged again)."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-    atomic_write_text(path, "".join(line + "\n" for line in kept))
