@@ -3,7 +3,9 @@
 The stack is `transformers`' Qwen2-VL text decoder: its attention, SwiGLU MLP, RMSNorm and multimodal rotary
 embedding, which rotates separate bands of each head's dimensions by the t, h and w positions (`vocab.py` gives
 them). What is ours: the id layout, the positions, the output head over video codes only, the explicit
-`KVCache` and the attention mask. Sizes follow the LlamaGen ladder (B 111M, L 343M, XL 775M with a 16k codebook).
+`KVCache`, the attention mask and the loop over the library's layers (its model forward adds output capturing and
+mask building to every call, a large share of a small model's decode step; the sampler passes rotary cos/sin it
+computed once per clip). Sizes follow the LlamaGen ladder (B 111M, L 343M, XL 775M with a 16k codebook).
 """
 from __future__ import annotations
 
@@ -123,22 +125,30 @@ class VideoGenerator(nn.Module):
         return KVCache(self.config.layers, batch, self.config.kv_heads, self.config.head_dim, capacity,
                        dtype=weight.dtype, device=weight.device)
 
-    def forward(self, ids: torch.Tensor, positions: torch.Tensor, cache: KVCache | None = None,
-                logits_from: int = 0) -> torch.Tensor:
-        """Logits (B, L - logits_from, codebook_size) for ids (B, L) at positions (3, L) or (B, 3, L).
+    def rotary(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rotary (cos, sin), each (B or 1, L, head_dim), of positions (3, L) or (B, 3, L) by the library's
+        multimodal rotary embedding: computed once, they serve any slice of the sequence (the sampler's ids)."""
+        positions = positions.reshape(-1, 3, positions.shape[-1]).permute(1, 0, 2)  # (B, 3, L) -> (3, B, L)
+        weight = self.head.weight
+        return self.decoder.rotary_emb(weight, positions.to(weight.device))
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
+                logits_from: int = 0, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits (B, L - logits_from, codebook_size) for ids (B, L) at positions (3, L) or (B, 3, L), or at the
+        precomputed `rotary` of those positions.
 
         With a cache, the ids follow the cached ones, are attended causally and are appended to it.
         """
-        batch, length = ids.shape
-        positions = positions.expand(batch, 3, length).permute(1, 0, 2)  # (B, 3, L) -> (3, B, L)
+        length = ids.shape[1]
+        rotary = rotary if rotary is not None else self.rotary(positions)
         past = cache.length if cache is not None else 0
         mask = attention_mask(length, past + length, ids.device)
-        hidden = self.decoder(input_ids=ids, position_ids=positions.to(ids.device), cache=cache,
-                              attention_mask={"full_attention": mask}, use_cache=cache is not None
-                              ).last_hidden_state
+        hidden = self.decoder.embed_tokens(ids)
+        for layer in self.decoder.layers:
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, cache=cache)
         if cache is not None:
             cache.advance(length)
-        return self.head(hidden[:, logits_from:])
+        return self.head(self.decoder.norm(hidden[:, logits_from:]))
 
     # --- checkpoints ---
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -11,7 +11,7 @@ from conftest import CAPTIONS, tiny_generator, tiny_model, tiny_pipeline
 from t2v.generator.data import IGNORE, TokenSequences, shift_labels
 from t2v.generator.model import VideoGenerator, attention_mask
 from t2v.generator.pipeline import TextToVideo
-from t2v.generator.sample import SamplingConfig, filter_logits, sample_codes
+from t2v.generator.sample import SamplingConfig, draw, filter_logits, sample_codes
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import BOS, BOV, EOV, NULL, PAD, Vocab
 from t2v.tokenizer.shards import ShardWriter
@@ -149,6 +149,15 @@ def test_filter_logits_top_k_and_top_p():
     assert torch.isinf(filter_logits(logits, 2, 1.0)).tolist() == [[False, False, True, True]]
     assert torch.isinf(filter_logits(logits, 0, 0.7)).tolist() == [[False, False, True, True]]
     assert torch.isinf(filter_logits(logits, 0, 0.1)).tolist() == [[False, True, True, True]]
+
+
+def test_draw_makes_the_draws_of_torch_multinomial():
+    # draw() runs multinomial's own one-sample algorithm without its checks: a seed keeps its video.
+    logits = torch.randn(3, 1000, generator=torch.Generator().manual_seed(0))
+    config = SamplingConfig(cfg_scale=1.0)
+    for seed in range(20):
+        expected = torch.multinomial(logits.softmax(-1), 1, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(draw(logits, config, torch.Generator().manual_seed(seed)), expected.squeeze(-1))
 
 
 def test_sampling_is_seeded_and_guidance_changes_the_draw():

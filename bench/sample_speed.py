@@ -1,0 +1,220 @@
+"""Benchmark: latent-frame generation speed of the generator's sampler at batch 1, on random weights.
+
+For each preset (default `tiny` and `B`, the `shapes` recipe's vocabulary: 1,000 codes, ~100 text pieces, a 12-piece
+caption so a 14-id prefix) and a latent grid (default a 64×64, 17-frame clip: 5 latent frames of 8×8 = 320 ids):
+
+(a) `ours`: `sample_frames` (KV cache, one id at a time), no guidance; `ours_cfg`: the same with guidance (2 rows);
+(b) `generate`: the same weights in a `transformers` `Qwen2ForCausalLM` (the Qwen2-VL text decoder's parameter layout;
+    with 1D positions the same compute, checked on logits below), `generate()` with its own KV cache, sampling
+    (top_k=0), min_new_tokens = max_new_tokens so every run makes the whole clip;
+(c) `uncached`: the whole sequence recomputed for every new id; for big presets only every `--uncached-stride`-th
+    step is timed and the total extrapolated (step cost is linear in length; the JSON says so);
+(d) `bound`: bytes read per decode step (every weight a step touches + the KV cache, averaged over the clip) ÷ the
+    read bandwidth measured here (a `sum` over a buffer as large as those weights, and over 1 GiB for DRAM).
+
+(a) and (b) run interleaved (one clip each per round, `--repeats` rounds after a warm-up round), so that other work on
+the machine slows them alike; a figure is the median (every run is in the JSON); the bandwidth is the best of its
+runs. Tokens/s counts the clip's video ids, prefill included. Prints a table and writes JSON.
+
+    python bench/sample_speed.py                                   # tiny and B, 5×8×8, 1 thread
+    python bench/sample_speed.py --presets tiny --grid 2 4 4 --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from t2v.generator.model import VideoGenerator, preset
+from t2v.generator.sample import SamplingConfig, draw, sample_frames
+from t2v.generator.vocab import EOV, PAD
+
+CAPTION = [3, 14, 15, 92, 65, 35]  # any pieces: speed does not depend on them
+
+
+def timed_rounds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall times of `repeats` rounds of one call of each run, after a warm-up round. Interleaved, so that other work
+    on the machine slows every method alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(repeats + 1):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def read_bandwidth(num_bytes: int, repeats: int = 15) -> float:
+    """Bytes/s of a `sum` over a float32 buffer of `num_bytes` (the rate a weight-streaming decode step can reach);
+    the best of `repeats`: other work on the machine only ever lowers it, and a bound should not move with that."""
+    buffer = torch.ones(max(num_bytes // 4, 1 << 16))
+    return buffer.numel() * 4 / min(timed_rounds({"sum": buffer.sum}, repeats)["sum"])
+
+
+def step_bytes(model: VideoGenerator, rows: int, context: float) -> dict[str, float]:
+    """Bytes one decode step reads: every weight but the embedding table (one row of it), and `rows` KV caches of
+    `context` ids (keys and values of every layer)."""
+    element = model.head.weight.element_size()
+    embedding = model.decoder.embed_tokens.weight
+    weights = (model.num_parameters() - embedding.numel() + rows * embedding.shape[1]) * element
+    config = model.config
+    kv = 2 * config.layers * rows * config.kv_heads * config.head_dim * context * element
+    return {"weights": weights, "kv_cache": kv}
+
+
+def hf_twin(model: VideoGenerator) -> Qwen2ForCausalLM:
+    """A `Qwen2ForCausalLM` holding the same decoder weights; its LM head is ours on the video ids, zero elsewhere."""
+    config, decoder = model.config, model.decoder.config
+    twin = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=decoder.vocab_size, hidden_size=config.hidden, intermediate_size=config.intermediate,
+        num_hidden_layers=config.layers, num_attention_heads=config.heads, num_key_value_heads=config.kv_heads,
+        max_position_embeddings=decoder.max_position_embeddings, rms_norm_eps=decoder.rms_norm_eps,
+        rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta}, tie_word_embeddings=False,
+        pad_token_id=PAD, bos_token_id=None, eos_token_id=EOV, attn_implementation="sdpa"))
+    missing, unexpected = twin.model.load_state_dict(model.decoder.state_dict(), strict=False)
+    assert not unexpected and all("rotary" in name for name in missing), (missing, unexpected)
+    with torch.no_grad():
+        twin.lm_head.weight.zero_()
+        twin.lm_head.weight[model.vocab.video_start:] = model.head.weight
+    return twin.eval()
+
+
+def check_twin(model: VideoGenerator, twin: Qwen2ForCausalLM, length: int = 40) -> float:
+    """Largest logit difference between the two on 1D positions (the same on t, h and w): they compute the same."""
+    ids = torch.randint(model.vocab.video_start, model.vocab.size, (1, length))
+    positions = torch.arange(length).expand(3, -1)
+    with torch.no_grad():
+        ours = model(ids, positions)
+        theirs = twin(ids).logits[..., model.vocab.video_start:]
+    return (ours - theirs).abs().max().item()
+
+
+def sampler(model: VideoGenerator, prefix: torch.Tensor, grid: tuple[int, int, int], cfg_scale: float
+            ) -> Callable[[], list[torch.Tensor]]:
+    """(a) one clip by `sample_frames` per call."""
+    config = SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, cfg_scale=cfg_scale)
+    generator = torch.Generator().manual_seed(0)
+    return lambda: list(sample_frames(model, prefix, grid, config, generator))
+
+
+def generate(twin: Qwen2ForCausalLM, prefix: torch.Tensor, new: int) -> Callable[[], torch.Tensor]:
+    """(b) one clip by `generate()` per call, checked once to decode with its KV cache."""
+    kwargs = dict(attention_mask=torch.ones_like(prefix), max_new_tokens=new, min_new_tokens=new, do_sample=True,
+                  top_k=0, top_p=1.0, temperature=1.0, use_cache=True)
+    with torch.no_grad():
+        out = twin.generate(prefix, return_dict_in_generate=True, **kwargs)
+    # Its cache holds every id but the last one drawn: each step ran one new id against it.
+    assert out.sequences.shape[1] == prefix.shape[1] + new, out.sequences.shape
+    assert out.cache.get_seq_length() == prefix.shape[1] + new - 1
+
+    def run() -> torch.Tensor:
+        with torch.no_grad():
+            return twin.generate(prefix, **kwargs)
+    return run
+
+
+def time_uncached(model: VideoGenerator, prefix: torch.Tensor, grid: tuple[int, int, int], stride: int,
+                  repeats: int) -> float:
+    """Seconds to make the clip recomputing the whole sequence per id; steps 0, stride, 2·stride … are timed and
+    each stands for the `stride` steps it starts (their cost grows linearly with length)."""
+    t, h, w = grid
+    vocab, config = model.vocab, SamplingConfig(cfg_scale=1.0)
+    positions = torch.cat([vocab.prefix_positions(), vocab.video_positions(0, t, h, w)], dim=1)  # (3, P + t*h*w)
+    ids = torch.cat([prefix, vocab.video_ids(torch.randint(0, vocab.codebook_size, (1, t * h * w)))], dim=1)
+
+    def step(n: int) -> None:
+        length = prefix.shape[1] + n
+        draw(model(ids[:, :length], positions[:, :length], logits_from=length - 1)[:, -1], config, None)
+
+    total = 0.0
+    with torch.no_grad():
+        for n in range(0, t * h * w, stride):
+            times = timed_rounds({"step": lambda: step(n)}, repeats)["step"]
+            total += min(stride, t * h * w - n) * statistics.median(times)
+    return total
+
+
+def bench_preset(name: str, grid: tuple[int, int, int], args: argparse.Namespace) -> dict:
+    torch.manual_seed(0)
+    model = preset(name, text_size=args.text_size, codebook_size=args.codebook, max_text_len=args.max_text_len)
+    model = VideoGenerator(model).eval()
+    twin = hf_twin(model)
+    vocab, tokens = model.vocab, grid[0] * grid[1] * grid[2]
+    prefix = vocab.prefix(CAPTION)[None]
+    context = vocab.prefix_len + (tokens - 1) / 2  # mean KV length over the decode steps
+    stride = 1 if name in args.uncached_full else args.uncached_stride
+    weight_bytes = step_bytes(model, 1, 0)["weights"]
+    bandwidth = read_bandwidth(weight_bytes)
+    runs = timed_rounds({"ours": sampler(model, prefix, grid, 1.0), "generate": generate(twin, prefix, tokens),
+                         "ours_cfg": sampler(model, prefix, grid, args.cfg_scale)}, args.repeats)
+    seconds = {method: statistics.median(times) for method, times in runs.items()}
+    seconds["uncached"] = time_uncached(model, prefix, grid, stride, max(1, args.repeats // 2))
+    bandwidth = max(bandwidth, read_bandwidth(weight_bytes))  # before and after the runs: the best
+    rows = {}
+    for method, secs in seconds.items():
+        read = step_bytes(model, 2 if method == "ours_cfg" else 1, context)
+        bound = bandwidth / sum(read.values())
+        rows[method] = {"seconds": round(secs, 4), "tokens_per_s": round(tokens / secs, 2),
+                        "ms_per_token": round(1000 * secs / tokens, 3), "bound_tokens_per_s": round(bound, 1),
+                        "percent_of_bound": round(100 * tokens / secs / bound, 1),
+                        "runs_s": [round(t, 4) for t in runs.get(method, [])]}
+    read = step_bytes(model, 1, context)
+    return {"parameters": model.num_parameters(), "tokens": tokens,
+            "bytes_per_step": {k: int(v) for k, v in read.items()}, "read_bandwidth_gb_s": round(bandwidth / 1e9, 2),
+            "twin_max_logit_diff": check_twin(model, twin),
+            "uncached_steps_timed": len(range(0, tokens, stride)), "uncached_extrapolated": stride > 1,
+            "ours_over_generate": round(seconds["generate"] / seconds["ours"], 2), "methods": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["tiny", "B"])
+    parser.add_argument("--grid", nargs=3, type=int, default=[5, 8, 8], metavar=("T", "H", "W"))
+    parser.add_argument("--codebook", type=int, default=1000)
+    parser.add_argument("--text-size", type=int, default=100)
+    parser.add_argument("--max-text-len", type=int, default=12)
+    parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale of the guided row")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--uncached-stride", type=int, default=32, help="time every n-th uncached step")
+    parser.add_argument("--uncached-full", nargs="*", default=["tiny"], help="presets whose every uncached "
+                        "step is timed")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/sample_speed.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    grid = tuple(args.grid)
+
+    dram = read_bandwidth(1 << 30)
+    results = {name: bench_preset(name, grid, args) for name in args.presets}
+    report = {"grid": grid, "threads": args.threads, "torch": torch.__version__, "cpu": platform.processor()
+              or platform.machine(), "dram_read_bandwidth_gb_s": round(dram / 1e9, 2), "repeats": args.repeats,
+              "targets": {"ours_over_generate": 2.0, "percent_of_bound_B": 50.0}, "presets": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+
+    print(f"grid {grid}, {args.threads} thread(s), DRAM read {dram / 1e9:.1f} GB/s\n")
+    print("| preset | method | tokens/s | ms/token | bound tokens/s | % of bound |\n|---|---|---|---|---|---|")
+    for name, result in results.items():
+        for method, row in result["methods"].items():
+            print(f"| {name} | {method} | {row['tokens_per_s']} | {row['ms_per_token']} | "
+                  f"{row['bound_tokens_per_s']} | {row['percent_of_bound']} |")
+    for name, result in results.items():
+        mb = {k: round(v / 1e6, 1) for k, v in result["bytes_per_step"].items()}
+        print(f"\n{name}: {result['parameters'] / 1e6:.1f}M parameters, step reads {mb} MB at "
+              f"{result['read_bandwidth_gb_s']} GB/s; ours / generate = {result['ours_over_generate']}× "
+              f"(target ≥ 2); uncached: {result['uncached_steps_timed']} steps timed"
+              f"{' (extrapolated)' if result['uncached_extrapolated'] else ''}; twin logits differ by "
+              f"{result['twin_max_logit_diff']:.1e}")
+    print(f"\nJSON: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
