@@ -1,13 +1,12 @@
 """`t2v tokenizer …`: train, reconstruct, encode. Each command parses, prints what it will do, calls one function."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from t2v.cli.options import SIZE
-from t2v.cli.runs import next_run_dir
+from t2v.cli.runs import resolve_training, training_options
 
 
 @click.group()
@@ -17,14 +16,7 @@ def tokenizer() -> None:
 
 @tokenizer.command()
 @click.argument("recipe")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory (default: runs/<recipe>-tokenizer-NNNNN, the next free number).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value, e.g. --set steps=500 --set model.fsq_levels=[8,5,5,5]. Repeatable.")
-@click.option("--variant", default="default", show_default=True, help="Recipe variant, e.g. quick.")
-@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Continue the run in this directory from its latest checkpoint.")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config and the run directory, then stop.")
+@training_options
 def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant: str, resume_dir: Path | None,
           dry_run: bool) -> None:
     """Train a tokenizer from RECIPE (a recipe name such as `shapes`, or a .yaml/.json config file).
@@ -34,30 +26,21 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
       t2v data shapes data/shapes --num 2000
       t2v tokenizer train shapes
       t2v tokenizer train shapes --variant quick --set steps=100 --out runs/try
+      t2v tokenizer train shapes --set model.fsq_levels=[8,5,5,5] --dry-run
       t2v tokenizer train shapes --resume runs/shapes-tokenizer-00001
       torchrun --nproc_per_node=2 -m t2v.cli.main tokenizer train shapes --out runs/ddp
     """
-    from t2v.recipes import config as config_io
     from t2v.recipes.registry import tokenizer_config
     from t2v.tokenizer.train import TokenizerTrainConfig, train as run_training
 
-    if resume_dir is not None:
-        config = config_io.load(TokenizerTrainConfig, resume_dir / "config.json")
-        run_dir = resume_dir
-    else:
-        config = tokenizer_config(recipe, variant)
-        run_dir = out_dir
-    config = config_io.apply_overrides(config, overrides)
-    if not dry_run and not Path(config.data.index).is_file():
-        raise FileNotFoundError(f"training index not found: {config.data.index} (for the shapes recipe make it with "
-                                f"`t2v data shapes {Path(config.data.index).parent} --num 2000`, or "
-                                f"--set data.index=PATH)")
-    if run_dir is None:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise click.UsageError("with several ranks every rank must use the same run directory: pass --out DIR")
-        run_dir = next_run_dir(Path("runs"), f"{config.name}-tokenizer", create=not dry_run)
-    click.echo(config_io.dump_yaml(config).rstrip())
-    click.echo(f"run directory: {run_dir}{' (resuming)' if resume_dir else ''}")
+    def check(config: TokenizerTrainConfig) -> None:
+        if not Path(config.data.index).is_file():
+            raise FileNotFoundError(f"training index not found: {config.data.index} (for the shapes recipe make it "
+                                    f"with `t2v data shapes {Path(config.data.index).parent} --num 2000`, or "
+                                    f"--set data.index=PATH)")
+
+    config, run_dir = resolve_training(TokenizerTrainConfig, tokenizer_config, "tokenizer", recipe, variant,
+                                       overrides, out_dir, resume_dir, dry_run, check)
     if dry_run:
         return
     result = run_training(config, run_dir, resume=resume_dir is not None)
