@@ -106,3 +106,23 @@ def tiny_pipeline(text):
     video_tokenizer = tiny_model()
     generator = tiny_generator(text_size=text.size, codebook_size=video_tokenizer.codebook_size)
     return TextToVideo(video_tokenizer, generator, text, PipelineInfo(fps=8, size=(16, 16), frames=5))
+
+
+def run_torchrun(script: str, args: list[str], directory, timeout: int = 240) -> None:
+    """Run the Python source `script` as 2 CPU ranks under torchrun (one thread each) in `directory`."""
+    import socket
+    import subprocess
+    import sys
+
+    path = directory / "rank_main.py"
+    path.write_text(script)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+               "--master_addr=127.0.0.1", f"--master_port={port}", str(path), *args]
+    done = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

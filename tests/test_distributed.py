@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 import textwrap
 
@@ -12,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import run_torchrun
 from t2v.tokenizer import distributed
 
 SCRIPT = textwrap.dedent('''
@@ -54,23 +52,8 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run_two_ranks(tmp_path, index, quantizer: str) -> dict:
-    script = tmp_path / "rank_main.py"
-    script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(name, None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-               "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(script), str(index), quantizer,
-               str(tmp_path)]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_torchrun(SCRIPT, [str(index), quantizer, str(tmp_path)], tmp_path, timeout=180)
     return {rank: json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)}
 
 

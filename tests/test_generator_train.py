@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -17,7 +16,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from conftest import tiny_model
+from conftest import run_torchrun, tiny_model
 from t2v.cli.generator import generator as generator_cli
 from t2v.generator.model import GeneratorConfig, VideoGenerator
 from t2v.generator.train import (GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig, Trainer,
@@ -229,18 +228,7 @@ RANK_SCRIPT = textwrap.dedent('''
 def test_two_cpu_ranks_end_with_identical_weights(shards, tmp_path, stage):
     """2 gloo ranks under torchrun end with equal weights = the export: stage 0 (gradient all-reduce) and ZeRO-3
     (parameters, gradients and optimizer states sharded; gathered to export)."""
-    script = tmp_path / "rank_main.py"
-    script.write_text(RANK_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(name, None)
-    from test_distributed import free_port
-
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-               "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(script), str(shards), str(stage),
-               str(tmp_path)]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_torchrun(RANK_SCRIPT, [str(shards), str(stage), str(tmp_path)], tmp_path)
     reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert reports[0]["world"] == reports[1]["world"] == 2
     assert reports[0]["ids"] != reports[1]["ids"]  # each rank drew its own batches ...
