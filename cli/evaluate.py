@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from t2v.cli.options import sampling_config, sampling_options
+
 
 @click.group(name="eval")
 def evaluate() -> None:
@@ -18,12 +20,10 @@ def evaluate() -> None:
               help="Only this split (repeatable; default: both).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write eval.json, eval.txt and sample GIFs here (default: PIPELINE_DIR/../eval).")
-@click.option("--cfg", "cfg_scale", type=float, default=3.0, show_default=True, help="Guidance scale (1 = off).")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="Sampling temperature.")
-@click.option("--top-k", type=int, default=0, show_default=True, help="Top-k (0 = off).")
+@sampling_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-def shapes(pipeline_dir: Path, num: int, splits: tuple[str, ...], out_dir: Path | None, cfg_scale: float,
-           temperature: float, top_k: int, seed: int) -> None:
+def shapes(pipeline_dir: Path, num: int, splits: tuple[str, ...], out_dir: Path | None, cfg_scale: float | None,
+           temperature: float | None, top_k: int | None, top_p: float | None, seed: int) -> None:
     """Generate NUM videos per split of shapes captions and score them with the recipe's verifier.
 
     Prints accuracy per attribute (object, color, shape, direction, speed) and overall, per split.
@@ -35,13 +35,13 @@ def shapes(pipeline_dir: Path, num: int, splits: tuple[str, ...], out_dir: Path 
     from tqdm import tqdm
 
     from t2v.generator.pipeline import TextToVideo
-    from t2v.generator.sample import SamplingConfig
     from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
     from t2v.recipes.shapes.verify import format_table
 
     pipeline = TextToVideo.from_pretrained(pipeline_dir)
     config = ShapesEvalConfig(num=num, splits=splits or ("seen", "heldout"), seed=seed,
-                              sampling=SamplingConfig(temperature=temperature, top_k=top_k, cfg_scale=cfg_scale))
+                              sampling=sampling_config(temperature=temperature, top_k=top_k, top_p=top_p,
+                                                       cfg_scale=cfg_scale))
     out_dir = out_dir or pipeline_dir.resolve().parent / "eval"
     with tqdm(total=num * len(config.splits), desc="eval shapes", unit="video") as progress:
         reports = evaluate_pipeline(pipeline, config, out_dir, progress=progress.update)

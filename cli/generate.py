@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from t2v.cli.options import SIZE
+from t2v.cli.options import SIZE, sampling_config, sampling_options
 
 
 def output_paths(out: Path, num_prompts: int, num_samples: int) -> list[list[Path]]:
@@ -34,11 +34,7 @@ def read_prompts(prompt: str | None, prompts_file: Path | None) -> list[str]:
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Length in seconds (instead of --frames).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of the file (default: the data's).")
 @click.option("--size", type=SIZE, help="Frame size WxH (default: the pipeline's training size).")
-@click.option("--cfg", "cfg_scale", type=float, default=3.0, show_default=True,
-              help="Classifier-free guidance scale (1 = off).")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="Sampling temperature (0 = greedy).")
-@click.option("--top-k", type=int, default=0, show_default=True, help="Keep the k most likely codes (0 = off).")
-@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling mass (1 = off).")
+@sampling_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: a seed gives the same video.")
 @click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True,
               help="Videos per prompt (files OUT_s0, OUT_s1, …).")
@@ -46,8 +42,8 @@ def read_prompts(prompt: str | None, prompts_file: Path | None) -> list[str]:
               help="More prompts, one per line (files OUT_p000, OUT_p001, …).")
 @click.option("--preview", is_flag=True, help="Also write a contact-sheet PNG of the frames beside each output.")
 def generate(pipeline_dir: Path, prompt: str | None, out: Path, frames: int | None, seconds: float | None,
-             fps: float | None, size: tuple[int, int] | None, cfg_scale: float, temperature: float, top_k: int,
-             top_p: float, seed: int, num_samples: int, prompts_file: Path | None, preview: bool) -> None:
+             fps: float | None, size: tuple[int, int] | None, cfg_scale: float | None, temperature: float | None,
+             top_k: int | None, top_p: float | None, seed: int, num_samples: int, prompts_file: Path | None, preview: bool) -> None:
     """Generate videos for PROMPT with the pipeline in PIPELINE_DIR (made by `t2v recipe run`).
 
     \b
@@ -57,13 +53,12 @@ def generate(pipeline_dir: Path, prompt: str | None, out: Path, frames: int | No
       t2v generate runs/shapes/pipeline --prompts-file prompts.txt -o out/video.mp4 --cfg 4 --top-k 100
     """
     from t2v.generator.pipeline import TextToVideo
-    from t2v.generator.sample import SamplingConfig
     from t2v.tokenizer.video_io import contact_sheet, write_image, write_video
 
     if frames is not None and seconds is not None:
         raise click.UsageError("give --frames or --seconds, not both")
     prompts = read_prompts(prompt, prompts_file)
-    sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
+    sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
     pipeline = TextToVideo.from_pretrained(pipeline_dir)
     fps = fps or pipeline.info.fps
     if seconds is not None:

@@ -1,5 +1,7 @@
-"""Option parsers shared by the `t2v` commands (sizes, overrides)."""
+"""Option parsers shared by the `t2v` commands (sizes, sampling settings)."""
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import click
 
@@ -35,3 +37,23 @@ class SizeType(click.ParamType):
 
 
 SIZE = SizeType()
+
+
+def sampling_options(command: Callable) -> Callable:
+    """--cfg, --temperature, --top-k, --top-p; unset ones keep `SamplingConfig`'s defaults (shown in --help)."""
+    options = [
+        click.option("--cfg", "cfg_scale", type=float, help="Classifier-free guidance scale (1 = off) [default: 2]."),
+        click.option("--temperature", type=float, help="Sampling temperature (0 = greedy) [default: 0.7]."),
+        click.option("--top-k", type=int, help="Keep the k most likely codes (0 = off) [default: 20]."),
+        click.option("--top-p", type=float, help="Nucleus sampling mass (1 = off) [default: 1]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def sampling_config(**values: Any):
+    """A `SamplingConfig` from the sampling options that were given."""
+    from t2v.generator.sample import SamplingConfig
+
+    return SamplingConfig(**{name: value for name, value in values.items() if value is not None})

@@ -17,12 +17,16 @@ from t2v.generator.model import VideoGenerator
 
 @dataclass
 class SamplingConfig:
-    """How codes are drawn: temperature, top-k (0 = off), top-p (1 = off), guidance scale (1 = off)."""
+    """How codes are drawn: temperature, top-k (0 = off), top-p (1 = off), guidance scale (1 = off).
 
-    temperature: float = 1.0
-    top_k: int = 0
+    The defaults are what scored best on the shapes verifier with CPU-sized models (guidance 3 at temperature 1
+    drew incoherent objects there; 2 at 0.7 with top-k 20 kept them whole 4× as often).
+    """
+
+    temperature: float = 0.7
+    top_k: int = 20
     top_p: float = 1.0
-    cfg_scale: float = 3.0
+    cfg_scale: float = 2.0
 
     def __post_init__(self) -> None:
         if self.temperature < 0:

@@ -66,3 +66,17 @@ def test_eval_shapes_scores_with_the_verifier(pipeline_dir, tmp_path, monkeypatc
     assert report["scores"]["heldout"]["num"] == 3 and len(report["videos"]) == 3
     # a random pipeline draws noise, never a clean object: the verifier must not pass it
     assert report["scores"]["heldout"]["overall"] == 0.0
+
+
+def test_sampling_option_help_states_the_library_defaults():
+    from click.testing import CliRunner
+
+    from t2v.cli.generate import generate
+    from t2v.cli.options import sampling_config
+    from t2v.generator.sample import SamplingConfig
+
+    defaults = SamplingConfig()
+    assert sampling_config(cfg_scale=None, temperature=None, top_k=None, top_p=None) == defaults
+    text = " ".join(CliRunner().invoke(generate, ["--help"], terminal_width=200).output.split())
+    for value in (defaults.cfg_scale, defaults.temperature, defaults.top_k, defaults.top_p):
+        assert f"[default: {value:g}]" in text

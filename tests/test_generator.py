@@ -154,7 +154,7 @@ def test_filter_logits_top_k_and_top_p():
 def test_draw_makes_the_draws_of_torch_multinomial():
     # draw() runs multinomial's own one-sample algorithm without its checks: a seed keeps its video.
     logits = torch.randn(3, 1000, generator=torch.Generator().manual_seed(0))
-    config = SamplingConfig(cfg_scale=1.0)
+    config = SamplingConfig(cfg_scale=1.0, temperature=1.0, top_k=0)
     for seed in range(20):
         expected = torch.multinomial(logits.softmax(-1), 1, generator=torch.Generator().manual_seed(seed))
         assert torch.equal(draw(logits, config, torch.Generator().manual_seed(seed)), expected.squeeze(-1))
