@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
 from t2v.generator.pipeline import TextToVideo
 from t2v.generator.sample import SamplingConfig
-from t2v.recipes.shapes.dataset import captions_of_split
+from t2v.recipes.shapes.dataset import Caption, captions_of_split, render_clip
 from t2v.recipes.shapes.verify import VideoCheck, check_video, format_table, score
 from t2v.tokenizer.atomic import atomic_write_text
-from t2v.tokenizer.video_io import write_video
+from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.streaming import to_pixels, to_uint8
+from t2v.tokenizer.video_io import read_video, write_video
 
 
 @dataclass
@@ -75,4 +78,21 @@ def evaluate_pipeline(pipeline: TextToVideo, config: ShapesEvalConfig, out_dir: 
     if out is not None:
         atomic_write_text(out / "eval.json", json.dumps({"scores": reports, "videos": records}, indent=2))
         atomic_write_text(out / "eval.txt", format_table(reports) + "\n")
+    return reports
+
+
+def evaluate_reconstructions(video_tokenizer: VideoTokenizer, num: int, work_dir: str | Path, frames: int = 17,
+                             size: tuple[int, int] = (64, 64), seed: int = 0) -> dict[str, dict]:
+    """The verifier's scores on tokenizer reconstructions of true clips (after the mp4 round trip the training
+    data goes through): the ceiling of what a generator writing this tokenizer's codes can score."""
+    reports = {}
+    for split in ("seen", "heldout"):
+        checks = []
+        for number, caption in enumerate(eval_captions(split, num, seed)):
+            clip = render_clip(Caption.parse(caption), frames, size, np.random.default_rng([seed, number]))
+            path = write_video(Path(work_dir) / "clip.mp4", clip, 8.0)
+            with torch.no_grad():
+                codes = video_tokenizer.encode(to_pixels(read_video(path)[0]))
+                checks.append(check_video(to_uint8(video_tokenizer.decode(codes)[0]), caption))
+        reports[split] = score(checks)
     return reports
