@@ -88,6 +88,8 @@ def test_config_checks_channel_count_and_strides():
         TokenizerConfig(channels=(8, 8, 16, 16), temporal_stride=3)
     with pytest.raises(ValueError, match="fsq, lfq or vq"):
         TokenizerConfig(channels=(8, 8, 16, 16), quantizer="rvq")
+    with pytest.raises(ValueError, match="temporal stride 4 needs 2 downsampling levels"):
+        TokenizerConfig(channels=(8, 16), patch_size=4)  # one level below the stem: time can halve only once
 
 
 # 2. Chunked == whole, causality ---------------------------------------------------------------------------------

@@ -69,33 +69,18 @@ class FrameGroupNorm(nn.GroupNorm):
         return rearrange(x, "(b t) c h w -> b c t h w", t=frames)
 
 
-class ChannelNorm(nn.LayerNorm):
-    """LayerNorm over the channels of each (t, h, w) position: no statistic crosses space or time, so a frame's
-    absolute intensities are not divided by its own spread (which, on sparse frames, hides an object's colour)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = rearrange(x, "b c t h w -> b t h w c")
-        return rearrange(super().forward(x), "b t h w c -> b c t h w")
-
-
-NORMS = ("group", "channel")
-
-
-def norm(channels: int, kind: str = "group") -> nn.Module:
-    """Per-frame GroupNorm (`group`) or per-position LayerNorm over channels (`channel`)."""
-    if kind == "channel":
-        return ChannelNorm(channels, eps=1e-6)
+def norm(channels: int) -> FrameGroupNorm:
     return FrameGroupNorm(num_groups=min(32, channels // 4) or 1, num_channels=channels, eps=1e-6)
 
 
 class ResBlock(nn.Module):
     """Pre-activation residual block: (norm, SiLU, causal conv) × 2, with a 1×1×1 shortcut when widths differ."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm_kind: str = "group") -> None:
+    def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.norm1 = norm(in_channels, norm_kind)
+        self.norm1 = norm(in_channels)
         self.conv1 = CausalConv3d(in_channels, out_channels)
-        self.norm2 = norm(out_channels, norm_kind)
+        self.norm2 = norm(out_channels)
         self.conv2 = CausalConv3d(out_channels, out_channels)
         self.shortcut = nn.Conv3d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 

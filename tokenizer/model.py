@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from t2v.tokenizer.atomic import atomic_file, atomic_write_text
-from t2v.tokenizer.layers import NORMS, CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
+from t2v.tokenizer.layers import CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
 from t2v.tokenizer.quantizer import Quantizer, QuantizerOutput
 
 
@@ -34,7 +34,6 @@ class TokenizerConfig:
 
     channels: tuple[int, ...] = (128, 128, 256, 512)
     num_res_blocks: int = 2
-    norm: str = "group"  # group: per-frame GroupNorm | channel: per-position LayerNorm over channels
     spatial_stride: int = 8
     patch_size: int = 1  # space-to-depth stem: the first level runs at 1/patch_size resolution (part of the stride)
     temporal_stride: int = 4
@@ -63,8 +62,6 @@ class TokenizerConfig:
         if len(self.channels) != levels:
             raise ValueError(f"channels needs {levels} widths for spatial stride {self.spatial_stride} and patch size "
                              f"{self.patch_size}, got {len(self.channels)}: {list(self.channels)}")
-        if self.norm not in NORMS:
-            raise ValueError(f"unknown norm {self.norm!r}: choose one of {', '.join(NORMS)}")
         if 2 ** sum(self.temporal_levels()) != self.temporal_stride:
             raise ValueError(f"temporal stride {self.temporal_stride} needs {int(math.log2(self.temporal_stride))} "
                              f"downsampling levels, the config has {self.num_downsamples}: add levels to channels "
@@ -112,12 +109,12 @@ class Encoder(nn.Module):
         temporal = config.temporal_levels()
         for level, width in enumerate(widths):
             for _ in range(config.num_res_blocks):
-                self.blocks.append(ResBlock(in_width, width, config.norm))
+                self.blocks.append(ResBlock(in_width, width))
                 in_width = width
             if level < config.num_downsamples:
                 self.blocks.append(Downsample(width, temporal=temporal[level]))
-        self.blocks.append(ResBlock(in_width, in_width, config.norm))
-        self.norm_out = norm(in_width, config.norm)
+        self.blocks.append(ResBlock(in_width, in_width))
+        self.norm_out = norm(in_width)
         self.conv_out = CausalConv3d(in_width, latent_dim)
 
     def forward(self, video: torch.Tensor, cache: ConvCache | None = None) -> torch.Tensor:
@@ -137,16 +134,16 @@ class Decoder(nn.Module):
         widths = config.channels[::-1]
         temporal = config.temporal_levels()[::-1]
         self.conv_in = CausalConv3d(latent_dim, widths[0])
-        self.blocks = nn.ModuleList([ResBlock(widths[0], widths[0], config.norm)])
+        self.blocks = nn.ModuleList([ResBlock(widths[0], widths[0])])
         in_width = widths[0]
         for level, width in enumerate(widths):
             for _ in range(config.num_res_blocks):
-                self.blocks.append(ResBlock(in_width, width, config.norm))
+                self.blocks.append(ResBlock(in_width, width))
                 in_width = width
             if level < config.num_downsamples:
                 self.blocks.append(Upsample(width, widths[level + 1], temporal=temporal[level]))
                 in_width = widths[level + 1]
-        self.norm_out = norm(in_width, config.norm)
+        self.norm_out = norm(in_width)
         self.patch_size = config.patch_size
         self.conv_out = CausalConv3d(in_width, 3 * self.patch_size**2)
 
