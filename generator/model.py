@@ -48,16 +48,19 @@ class GeneratorConfig:
         if self.hidden % self.heads or self.heads % self.kv_heads:
             raise ValueError(f"hidden ({self.hidden}) must divide by heads ({self.heads}), heads by kv_heads "
                              f"({self.kv_heads})")
-        pairs = self.head_dim // 2
-        if not self.rope_sections:
-            self.rope_sections = [pairs - 2 * (pairs // 4), pairs // 4, pairs // 4]
-        if len(self.rope_sections) != 3 or sum(self.rope_sections) != pairs:
-            raise ValueError(f"rope_sections must be 3 numbers summing to head_dim/2 = {pairs}, "
-                             f"got {self.rope_sections}")
+        if self.rope_sections and (len(self.rope_sections) != 3 or sum(self.rope_sections) != self.head_dim // 2):
+            raise ValueError(f"rope_sections must be 3 numbers summing to head_dim/2 = {self.head_dim // 2} "
+                             f"(or empty for the default split), got {self.rope_sections}")
 
     @property
     def head_dim(self) -> int:
         return self.hidden // self.heads
+
+    @property
+    def rotary_split(self) -> list[int]:
+        """Rotary frequency pairs per axis (t, h, w): `rope_sections`, or half to t and a quarter each to h, w."""
+        pairs = self.head_dim // 2
+        return list(self.rope_sections) or [pairs - 2 * (pairs // 4), pairs // 4, pairs // 4]
 
     @property
     def vocab(self) -> Vocab:
@@ -69,7 +72,7 @@ class GeneratorConfig:
             num_hidden_layers=self.layers, num_attention_heads=self.heads, num_key_value_heads=self.kv_heads,
             max_position_embeddings=4096, rms_norm_eps=1e-6, pad_token_id=PAD, bos_token_id=None,
             eos_token_id=None, rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta,
-                                                "mrope_section": list(self.rope_sections)})
+                                                "mrope_section": self.rotary_split})
         config._attn_implementation = "sdpa"
         return config
 

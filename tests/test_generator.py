@@ -1,6 +1,7 @@
 """Generator: id layout, sequence packing and loss mask, KV-cache parity, sampling, the TextToVideo pipeline."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 
 from conftest import CAPTIONS, tiny_generator, tiny_model, tiny_pipeline
 from t2v.generator.data import IGNORE, TokenSequences, shift_labels
-from t2v.generator.model import VideoGenerator, attention_mask
+from t2v.generator.model import GeneratorConfig, VideoGenerator, attention_mask
 from t2v.generator.pipeline import TextToVideo
 from t2v.generator.sample import SamplingConfig, draw, filter_logits, sample_codes
 from t2v.generator.text import TextTokenizer
@@ -242,3 +243,13 @@ def test_pipeline_bad_input(pipeline, tmp_path):
 def test_pipeline_refuses_parts_that_were_not_trained_together(text):
     with pytest.raises(ValueError, match="not trained together"):
         TextToVideo(tiny_model(), tiny_generator(text_size=text.size, codebook_size=32), text)
+
+
+def test_rotary_split_follows_the_head_size_unless_set():
+    config = GeneratorConfig(hidden=256, heads=4)
+    assert config.rope_sections == [] and config.rotary_split == [16, 8, 8]
+    wider = dataclasses.replace(config, hidden=512)  # a --set model.hidden=… override keeps a valid split
+    assert wider.rotary_split == [32, 16, 16]
+    assert GeneratorConfig(hidden=256, heads=4, rope_sections=[8, 12, 12]).rotary_split == [8, 12, 12]
+    with pytest.raises(ValueError, match="head_dim/2 = 32"):
+        GeneratorConfig(hidden=256, heads=4, rope_sections=[8, 8, 8])
