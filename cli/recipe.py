@@ -27,7 +27,7 @@ def run(name: str, out_dir: Path, quick: bool) -> None:
       t2v recipe run shapes --out runs/shapes                   # the full run
       t2v generate runs/shapes/pipeline "a red circle moving left slowly" -o red_circle.mp4
     """
-    from t2v.recipes.shapes.run import run_recipe
+    from t2v.recipes.shapes.run import run_config, run_recipe
 
     click.echo(f"recipe {name}{' (quick)' if quick else ''} → {out_dir}")
-    run_recipe(out_dir, quick=quick, log=click.echo)
+    run_recipe(out_dir, run_config(quick), log=click.echo)

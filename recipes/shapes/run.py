@@ -23,37 +23,42 @@ from typing import Callable
 from t2v.generator.model import VideoGenerator
 from t2v.generator.pipeline import PipelineInfo, TextToVideo
 from t2v.generator.text import TextTokenizer
-from t2v.generator.train import train as train_generator
+from t2v.generator.train import GeneratorTrainConfig, train as train_generator
 from t2v.recipes.shapes import generator_config, tokenizer_config
 from t2v.recipes.shapes.dataset import FPS, make_dataset
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
+from t2v.recipes.shapes.verify import format_table
 from t2v.tokenizer.atomic import atomic_write_text
 from t2v.tokenizer.encode import encode_dataset
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.train import train as train_tokenizer
-from t2v.recipes.shapes.verify import format_table
+from t2v.tokenizer.train import TokenizerTrainConfig, train as train_tokenizer
 
 
 @dataclass
 class RecipeRunConfig:
-    """Sizes of the whole run; `quick` trades quality for a run of a few minutes."""
+    """Every stage's config: the tokenizer's and the generator's (paths are set by `run_recipe`), the number of
+    clips and the evaluation."""
 
-    variant: str = "default"
+    tokenizer: TokenizerTrainConfig
+    generator: GeneratorTrainConfig
     num_clips: int = 4000
     eval: ShapesEvalConfig = dataclasses.field(default_factory=ShapesEvalConfig)
 
 
 def run_config(quick: bool) -> RecipeRunConfig:
+    """The recipe's configs; `quick` trades quality for a run of minutes."""
+    variant = "quick" if quick else "default"
+    config = RecipeRunConfig(tokenizer_config(variant), generator_config(variant))
     if quick:
-        return RecipeRunConfig(variant="quick", num_clips=600, eval=ShapesEvalConfig(num=16, save_videos=4))
-    return RecipeRunConfig()
+        config = dataclasses.replace(config, num_clips=600, eval=ShapesEvalConfig(num=16, save_videos=4))
+    return config
 
 
 def _has_checkpoint(run_dir: Path) -> bool:
     return (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
 
 
-def run_recipe(out: str | Path, quick: bool = False, log: Callable[[str], None] = print) -> dict[str, dict]:
+def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], None] = print) -> dict[str, dict]:
     """Run every stage into `out`; returns the evaluation scores per split.
 
     1. Make the shapes clips.
@@ -65,7 +70,6 @@ def run_recipe(out: str | Path, quick: bool = False, log: Callable[[str], None] 
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    config = run_config(quick)
     timing_path = out / "run.json"
     timings: dict[str, float] = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
 
@@ -83,13 +87,11 @@ def run_recipe(out: str | Path, quick: bool = False, log: Callable[[str], None] 
     data, tokenizer_dir, tokens = out / "data", out / "tokenizer", out / "tokens"
     generator_dir, pipeline_dir = out / "generator", out / "pipeline"
 
-    tokenizer_cfg = tokenizer_config(config.variant)
-    tokenizer_cfg = dataclasses.replace(tokenizer_cfg, data=dataclasses.replace(
-        tokenizer_cfg.data, index=str(data / "index.jsonl")))
+    tokenizer_cfg = dataclasses.replace(config.tokenizer, data=dataclasses.replace(
+        config.tokenizer.data, index=str(data / "index.jsonl")))
     size, frames = tuple(tokenizer_cfg.data.size), tokenizer_cfg.data.num_frames
-    generator_cfg = generator_config(config.variant)
-    generator_cfg = dataclasses.replace(generator_cfg, tokenizer_dir=str(tokenizer_dir), data=dataclasses.replace(
-        generator_cfg.data, shards=str(tokens)))
+    generator_cfg = dataclasses.replace(config.generator, tokenizer_dir=str(tokenizer_dir), data=dataclasses.replace(
+        config.generator.data, shards=str(tokens)))
 
     stage("data", (data / "index.jsonl").is_file(),
           lambda: make_dataset(data, num=config.num_clips, frames=frames, size=size, seed=0))
@@ -111,7 +113,8 @@ def run_recipe(out: str | Path, quick: bool = False, log: Callable[[str], None] 
     reports: dict[str, dict] = {}
 
     def evaluate() -> None:
-        reports.update(evaluate_pipeline(TextToVideo.from_pretrained(pipeline_dir), config.eval, out / "eval"))
+        eval_config = dataclasses.replace(config.eval, frames=frames)
+        reports.update(evaluate_pipeline(TextToVideo.from_pretrained(pipeline_dir), eval_config, out / "eval"))
 
     stage("eval", False, evaluate)
     log(format_table(reports))

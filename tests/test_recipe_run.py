@@ -1,0 +1,50 @@
+"""`t2v recipe run shapes`: every stage end to end at toy sizes, and a second run resumes instead of redoing."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from conftest import run_main, tiny_config
+from t2v.generator.model import GeneratorConfig
+from t2v.generator.pipeline import TextToVideo
+from t2v.recipes.shapes import generator_config, tokenizer_config
+from t2v.recipes.shapes.evaluate import ShapesEvalConfig
+from t2v.recipes.shapes.run import RecipeRunConfig, run_config, run_recipe
+
+
+def toy_run_config() -> RecipeRunConfig:
+    tokenizer = tokenizer_config("quick")
+    tokenizer = dataclasses.replace(
+        tokenizer, model=tiny_config(), steps=2, batch_size=1, log_every=1, eval_every=2, checkpoint_every=2,
+        num_samples=1, data=dataclasses.replace(tokenizer.data, num_frames=5, size=(16, 16), eval_clips=1))
+    generator = dataclasses.replace(
+        generator_config("quick"), steps=2, batch_size=2, log_every=1, checkpoint_every=2, sample_every=0,
+        model=GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, max_text_len=12))
+    return RecipeRunConfig(tokenizer, generator, num_clips=8, eval=ShapesEvalConfig(num=2, batch=2, save_videos=1))
+
+
+def test_recipe_run_makes_a_scored_pipeline_and_resumes(tmp_path):
+    lines: list[str] = []
+    reports = run_recipe(tmp_path / "run", toy_run_config(), log=lines.append)
+    assert {split: report["num"] for split, report in reports.items()} == {"seen": 2, "heldout": 2}
+    out = tmp_path / "run"
+    timings = json.loads((out / "run.json").read_text())
+    assert list(timings) == ["data", "tokenizer", "encode", "generator", "pipeline", "eval"]
+    pipeline = TextToVideo.from_pretrained(out / "pipeline")
+    assert pipeline.info.size == (16, 16) and pipeline.info.frames == 5
+    assert pipeline("a red circle moving left slowly").shape == (1, 5, 16, 16, 3)
+    assert json.loads((out / "eval" / "eval.json").read_text())["scores"]["seen"]["num"] == 2
+    lines.clear()
+    run_recipe(out, toy_run_config(), log=lines.append)  # everything but the evaluation is done already
+    skipped = [line.split("]")[0][1:] for line in lines if "already done" in line]
+    assert skipped == ["data", "tokenizer", "encode", "generator", "pipeline"]
+
+
+def test_recipe_configs_and_cli_help(monkeypatch, capsys):
+    quick, full = run_config(quick=True), run_config(quick=False)
+    assert quick.tokenizer.steps < full.tokenizer.steps and quick.generator.steps < full.generator.steps
+    assert quick.num_clips < full.num_clips
+    code, out, _ = run_main(["recipe", "run", "--help"], monkeypatch, capsys)
+    assert code == 0 and "--quick" in out
+    code, _, err = run_main(["recipe", "run", "nope", "--out", "x"], monkeypatch, capsys)
+    assert code == 2 and "nope" in err
