@@ -62,6 +62,8 @@ class GeneratorDataConfig:
     caption_dropout: float = 0.1  # null caption instead, for classifier-free guidance
     text_vocab_size: int = 64  # sentencepiece target size (smaller if the captions are few)
     max_text_len: int = 12
+    eval_split: str | None = "heldout"  # held-out loss at each checkpoint (None or an absent split: none)
+    eval_clips: int = 64
 
     def __post_init__(self) -> None:
         if not 0 <= self.caption_dropout < 1:
@@ -281,6 +283,9 @@ class Trainer:
         self.vocab = config.model.vocab
         self.dataset = TokenSequences(reader, self.text, self.vocab, config.data.train_split,
                                       config.data.caption_dropout, config.seed)
+        split = config.data.eval_split
+        has_eval = split is not None and any(row.get("split") == split for row in reader.rows)
+        self.eval_set = TokenSequences(reader, self.text, self.vocab, split) if has_eval else None
         self.fps = float(reader.meta.get("fps") or 8.0)
         self.step = 0
         if resume:
@@ -290,16 +295,33 @@ class Trainer:
     def checkpoints(self) -> Path:
         return self.run_dir / "checkpoints"
 
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy on the video ids of a batch."""
+        start = self.vocab.prefix_len - 1  # logits from BOV on: they predict video ids
+        batch = {name: tensor.to(self.engine.device) for name, tensor in batch.items()}
+        logits = self.engine(batch["ids"], batch["positions"], logits_from=start)  # (B, L - start, codebook)
+        return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"][:, start:].flatten(),
+                               ignore_index=IGNORE)
+
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        """Mean loss on the first `eval_clips` clips of the eval split (captions kept), the same on every rank."""
+        if self.eval_set is None:
+            return None
+        self.engine.eval()
+        count = min(self.config.data.eval_clips, len(self.eval_set))
+        losses = [self.loss(collate([self.eval_set[i] for i in range(start, min(start + self.config.batch_size,
+                                                                                   count))]))
+                  for start in range(0, count, self.config.batch_size)]
+        return float(torch.stack(losses).mean())
+
     def train_step(self, micro_batches: list[dict[str, torch.Tensor]], want_norm: bool) -> dict[str, float]:
         """One optimizer step over the micro-batches; the loss is the cross-entropy on video ids."""
-        engine, start = self.engine, self.vocab.prefix_len - 1  # logits from BOV on: they predict video ids
+        engine = self.engine
         engine.train()
         losses, norm = [], None
         for batch in micro_batches:
-            batch = {name: tensor.to(engine.device) for name, tensor in batch.items()}
-            logits = engine(batch["ids"], batch["positions"], logits_from=start)  # (B, L - start, codebook)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), batch["labels"][:, start:].flatten(),
-                                   ignore_index=IGNORE)
+            loss = self.loss(batch)
             engine.backward(loss)
             if want_norm and engine.is_gradient_accumulation_boundary() and engine.zero_optimization_stage() == 0:
                 grads = [p.grad.float().norm() for p in engine.module.parameters() if p.grad is not None]
@@ -433,6 +455,10 @@ def _run(trainer: Trainer) -> GeneratorTrainResult:
                 metrics_file.flush()
                 progress.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{speed:,.0f}")
             if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
+                eval_loss = trainer.evaluate()
+                if eval_loss is not None:
+                    metrics_file.write(json.dumps({"step": trainer.step, "eval_loss": eval_loss}) + "\n")
+                    progress.write(f"step {trainer.step}: {config.data.eval_split} loss {eval_loss:.4f}")
                 trainer.save()
             if sampling and (trainer.step % config.sample_every == 0 or trainer.step == config.steps):
                 trainer.write_samples()

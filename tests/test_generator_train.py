@@ -58,8 +58,10 @@ def train_config(shards, steps: int = STEPS, **overrides) -> GeneratorTrainConfi
     return GeneratorTrainConfig(**{**values, **overrides})
 
 
-def metrics(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+def metrics(run_dir, kind: str = "loss") -> list[dict]:
+    """The metrics.jsonl lines holding `kind`: `loss` (training steps) or `eval_loss` (held-out, at checkpoints)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [row for row in rows if kind in row]
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,8 @@ def test_training_learns_and_writes_the_run_directory(reference):
     assert all(row["grad_norm"] > 0 and row["tokens_per_s"] > 0 for row in rows)
     assert rows[0]["lr"] == pytest.approx(2.5e-3) and rows[1]["lr"] == pytest.approx(5e-3)  # warmup 2 steps
     assert result.steps == STEPS and result.loss == rows[-1]["loss"] and result.tokens_per_second > 0
+    held_out = metrics(run_dir, "eval_loss")  # the held-out split's loss at each checkpoint
+    assert [row["step"] for row in held_out] == [5, 10] and held_out[1]["eval_loss"] < held_out[0]["eval_loss"]
 
     names = {p.name for p in run_dir.iterdir()}
     assert names == {"config.json", "model.safetensors", "text.model", "text.json", "metrics.jsonl", "checkpoints",
@@ -131,6 +135,7 @@ def test_resume_after_kill_gives_exactly_the_same_losses(reference, shards, tmp_
     assert [row["step"] for row in resumed] == list(range(1, STEPS + 1))  # the stale step-6 line was dropped
     for a, b in zip(expected, resumed):
         assert (a["step"], a["loss"], a["lr"], a["grad_norm"]) == (b["step"], b["loss"], b["lr"], b["grad_norm"])
+    assert metrics(reference[0], "eval_loss") == metrics(tmp_path, "eval_loss")
     a, b = load_file(str(reference[0] / "model.safetensors")), load_file(str(tmp_path / "model.safetensors"))
     assert all(torch.equal(a[name], b[name]) for name in a)
 
