@@ -424,7 +424,7 @@ def train(config: GeneratorTrainConfig, run_dir: str | Path, resume: bool = Fals
             return _run(Trainer(config, run_dir, resume))
         finally:
             if launched:  # a plain process keeps its 1-rank group: DeepSpeed caches groups for the next call
-                distributed.teardown()
+                distributed.teardown(owned_only=False)
 
 
 def _run(trainer: Trainer) -> GeneratorTrainResult:

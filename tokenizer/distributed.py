@@ -12,6 +12,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+# Whether `setup` created the current process group: `teardown` destroys only that one, never a group another
+# library in this process made and still holds (DeepSpeed caches its one-rank group between training runs).
+_owned = False
+
 
 def setup() -> tuple[int, int, torch.device]:
     """Join the launcher's process group if there is one; returns (rank, world size, device)."""
@@ -19,15 +23,20 @@ def setup() -> tuple[int, int, torch.device]:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     if world > 1 and not dist.is_initialized():
+        global _owned
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        _owned = True
     return (dist.get_rank() if dist.is_initialized() else 0), world, device
 
 
-def teardown() -> None:
-    if dist.is_initialized():
+def teardown(owned_only: bool = True) -> None:
+    """Leave the process group: the one `setup` made, or (owned_only=False) whichever is initialised."""
+    global _owned
+    if dist.is_initialized() and (_owned or not owned_only):
         dist.destroy_process_group()
+    _owned = False
 
 
 def barrier() -> None:
