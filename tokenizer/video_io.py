@@ -38,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from t2v.tokenizer.atomic import atomic_file
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DEFAULT_FRAME_DIR_FPS = 8.0
 _EPS = 1e-6  # seconds: tolerance when comparing frame times with target times
@@ -491,12 +493,6 @@ def contact_sheet(videos: np.ndarray, max_columns: int = 9, gap: int = 2) -> np.
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write a uint8 (H, W, 3) image (PNG/JPEG by extension) atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_sibling(path, directory=False)
-    try:
+    with atomic_file(path) as temp:
         iio.imwrite(temp, image, extension=path.suffix or ".png")
-        os.replace(temp, path)
-    except BaseException:
-        _remove(temp)
-        raise
     return path
