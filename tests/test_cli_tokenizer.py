@@ -148,3 +148,25 @@ def test_encode_with_no_readable_file_fails_cleanly(tiny_tokenizer, tmp_path):
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="none of the 1 files .* could be read"):
         encode_dataset(VideoTokenizer.from_pretrained(tiny_tokenizer), index, tmp_path / "tokens", size=(32, 32))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.jsonl"]  # no partial shard directory
+
+
+def test_encode_batches_short_clips_with_the_codes_and_order_of_streaming(tiny_tokenizer, tmp_path):
+    from t2v.tokenizer.encode import encode_chunks, encode_dataset
+    from t2v.tokenizer.streaming import read_tokenizer_chunks
+
+    rng = np.random.default_rng(0)
+    lengths = [5, 5, 5, 3, 3, 9, 5, 1]  # one-chunk clips (5, padded 3, 1) batch; the 9-frame clip streams
+    rows = []
+    for i, length in enumerate(lengths):
+        path = write_video(tmp_path / f"{i}.mp4", rng.integers(0, 255, (length, 32, 32, 3), dtype=np.uint8), fps=8)
+        rows.append({"path": str(path), "caption": f"clip {i}"})
+    index = tmp_path / "index.jsonl"
+    index.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    model = VideoTokenizer.from_pretrained(tiny_tokenizer)
+    report = encode_dataset(model, index, tmp_path / "tokens", size=(32, 32), batch_size=2)
+    reader = ShardReader.open(tmp_path / "tokens")
+    assert report.clips == len(lengths) and [row["caption"] for row in reader.rows] == [r["caption"] for r in rows]
+    for i, row in enumerate(rows):
+        streamed = encode_chunks(model, read_tokenizer_chunks(row["path"], (32, 32), 4, 1))
+        assert reader.codes(i).shape == (1 + (lengths[i] - 1) // 4, 4, 4)  # padded frames dropped
+        assert np.array_equal(reader.codes(i), streamed.numpy()), f"clip {i} differs"
