@@ -1,4 +1,4 @@
-"""`t2v data …`: make the shapes dataset and check an index before training (thin commands)."""
+"""`t2v data …`: make the shapes dataset, prepare a downloaded dataset's index, check an index (thin commands)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from t2v.cli.options import SIZE
+from t2v.recipes.registry import RECIPES
 
 
 @click.group()
@@ -57,3 +58,31 @@ def check(index: Path, frames: int, fps: float | None) -> None:
     from t2v.tokenizer.data import check_index
 
     click.echo(check_index(index, num_frames=frames, fps=fps).format())
+
+
+@data.command("prepare")
+@click.argument("name", type=click.Choice(RECIPES))
+@click.argument("root", type=click.Path(path_type=Path))
+@click.argument("out_index", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--split", default=None,
+              help="Keep one split (names per dataset, see its README; ucf101: 1|2|3|train1…test3, default 1).")
+@click.option("--caption-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="folder only: a .csv/.jsonl with path,caption[,split] instead of sidecar .txt files.")
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Files probed at once (threads).")
+def prepare(name: str, root: Path, out_index: Path, split: str | None, caption_file: Path | None,
+            workers: int) -> None:
+    """Turn dataset NAME, as downloaded to ROOT, into the index OUT_INDEX (jsonl: path, caption, split, fps,
+    duration, size). NAME is the dataset's recipe: recipes/NAME/README.md says how to obtain the data and the
+    layout ROOT must have. Missing, empty, unreadable and uncaptioned files are counted and skipped.
+
+    \b
+    Examples:
+      t2v data prepare ucf101 data/ucf101 data/ucf101/index.jsonl --split 1
+      t2v data prepare folder my_videos data/mine/index.jsonl --caption-file my_videos/captions.csv
+    """
+    from t2v.recipes.prepare import prepare as prepare_dataset
+
+    click.echo(f"prepare {name}: {root} → {out_index}" + (f", split {split}" if split else "")
+               + (f", captions from {caption_file}" if caption_file else ""))
+    click.echo(prepare_dataset(name, root, out_index, split=split, workers=workers, caption_file=caption_file).format())

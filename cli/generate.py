@@ -1,9 +1,13 @@
-"""`t2v generate`: prompts → video files with a trained pipeline directory."""
+"""`t2v generate` and `t2v extend`: prompts (or a prompt schedule) → video files of any length, streamed."""
 from __future__ import annotations
 
+from collections import deque
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import click
+import numpy as np
 
 from t2v.cli.options import SIZE, sampling_config, sampling_options
 
@@ -21,55 +25,167 @@ def read_prompts(prompt: str | None, prompts_file: Path | None) -> list[str]:
     if prompts_file is not None:
         prompts += [line.strip() for line in prompts_file.read_text().splitlines() if line.strip()]
     if not prompts:
-        raise click.UsageError("give a PROMPT or --prompts-file FILE (one prompt per line)")
+        raise click.UsageError("give a PROMPT, --prompt \"[FRAME:]TEXT\" …, --storyboard FILE or --prompts-file FILE")
     return prompts
+
+
+def prompt_schedule(prompt_options: tuple[str, ...], storyboard: Path | None) -> list | None:
+    """The `PromptChange` schedule of repeated --prompt "[FRAME:]TEXT" options or a storyboard file (None if neither)."""
+    from t2v.generator.schedule import load_storyboard, parse_prompt
+
+    if prompt_options and storyboard:
+        raise click.UsageError("give --prompt options or --storyboard, not both")
+    if storyboard:
+        return load_storyboard(storyboard)
+    return [parse_prompt(text) for text in prompt_options] or None
+
+
+def resolve_frames(frames: int | None, seconds: float | None, fps: float, default: int) -> int:
+    if frames is not None and seconds is not None:
+        raise click.UsageError("give --frames or --seconds, not both")
+    return max(1, round(seconds * fps)) if seconds is not None else frames or default
+
+
+def stream_to_files(chunks: Iterable[np.ndarray], paths: list[Path], fps: float, total: int, preview: Path | None,
+                    before: Iterable[np.ndarray] = ()) -> None:
+    """Write each video of uint8 chunks (B, T_i, H, W, 3) to its path as the chunks come (the `before` frames
+    (T, H, W, 3) first, in every file), keeping only the frames a `preview` contact sheet shows."""
+    from t2v.tokenizer.video_io import VideoWriter, contact_sheet, frame_picks, write_image
+
+    picks, kept, seen = set(frame_picks(total).tolist()), [], 0
+    with ExitStack() as stack:
+        writers = [stack.enter_context(VideoWriter(path, fps)) for path in paths]
+        for frames in before:
+            for writer in writers:
+                writer.write(frames)
+        for chunk in chunks:
+            for writer, video in zip(writers, chunk):
+                writer.write(video)
+            kept += [chunk[:, i] for i in range(chunk.shape[1]) if seen + i in picks]
+            seen += chunk.shape[1]
+    for path in paths:
+        click.echo(f"→ {path}")
+    if preview is not None and kept:
+        write_image(preview, contact_sheet(np.stack(kept, axis=1), max_columns=len(kept)))
+        click.echo(f"preview → {preview}")
+
+
+def output_options(command):
+    """Options shared by generate and extend: output, length, rate, sampling, seed, samples, preview."""
+    options = [
+        click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path),
+                     help="Output: .mp4, .gif, .webm, or a path without extension for a folder of PNG frames."),
+        click.option("--frames", type=click.IntRange(min=1), help="Number of frames, any (default: the pipeline's "
+                     "clip length)."),
+        click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Length in seconds (instead of "
+                     "--frames)."),
+        click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of the file (default: "
+                     "the data's)."),
+        click.option("--prompt", "prompt_options", multiple=True, metavar="[FRAME:]TEXT",
+                     help="A prompt from a frame on, repeatable: --prompt \"a red circle moving left slowly\" "
+                     "--prompt \"64:a red circle moving up slowly\"."),
+        click.option("--storyboard", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="YAML or JSON list of {at: FRAME, prompt: TEXT} (instead of --prompt)."),
+        click.option("--window", type=click.IntRange(min=2), help="Latent frames the sampler keeps for long videos "
+                     "(default: the pipeline's)."),
+        sampling_options,
+        click.option("--seed", type=int, default=0, show_default=True, help="Random seed: a seed gives the same "
+                     "video."),
+        click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Videos per prompt (files OUT_s0, OUT_s1, …)."),
+        click.option("--preview", is_flag=True, help="Also write a contact-sheet PNG of the frames beside each "
+                     "output."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def preview_path(path: Path, preview: bool) -> Path | None:
+    return path.with_name(f"{path.stem}.preview.png") if preview else None
 
 
 @click.command()
 @click.argument("pipeline_dir", type=click.Path(path_type=Path))
 @click.argument("prompt", required=False)
-@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path),
-              help="Output: .mp4, .gif, .webm, or a path without extension for a folder of PNG frames.")
-@click.option("--frames", type=click.IntRange(min=1), help="Number of frames (default: the pipeline's clip length).")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Length in seconds (instead of --frames).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of the file (default: the data's).")
+@output_options
 @click.option("--size", type=SIZE, help="Frame size WxH (default: the pipeline's training size).")
-@sampling_options
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: a seed gives the same video.")
-@click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Videos per prompt (files OUT_s0, OUT_s1, …).")
 @click.option("--prompts-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="More prompts, one per line (files OUT_p000, OUT_p001, …).")
-@click.option("--preview", is_flag=True, help="Also write a contact-sheet PNG of the frames beside each output.")
 def generate(pipeline_dir: Path, prompt: str | None, out: Path, frames: int | None, seconds: float | None,
-             fps: float | None, size: tuple[int, int] | None, cfg_scale: float | None, temperature: float | None,
-             top_k: int | None, top_p: float | None, seed: int, num_samples: int, prompts_file: Path | None, preview: bool) -> None:
-    """Generate videos for PROMPT with the pipeline in PIPELINE_DIR (made by `t2v recipe run`).
+             fps: float | None, prompt_options: tuple[str, ...], storyboard: Path | None, window: int | None,
+             cfg_scale: float | None, temperature: float | None, top_k: int | None, top_p: float | None, seed: int,
+             num_samples: int, preview: bool, size: tuple[int, int] | None, prompts_file: Path | None) -> None:
+    """Generate videos of any length for PROMPT with the pipeline in PIPELINE_DIR (made by `t2v recipe run`).
+
+    Frames stream to the file as they are decoded; memory does not grow with --frames.
 
     \b
     Examples:
       t2v generate runs/shapes/pipeline "a red circle moving left slowly" -o red_circle.mp4
       t2v generate runs/shapes/pipeline "a blue diamond moving up quickly" -o diamond.gif --num-samples 4 --preview
       t2v generate runs/shapes/pipeline --prompts-file prompts.txt -o out/video.mp4 --cfg 4 --top-k 100
+      t2v generate runs/shapes/pipeline -o long.mp4 --frames 1025 \\
+          --prompt "a red circle moving left slowly" --prompt "64:a red circle moving up slowly"
     """
     from t2v.generator.pipeline import TextToVideo
-    from t2v.tokenizer.video_io import contact_sheet, write_image, write_video
 
-    if frames is not None and seconds is not None:
-        raise click.UsageError("give --frames or --seconds, not both")
-    prompts = read_prompts(prompt, prompts_file)
+    schedule = prompt_schedule(prompt_options, storyboard)
+    if schedule and (prompt or prompts_file):
+        raise click.UsageError("give PROMPT/--prompts-file or a schedule (--prompt/--storyboard), not both")
+    prompts = [schedule] if schedule else read_prompts(prompt, prompts_file)
     sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
     pipeline = TextToVideo.from_pretrained(pipeline_dir)
     fps = fps or pipeline.info.fps
-    if seconds is not None:
-        frames = max(1, round(seconds * fps))
-    paths = output_paths(out, len(prompts), num_samples)
-    for prompt_paths, text in zip(paths, prompts):
-        videos = pipeline([text] * num_samples, frames=frames, size=size, sampling=sampling, seed=seed)
-        for path, video in zip(prompt_paths, videos):
-            write_video(path, video, fps)
-            click.echo(f"{text!r} → {path} ({len(video)} frames, {video.shape[2]}x{video.shape[1]}, {fps:g} fps)")
-        if preview:
-            sheet = prompt_paths[0].with_name(f"{prompt_paths[0].stem}.preview.png")
-            write_image(sheet, contact_sheet(videos))
-            click.echo(f"preview → {sheet}")
+    frames = resolve_frames(frames, seconds, fps, pipeline.info.frames)
+    for paths, text in zip(output_paths(out, len(prompts), num_samples), prompts):
+        click.echo(f"{text!r}: {frames} frames at {fps:g} fps")
+        chunks = pipeline.generate(text, frames, size, sampling, seed, window, num_samples)
+        stream_to_files(chunks, paths, fps, frames, preview_path(paths[0], preview))
+
+
+@click.command()
+@click.argument("pipeline_dir", type=click.Path(path_type=Path))
+@click.argument("in_video", type=click.Path(path_type=Path))
+@output_options
+@click.option("--context-frames", type=click.IntRange(min=1), help="Last frames of IN_VIDEO the model sees "
+              "(default: its window less one latent frame).")
+@click.option("--only-new", is_flag=True, help="Write only the continuation, not IN_VIDEO before it.")
+def extend(pipeline_dir: Path, in_video: Path, out: Path, frames: int | None, seconds: float | None,
+           fps: float | None, prompt_options: tuple[str, ...], storyboard: Path | None, window: int | None,
+           cfg_scale: float | None, temperature: float | None, top_k: int | None, top_p: float | None, seed: int,
+           num_samples: int, preview: bool, context_frames: int | None, only_new: bool) -> None:
+    """Continue IN_VIDEO with the pipeline in PIPELINE_DIR: its last frames are the context, the output holds it
+    followed by the continuation (read at the pipeline's frame rate and size).
+
+    \b
+    Examples:
+      t2v extend runs/shapes/pipeline clip.mp4 -o longer.mp4 --frames 64
+      t2v extend runs/shapes/pipeline clip.mp4 -o next.mp4 --prompt "a red circle moving up slowly" --only-new
+    """
+    from t2v.generator.pipeline import TextToVideo
+    from t2v.tokenizer.video_io import iter_video, resize_and_crop
+
+    schedule = prompt_schedule(prompt_options, storyboard)
+    sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
+    pipeline = TextToVideo.from_pretrained(pipeline_dir)
+    fps = fps or pipeline.info.fps
+    frames = resolve_frames(frames, seconds, fps, pipeline.info.frames)
+    # 1. Stream the input (at the pipeline's rate and size) into the output, keeping only its last frames.
+    # 2. Then encode those as the context and stream the continuation after it: memory stays bounded.
+    tail: deque[np.ndarray] = deque(maxlen=context_frames or pipeline.video_tokenizer.num_frames(pipeline.window - 1))
+
+    def original() -> Iterator[np.ndarray]:
+        for chunk in iter_video(in_video, fps=pipeline.info.fps):
+            chunk = resize_and_crop(chunk, tuple(pipeline.info.size))
+            tail.extend(chunk)
+            if not only_new:
+                yield chunk
+
+    def continuation() -> Iterator[np.ndarray]:
+        click.echo(f"continuing {in_video} with {frames} frames at {fps:g} fps from its last {len(tail)}")
+        yield from pipeline.extend(np.stack(tail) if tail else np.zeros((0, 1, 1, 3), np.uint8), schedule, frames,
+                                   len(tail), sampling, seed, window, num_samples)
+
+    paths = output_paths(out, 1, num_samples)[0]
+    stream_to_files(continuation(), paths, fps, frames, preview_path(paths[0], preview), before=original())

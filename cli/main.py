@@ -8,7 +8,7 @@ import click
 
 from t2v.cli.data import data
 from t2v.cli.evaluate import evaluate
-from t2v.cli.generate import generate
+from t2v.cli.generate import extend, generate
 from t2v.cli.generator import generator
 from t2v.cli.recipe import recipe
 from t2v.cli.tokenizer import tokenizer
@@ -29,6 +29,7 @@ cli.add_command(data)
 cli.add_command(tokenizer)
 cli.add_command(generator)
 cli.add_command(generate)
+cli.add_command(extend)
 cli.add_command(evaluate)
 
 

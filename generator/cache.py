@@ -5,10 +5,14 @@ appending a token writes in place (no concatenation per step) and attention read
 The attention layers of `transformers` call `update(keys, values, layer)` once per layer; the model's forward
 calls `advance(n)` once all layers have written the `n` new ids, so the cache holds no hidden decoding state
 beyond `length`.
+
+For videos longer than the cache, `drop` removes a span (the oldest latent frame) by moving the later ids down,
+and `rotate_keys` turns cached keys by a rotary (cos, sin): the sampler uses both to roll its window.
 """
 from __future__ import annotations
 
 import torch
+from transformers.models.qwen2_vl.modeling_qwen2_vl import rotate_half
 
 
 class KVCache:
@@ -45,6 +49,24 @@ class KVCache:
         if not 0 <= length <= self.length:
             raise ValueError(f"cannot truncate a cache of {self.length} ids to {length}")
         self.length = length
+
+    def drop(self, start: int, count: int) -> None:
+        """Remove ids start … start+count-1; the ids after them move down (in place) and keep their keys as they
+        are."""
+        if start < 0 or count < 0 or start + count > self.length:
+            raise ValueError(f"cannot drop ids {start}…{start + count - 1} from a cache of {self.length}")
+        end = self.length
+        for buffers in (self.keys, self.values):
+            for buffer in buffers:
+                buffer[:, :, start: end - count] = buffer[:, :, start + count: end].clone()
+        self.length -= count
+
+    def rotate_keys(self, start: int, cos: torch.Tensor, sin: torch.Tensor) -> None:
+        """Rotate the keys of ids start … length-1 by a rotary (cos, sin) of shape (head_dim,): rotations compose,
+        so keys at position p become keys at p + the rotation's offset, exactly as if computed there."""
+        for keys in self.keys:
+            span = keys[:, :, start: self.length]
+            span.copy_(span * cos + rotate_half(span) * sin)  # the attention's own rotary formula
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.length

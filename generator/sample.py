@@ -1,4 +1,5 @@
-"""KV-cached sampling of video codes: prefill the caption, then decode latent frame by latent frame.
+"""KV-cached sampling of video codes: prefill the caption, then decode latent frame by latent frame, for any
+number of frames with a cache bounded by a window of latent frames that rolls (`roll`).
 
 Small functions with an explicit `torch.Generator` (a seed gives the same video) and an explicit `KVCache`.
 Classifier-free guidance runs the conditional and the null caption as one batch of 2B rows: both halves receive
@@ -81,10 +82,18 @@ def next_codes(logits: torch.Tensor, config: SamplingConfig, generator: torch.Ge
     return draw(logits, config, generator)
 
 
-def prefill(model: VideoGenerator, prefixes: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """Run `[BOS][caption][BOV]` rows (R, P) into an empty cache; the logits (R, C) for the first video id."""
-    positions = model.vocab.prefix_positions().to(prefixes.device)
-    return model(prefixes, positions, cache, logits_from=prefixes.shape[1] - 1)[:, -1]
+def prefill(model: VideoGenerator, rows: torch.Tensor, cache: KVCache,
+            context: torch.Tensor | None = None) -> torch.Tensor:
+    """Run `[BOS][caption][BOV]` rows (R, P), followed by the codes (B, c, h, w) of `context` latent frames at
+    window slots 0 … c-1 when given, into an empty cache; the logits (R, C) for the next video id."""
+    vocab = model.vocab
+    positions = vocab.prefix_positions()
+    if context is not None and context.shape[1]:
+        _, c, h, w = context.shape
+        video = vocab.video_ids(context.to(rows.device)).reshape(context.shape[0], -1)  # (B, c*h*w)
+        rows = torch.cat([rows, video.repeat(rows.shape[0] // video.shape[0], 1)], dim=1)
+        positions = torch.cat([positions, vocab.video_positions(0, c, h, w)], dim=1)
+    return model(rows, positions.to(rows.device), cache, logits_from=rows.shape[1] - 1)[:, -1]
 
 
 def decode_one(model: VideoGenerator, codes: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor],
@@ -97,6 +106,16 @@ def decode_one(model: VideoGenerator, codes: torch.Tensor, rotary: tuple[torch.T
     return model(ids[:, None], cache=cache, rotary=rotary)[:, -1]  # ids (R, 1)
 
 
+def roll(model: VideoGenerator, cache: KVCache, frame_ids: int) -> None:
+    """Drop the oldest latent frame (`frame_ids` ids after the prefix) from the cache and move every later video
+    id one frame back in time by rotating its cached keys: the caption stays, and every query–key distance is one
+    the model met in training. Exact because rotary rotations compose (keys at t rotated by -1 equal keys at t-1)."""
+    start = model.vocab.prefix_len
+    cache.drop(start, frame_ids)
+    cos, sin = model.rotary(model.vocab.frame_shift(-1))  # (1, 1, head_dim) each
+    cache.rotate_keys(start, cos[0, 0], sin[0, 0])
+
+
 def cache_rows(prefixes: torch.Tensor, null_prefix: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
     """The rows the model runs: the captions, followed by as many null captions when guidance is on."""
     if not config.guided:
@@ -104,15 +123,24 @@ def cache_rows(prefixes: torch.Tensor, null_prefix: torch.Tensor, config: Sampli
     return torch.cat([prefixes, null_prefix.expand_as(prefixes)], dim=0)
 
 
-@torch.inference_mode()
-def sample_frames(model: VideoGenerator, prefixes: torch.Tensor, grid: tuple[int, int, int], config: SamplingConfig,
-                  generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-    """Sample `grid` = (t, h, w) latent frames for caption prefixes (B, P); yield codes (B, h, w) per latent frame.
+Schedule = list[tuple[int, torch.Tensor]]  # (first latent frame, caption prefixes (B, P)), by frame
 
-    1. Build the rows (captions, then null captions under guidance) and a cache sized for the whole clip.
-    2. Prefill the prefixes: the logits at BOV predict the first code.
-    3. Compute the rotary cos/sin of every video position once (not once per id).
-    4. For each latent frame, for each of its h·w positions: guide, draw, append the code to every row.
+
+@torch.inference_mode()
+def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid: tuple[int, int, int],
+                  config: SamplingConfig, generator: torch.Generator | None = None, window: int | None = None,
+                  context: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    """Sample `grid` = (t, h, w) new latent frames; yield codes (B, h, w) per latent frame.
+
+    `prompts` is the caption prefixes (B, P), or a schedule [(0, prefixes), (frame, prefixes), …] that changes
+    them at those latent frames. `context` (B, c, h, w) is a video's codes to go on from. `window` W bounds the
+    cache to W latent frames whatever t is (default: all of them, no roll).
+
+    1. At the start and at every prompt change: prefill the rows (captions, then null captions under guidance)
+       with the last W-1 frames so far as context; the logits predict the next frame's first code.
+    2. For each of a frame's h·w positions: guide, draw, append the code to every row at its window slot.
+    3. When the frame in the last slot is about to be completed and more follow, roll the window: the oldest
+       frame leaves and the rest move back one slot, so the next frame again finds W-1 frames before it.
 
     It runs under `torch.inference_mode` (a small model decodes ~7% faster than under `no_grad`), so the codes it
     yields are inference tensors: fine to decode, not to record for autograd (`sample_codes` returns plain ones).
@@ -120,22 +148,44 @@ def sample_frames(model: VideoGenerator, prefixes: torch.Tensor, grid: tuple[int
     t, h, w = grid
     vocab = model.vocab
     device = model.head.weight.device
-    prefixes = prefixes.to(device)
-    rows = cache_rows(prefixes, vocab.prefix(None).to(device)[None], config)
-    cache = model.new_cache(rows.shape[0], vocab.prefix_len + t * h * w)
-    logits = prefill(model, rows, cache)
-    cos, sin = model.rotary(vocab.video_positions(0, t, h, w))  # (1, t*h*w, head_dim) each
+    schedule = [(0, prompts)] if isinstance(prompts, torch.Tensor) else sorted(prompts, key=lambda item: item[0])
+    if not schedule or schedule[0][0] != 0:
+        raise ValueError("a prompt schedule must start at frame 0")
+    recent = [] if context is None else list(context.to(device).unbind(1))  # codes (B, h, w) per frame
+    window = window or len(recent) + t
+    if window < 2:
+        raise ValueError(f"the window must hold at least 2 latent frames, got {window}")
+    changes = {frame: prefixes.to(device) for frame, prefixes in schedule}
+    batch = schedule[0][1].shape[0]
+    null = vocab.prefix(None).to(device)[None]
+    cos, sin = model.rotary(vocab.video_positions(0, window, h, w))  # (1, W*h*w, head_dim) each: window slots
+    cache = None
     for frame in range(t):
-        codes = torch.empty(prefixes.shape[0], h * w, dtype=torch.long, device=device)
+        if frame in changes:
+            rows = cache_rows(changes[frame], null, config)
+            cache = cache or model.new_cache(rows.shape[0], vocab.prefix_len + window * h * w)
+            cache.truncate(0)
+            kept = recent[len(recent) - min(len(recent), window - 1):]
+            logits = prefill(model, rows, cache, torch.stack(kept, dim=1) if kept else None)
+            slot = len(kept)
+        codes = torch.empty(batch, h * w, dtype=torch.long, device=device)
         for j in range(h * w):
             codes[:, j] = code = next_codes(logits, config, generator)
-            index = frame * h * w + j
-            if index + 1 < t * h * w:
-                logits = decode_one(model, code, (cos[:, index: index + 1], sin[:, index: index + 1]), cache)
-        yield codes.view(-1, h, w)  # (B, h*w) -> (B, h, w)
+            if j == h * w - 1:
+                if frame == t - 1 or frame + 1 in changes:
+                    break  # nothing follows in this cache
+                if slot == window - 1:
+                    roll(model, cache, h * w)
+                    slot -= 1
+            index = slot * h * w + j
+            logits = decode_one(model, code, (cos[:, index: index + 1], sin[:, index: index + 1]), cache)
+        recent = (recent + [codes.view(batch, h, w)])[-window:]  # (B, h*w) -> (B, h, w)
+        slot += 1
+        yield recent[-1]
 
 
-def sample_codes(model: VideoGenerator, prefixes: torch.Tensor, grid: tuple[int, int, int], config: SamplingConfig,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_codes(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid: tuple[int, int, int],
+                 config: SamplingConfig, generator: torch.Generator | None = None, window: int | None = None,
+                 context: torch.Tensor | None = None) -> torch.Tensor:
     """All latent frames at once: codes (B, t, h, w)."""
-    return torch.stack(list(sample_frames(model, prefixes, grid, config, generator)), dim=1)
+    return torch.stack(list(sample_frames(model, prompts, grid, config, generator, window, context)), dim=1)

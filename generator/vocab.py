@@ -11,7 +11,8 @@ first video id sits at the same index whatever the caption.
 
 Positions are 3D (t, h, w), as the multimodal rotary embedding takes them: prefix id `i` is at (i, i, i), the
 video id at latent (t, h, w) is at (P + t, P + h, P + w) with P the prefix length. Only differences enter the
-attention, so nothing is tied to one clip length or one frame size.
+attention, so nothing is tied to one clip length or one frame size. A video longer than the sampler's window is
+generated with the window's slots 0 … W-1 as its t positions (`frame_shift` moves cached keys back one slot).
 """
 from __future__ import annotations
 
@@ -100,6 +101,10 @@ class Vocab:
         tt, hh, ww = torch.meshgrid(torch.arange(t_start, t_start + t), torch.arange(h), torch.arange(w),
                                     indexing="ij")
         return torch.stack([tt, hh, ww]).reshape(3, -1) + self.prefix_len  # (3, t*h*w)
+
+    def frame_shift(self, frames: int) -> torch.Tensor:
+        """(3, 1) position offset that moves a video id `frames` latent frames later (negative: earlier)."""
+        return torch.tensor([[frames], [0], [0]])
 
     def positions(self, t: int, h: int, w: int) -> torch.Tensor:
         """(3, L) positions of a whole sequence; EOV follows the last frame on the t axis."""

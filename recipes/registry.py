@@ -7,7 +7,7 @@ from typing import Any
 
 from t2v.recipes import config as config_io
 
-RECIPES = ("shapes",)
+RECIPES = ("shapes", "ucf101", "msrvtt", "webvid", "kinetics", "folder")
 
 
 def recipe_module(name: str) -> Any:

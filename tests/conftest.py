@@ -86,8 +86,8 @@ def tiny_generator(text_size: int = 100, codebook_size: int = 64, seed: int = 0,
     from t2v.generator.model import GeneratorConfig, VideoGenerator
 
     torch.manual_seed(seed)
-    config = GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, text_size=text_size,
-                             codebook_size=codebook_size, max_text_len=10, **overrides)
+    sizes = dict(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, max_text_len=10)
+    config = GeneratorConfig(**{**sizes, **overrides}, text_size=text_size, codebook_size=codebook_size)
     return VideoGenerator(config).eval()
 
 

@@ -478,10 +478,15 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, **kwarg
     return writer.path
 
 
+def frame_picks(frames: int, max_columns: int = 9) -> np.ndarray:
+    """Indices of up to `max_columns` frames spread evenly over `frames` (first and last included)."""
+    return np.unique(np.linspace(0, frames - 1, min(frames, max_columns)).round().astype(int))
+
+
 def contact_sheet(videos: np.ndarray, max_columns: int = 9, gap: int = 2) -> np.ndarray:
     """uint8 (N, T, H, W, 3) videos → one image: a row per video, up to `max_columns` frames spread over its length."""
     count, frames, height, width, _ = videos.shape
-    picks = np.unique(np.linspace(0, frames - 1, min(frames, max_columns)).round().astype(int))
+    picks = frame_picks(frames, max_columns)
     sheet = np.zeros((count * (height + gap) - gap, len(picks) * (width + gap) - gap, 3), dtype=np.uint8)
     for row in range(count):
         for column, frame in enumerate(picks):

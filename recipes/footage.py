@@ -1,0 +1,95 @@
+"""GPU-sized configs shared by the real-footage recipes (ucf101, msrvtt, webvid, kinetics, folder).
+
+Each dataset's `__init__.py` calls these with its own paths, splits and caption sizes, then derives its variants
+by copy-and-modify (`dataclasses.replace`). The numbers are sized for one node of 8 × 80 GB GPUs; they are
+planned from the model sizes, not yet measured on such a node.
+
+Clips: 17 frames at 8 fps (2 s), 128×128 centre/random crops. The tokenizer (preset "B", stride 4×8×8, 64,000
+FSQ codes) turns a clip into 5×16×16 = 1,280 codes; the generator (preset "B", 12 layers, 768 wide) reads the
+caption then those codes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from t2v.tokenizer.losses import LossConfig
+from t2v.tokenizer.model import preset
+from t2v.tokenizer.train import DataConfig, OptimConfig, TokenizerTrainConfig
+
+if TYPE_CHECKING:
+    from t2v.generator.train import GeneratorTrainConfig
+
+VARIANTS = ("default", "quick")
+GPUS = 8
+NUM_FRAMES = 17
+SIZE = (128, 128)  # (H, W)
+FPS = 8.0
+
+
+def check_variant(recipe: str, variant: str) -> None:
+    """A clear error for a variant the footage recipes do not have."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} of recipe {recipe}: choose one of {', '.join(VARIANTS)}")
+
+
+def tokenizer_config(name: str, index: str, train_split: str | None, eval_split: str | None,
+                     steps: int = 100_000) -> TokenizerTrainConfig:
+    """The tokenizer for 17×128×128 clips of real footage, trained on 8 GPUs.
+
+    Per GPU 4 clips (32 a step in all; the training runs in fp32, so the B preset at 128×128 is kept to 4), after
+    an image phase of 10,000 steps at 32 frames per GPU. LPIPS is on (real textures need it; its AlexNet weights
+    must be on disk, see tokenizer/losses.py), the GAN starts once reconstructions are good (step 30,000).
+    lr 1e-4 with 2,000 warmup steps, cosine to 1e-5.
+    """
+    return TokenizerTrainConfig(
+        name=name,
+        model=preset("B"),
+        loss=LossConfig(l1_weight=1.0, l2_weight=0.0, perceptual_weight=0.1, adversarial_weight=0.1,
+                        discriminator_start=30_000, discriminator_channels=64),
+        data=DataConfig(index=index, train_split=train_split, eval_split=eval_split, num_frames=NUM_FRAMES,
+                        size=SIZE, fps=FPS, eval_clips=256),
+        optim=OptimConfig(lr=1e-4, discriminator_lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, warmup_steps=2_000,
+                          min_lr_ratio=0.1, grad_clip=1.0),
+        steps=steps, batch_size=4, image_steps=10_000, image_batch_size=32, log_every=50, eval_every=5_000,
+        checkpoint_every=2_500, num_samples=8,
+    )
+
+
+def generator_config(name: str, shards: str, train_split: str | None, eval_split: str | None, *,
+                     text_vocab_size: int, max_text_len: int, sample_prompts: list[str],
+                     steps: int = 100_000) -> GeneratorTrainConfig:
+    """The generator for those clips' token shards (~1,300-id sequences), trained on 8 GPUs with DeepSpeed.
+
+    Preset "B" (12 layers, 768 wide: ~185M parameters with the 64,000-code embedding and head), 16 sequences per GPU × 8 GPUs × 2 accumulation steps = 256
+    sequences (~330k ids) a step, bf16, ZeRO stage 1. lr 3e-4 with 2,000 warmup steps, cosine to 3e-5, weight
+    decay 0.05, 10% of captions dropped for classifier-free guidance. The vocabulary sizes are placeholders that
+    training sets from the caption tokenizer it trains and from the shards.
+    """
+    from t2v.generator.model import preset as generator_preset  # transformers: loaded only when needed
+    from t2v.generator.train import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
+
+    return GeneratorTrainConfig(
+        name=name,
+        model=generator_preset("B", max_text_len=max_text_len),
+        data=GeneratorDataConfig(shards=shards, train_split=train_split, caption_dropout=0.1,
+                                 text_vocab_size=text_vocab_size, max_text_len=max_text_len, eval_split=eval_split,
+                                 eval_clips=512),
+        optim=GeneratorOptimConfig(lr=3e-4, weight_decay=0.05, betas=(0.9, 0.95), warmup_steps=2_000,
+                                   min_lr_ratio=0.1, grad_clip=1.0),
+        steps=steps, batch_size=16, grad_accum=2, zero_stage=1, precision="bf16", log_every=50,
+        checkpoint_every=2_500, sample_every=5_000, sample_prompts=list(sample_prompts),
+    )
+
+
+def quick_tokenizer(config: TokenizerTrainConfig) -> TokenizerTrainConfig:
+    """`quick`: 2,000 steps (500 of images, the GAN from 1,500) to check a setup end to end on GPUs."""
+    return dataclasses.replace(config, steps=2_000, image_steps=500, eval_every=1_000, checkpoint_every=500,
+                               loss=dataclasses.replace(config.loss, discriminator_start=1_500),
+                               optim=dataclasses.replace(config.optim, warmup_steps=100))
+
+
+def quick_generator(config: GeneratorTrainConfig) -> GeneratorTrainConfig:
+    """`quick`: 2,000 steps without accumulation, to check a setup end to end on GPUs."""
+    return dataclasses.replace(config, steps=2_000, grad_accum=1, checkpoint_every=500, sample_every=1_000,
+                               optim=dataclasses.replace(config.optim, warmup_steps=100))

@@ -1,0 +1,105 @@
+"""generator/sample.py for any length: the rolling window's parity, bounded cache, context and prompt schedules."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import tiny_generator
+from t2v.generator.sample import SamplingConfig, decode_one, prefill, roll, sample_codes
+
+H, W = 2, 3  # latent grid of every test here
+GREEDY = SamplingConfig(temperature=0, cfg_scale=1.0)
+
+
+def frames_of(seed: int, count: int, codebook: int = 64) -> torch.Tensor:
+    return torch.randint(0, codebook, (1, count, H, W), generator=torch.Generator().manual_seed(seed))
+
+
+def rolled_logits(model, prefix: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """Cache the prefix and frames (1, c, h, w) but the last id, roll out the oldest frame, append the last id at
+    its new slot: the logits for the next frame's first code."""
+    vocab, hw = model.vocab, H * W
+    c = frames.shape[1]
+    cache = model.new_cache(1, vocab.prefix_len + c * hw)
+    ids = torch.cat([prefix, vocab.video_ids(frames.reshape(1, -1))], dim=1)
+    positions = torch.cat([vocab.prefix_positions(), vocab.video_positions(0, c, H, W)], dim=1)
+    model(ids[:, :-1], positions[:, :-1], cache)
+    roll(model, cache, hw)
+    assert cache.length == vocab.prefix_len + (c - 1) * hw - 1
+    cos, sin = model.rotary(vocab.video_positions(c - 2, 1, H, W)[:, -1:])  # the last id, one slot earlier
+    return decode_one(model, frames.reshape(1, -1)[:, -1], (cos, sin), cache)
+
+
+@torch.no_grad()
+def test_after_a_roll_one_layer_logits_equal_a_fresh_prefill_of_the_window():
+    model = tiny_generator(layers=1)
+    prefix = model.vocab.prefix([3, 4, 5])[None]
+    frames = frames_of(0, 4)
+    fresh = prefill(model, prefix, model.new_cache(1, 100), frames[:, 1:])  # the window without the oldest frame
+    torch.testing.assert_close(rolled_logits(model, prefix, frames), fresh, rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_after_a_roll_a_deep_cache_holds_the_first_layer_keys_of_a_fresh_prefill():
+    """Layer 0's keys and values depend on ids and positions only, so after a roll they equal a fresh prefill's.
+    Deeper layers' keys of the window's frames were computed while the dropped frame was there (as in any rolling
+    cache): they carry its context on, which is why the one-layer model is the one whose logits match exactly."""
+    model = tiny_generator(layers=3)
+    vocab, hw = model.vocab, H * W
+    prefix = vocab.prefix([7, 8])[None]
+    frames = frames_of(1, 4)
+    ids = torch.cat([prefix, vocab.video_ids(frames.reshape(1, -1))], dim=1)
+    positions = torch.cat([vocab.prefix_positions(), vocab.video_positions(0, 4, H, W)], dim=1)
+    rolled = model.new_cache(1, ids.shape[1])
+    model(ids, positions, rolled)
+    roll(model, rolled, hw)
+    fresh = model.new_cache(1, ids.shape[1])
+    prefill(model, prefix, fresh, frames[:, 1:])
+    assert rolled.length == fresh.length == vocab.prefix_len + 3 * hw
+    torch.testing.assert_close(rolled.keys[0][:, :, :rolled.length], fresh.keys[0][:, :, :fresh.length],
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(rolled.values[0][:, :, :rolled.length], fresh.values[0][:, :, :fresh.length])
+
+
+def test_windowed_sampling_keeps_the_cache_bounded_and_starts_like_the_unrolled_one(monkeypatch):
+    model = tiny_generator()
+    prefix = model.vocab.prefix([1, 2])[None]
+    capacities = []
+    new_cache = model.new_cache
+    monkeypatch.setattr(model, "new_cache", lambda batch, capacity: capacities.append(capacity) or
+                        new_cache(batch, capacity))
+    rolled = sample_codes(model, prefix, (9, H, W), GREEDY, window=3)
+    full = sample_codes(model, prefix, (9, H, W), GREEDY)
+    assert capacities == [model.vocab.prefix_len + 3 * H * W, model.vocab.prefix_len + 9 * H * W]
+    assert rolled.shape == full.shape == (1, 9, H, W)
+    assert torch.equal(rolled[:, :3], full[:, :3])  # the first roll comes as the third frame completes
+    assert not torch.equal(rolled, full)
+
+
+def test_context_continues_a_video_as_if_it_had_been_sampled():
+    model = tiny_generator()
+    prefix = model.vocab.prefix([1, 2])[None]
+    whole = sample_codes(model, prefix, (5, H, W), GREEDY)
+    continued = sample_codes(model, prefix, (3, H, W), GREEDY, context=whole[:, :2])
+    assert torch.equal(continued, whole[:, 2:])
+
+
+def test_prompt_schedule_changes_the_caption_and_keeps_the_frames_so_far():
+    model = tiny_generator()
+    first, second = model.vocab.prefix([1, 2])[None], model.vocab.prefix([30, 31, 32])[None]
+    plain = sample_codes(model, first, (5, H, W), GREEDY)
+    # The same caption again at frame 2: a fresh prefill of the frames so far equals the cache it replaces.
+    assert torch.equal(sample_codes(model, [(0, first), (2, first)], (5, H, W), GREEDY), plain)
+    changed = sample_codes(model, [(0, first), (2, second)], (5, H, W), GREEDY)
+    assert torch.equal(changed[:, :2], plain[:, :2]) and not torch.equal(changed[:, 2:], plain[:, 2:])
+    # …and it is the second caption continuing the first two frames.
+    assert torch.equal(changed[:, 2:], sample_codes(model, second, (3, H, W), GREEDY, context=plain[:, :2]))
+
+
+def test_bad_windows_and_schedules_are_refused():
+    model = tiny_generator()
+    prefix = model.vocab.prefix([1])[None]
+    with pytest.raises(ValueError, match="start at frame 0"):
+        sample_codes(model, [(1, prefix)], (3, H, W), GREEDY)
+    with pytest.raises(ValueError, match="at least 2 latent frames"):
+        sample_codes(model, prefix, (3, H, W), GREEDY, window=1)
