@@ -4,6 +4,11 @@ Each item is `[BOS][caption][PAD…][BOV][video ids…][EOV]` (layout in `vocab.
 labels shifted by one: `labels[j]` is the code of the id at `j + 1` when that id is a video id, else -100, so the
 loss is on video ids only. With probability `caption_dropout` the caption is replaced by the null caption
 (classifier-free guidance). The draw depends only on (seed, epoch, index): a resumed run sees the same data.
+
+For videos of any length: with `window` W, an item is W latent frames cut from its clip at a random offset, at
+window slots 0 … W-1 (the first may be any frame of the clip), so the model learns to continue, not only to start;
+with `context_noise` p, each video id of the input (not of the labels) is replaced by a random code with
+probability p, so the model learns to go on from its own imperfect frames.
 """
 from __future__ import annotations
 
@@ -33,14 +38,17 @@ class TokenSequences(Dataset):
     """Sequences of the shard rows of `split` (all rows when None), captions encoded with `text`."""
 
     def __init__(self, shards: str | Path | ShardReader, text: TextTokenizer, vocab: Vocab, split: str | None = None,
-                 caption_dropout: float = 0.0, seed: int = 0) -> None:
+                 caption_dropout: float = 0.0, seed: int = 0, window: int = 0, context_noise: float = 0.0) -> None:
         self.reader = shards if isinstance(shards, ShardReader) else ShardReader.open(shards)
         if self.reader.meta["codebook_size"] != vocab.codebook_size:
             raise ValueError(f"shards in {self.reader.directory} have {self.reader.meta['codebook_size']} codes, "
                              f"the generator's vocabulary {vocab.codebook_size}: encode with the matching tokenizer")
-        self.rows = [i for i, row in enumerate(self.reader.rows) if split is None or row.get("split") == split]
+        in_split = [i for i, row in enumerate(self.reader.rows) if split is None or row.get("split") == split]
+        self.rows = [i for i in in_split if self.reader.rows[i]["shape"][0] >= window]
         if not self.rows:
-            raise ValueError(f"no clips of split {split!r} in {self.reader.directory}")
+            raise ValueError(f"no clips of split {split!r} in {self.reader.directory}" + (
+                f" with at least {window} latent frames (the window)" if in_split else ""))
+        self.window, self.context_noise = window, context_noise
         self.vocab = vocab
         self.caption_dropout = caption_dropout
         self.seed = seed
@@ -62,6 +70,14 @@ class TokenSequences(Dataset):
         codes = torch.from_numpy(self.reader.codes(row))  # (t, h, w)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         drop = rng.random() < self.caption_dropout
+        if self.window:
+            start = int(rng.integers(codes.shape[0] - self.window + 1))
+            codes = codes[start: start + self.window]  # (W, h, w)
         pieces = None if drop else self.pieces[self.reader.rows[row]["caption"]]
         ids = self.vocab.sequence(pieces, codes)
-        return {"ids": ids, "labels": shift_labels(ids, self.vocab), "positions": self.vocab.positions(*codes.shape)}
+        labels = shift_labels(ids, self.vocab)
+        if self.context_noise:
+            noisy = torch.from_numpy(rng.random(len(ids)) < self.context_noise) & self.vocab.is_video(ids)
+            random_codes = torch.from_numpy(rng.integers(self.vocab.codebook_size, size=len(ids)))
+            ids = torch.where(noisy, self.vocab.video_ids(random_codes), ids)
+        return {"ids": ids, "labels": labels, "positions": self.vocab.positions(*codes.shape)}

@@ -64,10 +64,15 @@ class GeneratorDataConfig:
     max_text_len: int = 12
     eval_split: str | None = "heldout"  # held-out loss at each checkpoint (None or an absent split: none)
     eval_clips: int = 64
+    window: int = 0  # latent frames per sequence, cut at random offsets from longer clips (0: whole clips)
+    context_noise: float = 0.0  # fraction of input video ids replaced by random codes (robustness to own errors)
 
     def __post_init__(self) -> None:
         if not 0 <= self.caption_dropout < 1:
             raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
+        if not 0 <= self.context_noise < 1 or self.window < 0 or self.window == 1:
+            raise ValueError(f"need context_noise in [0, 1) and window 0 (whole clips) or ≥ 2, got "
+                             f"{self.context_noise}, {self.window}")
 
 
 @dataclass
@@ -281,11 +286,12 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.engine = make_engine(VideoGenerator(config.model), config, self.bf16)
         self.vocab = config.model.vocab
-        self.dataset = TokenSequences(reader, self.text, self.vocab, config.data.train_split,
-                                      config.data.caption_dropout, config.seed)
+        data = config.data
+        self.dataset = TokenSequences(reader, self.text, self.vocab, data.train_split, data.caption_dropout,
+                                      config.seed, data.window, data.context_noise)
         split = config.data.eval_split
         has_eval = split is not None and any(row.get("split") == split for row in reader.rows)
-        self.eval_set = TokenSequences(reader, self.text, self.vocab, split) if has_eval else None
+        self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window) if has_eval else None
         self.fps = float(reader.meta.get("fps") or 8.0)
         self.step = 0
         if resume:

@@ -1,6 +1,7 @@
 """generator/sample.py for any length: the rolling window's parity, bounded cache, context and prompt schedules."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,3 +104,40 @@ def test_bad_windows_and_schedules_are_refused():
         sample_codes(model, [(1, prefix)], (3, H, W), GREEDY)
     with pytest.raises(ValueError, match="at least 2 latent frames"):
         sample_codes(model, prefix, (3, H, W), GREEDY, window=1)
+
+
+def test_training_windows_are_cut_at_random_offsets_and_noise_spares_the_labels(text, tmp_path):
+    from conftest import CAPTIONS
+    from t2v.generator.data import IGNORE, TokenSequences
+    from t2v.generator.vocab import Vocab
+    from t2v.tokenizer.shards import ShardWriter
+
+    writer = ShardWriter(tmp_path / "tokens", codebook_size=64)
+    clips = [np.random.default_rng(i).integers(0, 64, (t, H, W)) for i, t in enumerate((7, 7, 2))]
+    for clip, caption in zip(clips, CAPTIONS):
+        writer.add(clip, {"caption": caption, "split": "seen"})
+    shards = writer.close({})
+    vocab = Vocab(text.size, 64, 10)
+    data = TokenSequences(shards, text, vocab, split="seen", window=4)
+    assert len(data) == 2  # the 2-frame clip is shorter than the window
+    starts = set()
+    for epoch in range(12):
+        data.set_epoch(epoch)
+        item = data[1]
+        assert item["ids"].shape == (vocab.sequence_len(4, H, W),)
+        assert torch.equal(item["positions"], vocab.positions(4, H, W))  # window slots 0 … 3
+        window = vocab.codes(item["ids"][vocab.prefix_len: -1]).reshape(4, H, W).numpy()
+        matches = [s for s in range(4) if np.array_equal(window, clips[1][s: s + 4])]
+        assert len(matches) == 1
+        starts.add(matches[0])
+    assert len(starts) >= 3  # any latent frame of the clip may open a window
+    noisy = TokenSequences(shards, text, vocab, split="seen", window=4, context_noise=0.3)
+    data.set_epoch(0)
+    clean_item, noisy_item = data[0], noisy[0]
+    assert torch.equal(noisy_item["labels"], clean_item["labels"])  # targets are the true codes
+    changed = noisy_item["ids"] != clean_item["ids"]
+    assert not changed[: vocab.prefix_len].any() and 0 < changed.sum() < 4 * H * W
+    assert vocab.is_video(noisy_item["ids"][changed]).all()
+    assert (clean_item["labels"] != IGNORE).sum() == 4 * H * W
+    with pytest.raises(ValueError, match="at least 9 latent frames"):
+        TokenSequences(shards, text, vocab, split="seen", window=9)
