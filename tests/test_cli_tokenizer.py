@@ -155,7 +155,7 @@ def test_encode_batches_short_clips_with_the_codes_and_order_of_streaming(tiny_t
     from t2v.tokenizer.streaming import read_tokenizer_chunks
 
     rng = np.random.default_rng(0)
-    lengths = [5, 5, 5, 3, 3, 9, 5, 1]  # one-chunk clips (5, padded 3, 1) batch; the 9-frame clip streams
+    lengths = [5, 5, 5, 3, 3, 9, 9, 13, 5, 1]  # clips of ≤ 2 chunks (here 5, 9 frames) batch; 13 frames streams
     rows = []
     for i, length in enumerate(lengths):
         path = write_video(tmp_path / f"{i}.mp4", rng.integers(0, 255, (length, 32, 32, 3), dtype=np.uint8), fps=8)
@@ -163,7 +163,7 @@ def test_encode_batches_short_clips_with_the_codes_and_order_of_streaming(tiny_t
     index = tmp_path / "index.jsonl"
     index.write_text("".join(json.dumps(row) + "\n" for row in rows))
     model = VideoTokenizer.from_pretrained(tiny_tokenizer)
-    report = encode_dataset(model, index, tmp_path / "tokens", size=(32, 32), batch_size=2)
+    report = encode_dataset(model, index, tmp_path / "tokens", size=(32, 32), batch_size=2, batch_chunks=2)
     reader = ShardReader.open(tmp_path / "tokens")
     assert report.clips == len(lengths) and [row["caption"] for row in reader.rows] == [r["caption"] for r in rows]
     for i, row in enumerate(rows):

@@ -1,7 +1,7 @@
 """Encode a dataset once into token shards, the generator's training input.
 
-Each index row is streamed through the tokenizer's causal caches (any length, bounded memory); clips that fit in
-one chunk are batched. A clip keeps 1 + s·k frames: when the last chunk had to be padded, its last latent frame
+Each index row is streamed through the tokenizer's causal caches (any length, bounded memory); clips of a few
+chunks are batched. A clip keeps 1 + s·k frames: when the last chunk had to be padded, its last latent frame
 is dropped, so the shards hold only real content. Unreadable or missing files are skipped with a warning and counted, never fatal.
 """
 from __future__ import annotations
@@ -54,43 +54,51 @@ def encode_chunks(model: VideoTokenizer, chunks: Iterable[tuple[np.ndarray, int]
     return torch.cat(pieces).cpu()
 
 
-class _ShortClipBatch:
-    """Clips that fit in one tokenizer chunk, gathered by (frames, real frames) and encoded as one batch: batch-1
-    convolutions cost about 6× more per clip on a CPU."""
+Chunks = list[tuple[np.ndarray, int]]  # (frames, real frame count) per tokenizer chunk of one clip
+
+
+class _ClipBatch:
+    """Clips of at most a few chunks, gathered while their chunk sizes agree and encoded as one batch through a
+    shared causal cache: batch-1 convolutions cost about 6× more per clip on a CPU."""
 
     def __init__(self, model: VideoTokenizer, size: int, device: str) -> None:
         self.model, self.size, self.device = model, size, device
         self.rows: list[dict] = []
-        self.chunks: list[np.ndarray] = []
-        self.key: tuple[int, int] | None = None
+        self.clips: list[Chunks] = []
 
-    def fits(self, chunk: np.ndarray, real: int) -> bool:
-        return not self.rows or (self.key == (len(chunk), real) and len(self.rows) < self.size)
+    @staticmethod
+    def key(chunks: Chunks) -> list[tuple[int, int]]:
+        return [(len(frames), real) for frames, real in chunks]
 
-    def add(self, row: dict, chunk: np.ndarray, real: int) -> None:
+    def fits(self, chunks: Chunks) -> bool:
+        return not self.rows or (self.key(self.clips[0]) == self.key(chunks) and len(self.rows) < self.size)
+
+    def add(self, row: dict, chunks: Chunks) -> None:
         self.rows.append(row)
-        self.chunks.append(chunk)
-        self.key = (len(chunk), real)
+        self.clips.append(chunks)
 
     @torch.no_grad()
     def flush(self) -> Iterator[tuple[dict, torch.Tensor]]:
         """Encode the gathered clips and yield (row, codes (t, h, w)) in the order they were added."""
         if not self.rows:
             return
-        video = torch.cat([to_pixels(chunk, self.device) for chunk in self.chunks])  # (B, 3, T, H, W)
-        codes = self.model.encode_chunk(video, ConvCache())  # (B, t, h, w)
-        codes = _trim(codes, self.key[1] < self.key[0], first=True).cpu()
-        rows, self.rows, self.chunks, self.key = self.rows, [], [], None
-        yield from zip(rows, codes)
+        cache, pieces = ConvCache(), []
+        for index, (length, real) in enumerate(self.key(self.clips[0])):
+            video = torch.cat([to_pixels(clip[index][0], self.device) for clip in self.clips])  # (B, 3, T, H, W)
+            codes = self.model.encode_chunk(video, cache)  # (B, t_i, h, w)
+            pieces.append(_trim(codes, real < length, first=index == 0))
+        rows, self.rows, self.clips = self.rows, [], []
+        yield from zip(rows, torch.cat(pieces, dim=1).cpu())
 
 
 def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str | Path, size: tuple[int, int],
                    fps: float | None = None, max_frames: int | None = None, split: str | None = None,
-                   device: str = "cpu", batch_size: int = 16) -> EncodeReport:
+                   device: str = "cpu", batch_size: int = 16, batch_chunks: int = 8) -> EncodeReport:
     """Encode every row of `index_path` (optionally one split) into a new shard directory `out_dir`.
 
-    Rows keep their order. A clip longer than one tokenizer chunk is streamed through the causal cache; shorter
-    ones are encoded `batch_size` at a time (the same codes: a chunk of a batch does not see its neighbours).
+    Rows keep their order. Clips of at most `batch_chunks` tokenizer chunks (129 frames with 4 latent frames a
+    chunk) are encoded `batch_size` at a time (the same codes: a clip of a batch does not see its neighbours);
+    longer ones are streamed alone through the causal cache, in bounded memory.
     """
     model.latent_shape(1, *size)
     model = model.to(device).eval()
@@ -99,7 +107,7 @@ def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str |
         raise ValueError(f"{index_path} has no rows{f' in split {split!r}' if split else ''} to encode")
     writer = ShardWriter(out_dir, model.codebook_size)
     skipped: dict[str, str] = {}
-    batch = _ShortClipBatch(model, batch_size, device)
+    batch = _ClipBatch(model, batch_size, device)
 
     def write(row: dict, codes: torch.Tensor) -> None:
         extra = {key: value for key, value in row.items() if key not in ("shard", "offset", "shape")}
@@ -111,13 +119,14 @@ def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str |
                 chunks = read_tokenizer_chunks(row["path"], size, model.config.temporal_stride,
                                                model.config.chunk_latent_frames, fps, row.get("start", 0.0),
                                                row.get("end"), max_frames)
-                head = list(itertools.islice(chunks, 2))
+                head = list(itertools.islice(chunks, batch_chunks + 1))
                 if not head:
                     raise ValueError(f"no frames decoded from {row['path']}")
-                if len(head) == 1 and batch.fits(*head[0]):
-                    batch.add(row, *head[0])
+                short = len(head) <= batch_chunks
+                if short and batch.fits(head):
+                    batch.add(row, head)
                     continue
-                codes = encode_chunks(model, itertools.chain(head, chunks), device) if len(head) > 1 else None
+                codes = None if short else encode_chunks(model, itertools.chain(head, chunks), device)
             except (ValueError, FileNotFoundError) as error:
                 skipped[row["path"]] = str(error)
                 warnings.warn(f"skipping {row['path']}: {error}", stacklevel=2)
@@ -125,7 +134,7 @@ def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str |
             for done in batch.flush():
                 write(*done)
             if codes is None:
-                batch.add(row, *head[0])
+                batch.add(row, head)
             else:
                 write(row, codes)
         for done in batch.flush():
