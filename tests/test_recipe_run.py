@@ -10,6 +10,7 @@ from t2v.generator.pipeline import TextToVideo
 from t2v.recipes.shapes import generator_config, tokenizer_config
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig
 from t2v.recipes.shapes.run import RecipeRunConfig, run_config, run_recipe
+from t2v.tokenizer.shards import ShardReader
 
 
 def toy_run_config() -> RecipeRunConfig:
@@ -20,7 +21,9 @@ def toy_run_config() -> RecipeRunConfig:
     generator = dataclasses.replace(
         generator_config("quick"), steps=2, batch_size=2, log_every=1, checkpoint_every=2, sample_every=0,
         model=GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, max_text_len=12))
-    return RecipeRunConfig(tokenizer, generator, num_clips=8, eval=ShapesEvalConfig(num=2, batch=2, save_videos=1))
+    generator = dataclasses.replace(generator, data=dataclasses.replace(generator.data, window=2))
+    return RecipeRunConfig(tokenizer, generator, num_clips=8, long_clips=2, long_frames=9,
+                           eval=ShapesEvalConfig(num=2, batch=2, save_videos=1))
 
 
 def test_recipe_run_makes_a_scored_pipeline_and_resumes(tmp_path):
@@ -30,6 +33,8 @@ def test_recipe_run_makes_a_scored_pipeline_and_resumes(tmp_path):
     out = tmp_path / "run"
     timings = json.loads((out / "run.json").read_text())
     assert list(timings) == ["data", "tokenizer", "encode", "generator", "pipeline", "eval"]
+    encoded = [row["shape"][0] for row in ShardReader.open(out / "tokens").rows]
+    assert sorted(encoded) == [2] * 8 + [3] * 2  # the short clips and the 9-frame long ones
     pipeline = TextToVideo.from_pretrained(out / "pipeline")
     assert pipeline.info.size == (16, 16) and pipeline.info.frames == 5
     assert pipeline("a red circle moving left slowly").shape == (1, 5, 16, 16, 3)

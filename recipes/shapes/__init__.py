@@ -54,7 +54,8 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     The tiny preset (4 layers, 256 wide, 4M parameters), 8 sequences a step (2,680 ids). Measured on the 2-core
     CPU: about 7,700 ids/s with both cores (2.9 steps/s), so 4,000 steps take about 25 minutes and `quick`'s 240
     about 2 (its loss falls from 6.9 to 2.2 by step 180). At 2,000 steps the loss was still falling (0.95), hence
-    4,000. The vocabulary sizes here are placeholders: training sets them from the caption tokenizer it trains
+    4,000. Sequences are windows of 5 latent frames (a 17-frame clip): whole short clips, and windows at random
+    offsets of the recipe's long clips, so the model learns to continue. The vocabulary sizes here are placeholders: training sets them from the caption tokenizer it trains
     and from the shards.
     """
     from t2v.generator.model import preset as generator_preset  # transformers: loaded only when needed
@@ -66,7 +67,7 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
         name="shapes",
         model=generator_preset("tiny", max_text_len=12),
         data=GeneratorDataConfig(shards=TOKENS_DIR, train_split="seen", caption_dropout=0.1, text_vocab_size=128,
-                                 max_text_len=12),
+                                 max_text_len=12, window=5),
         optim=GeneratorOptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0),
         steps=4000, batch_size=8, grad_accum=1, zero_stage=0, log_every=10, checkpoint_every=500,
         sample_every=1000, sample_prompts=["a red circle moving right slowly", "a blue square moving up quickly"],

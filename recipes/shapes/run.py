@@ -1,7 +1,7 @@
 """`t2v recipe run shapes`: every stage of the project on the shapes dataset, from nothing to a scored pipeline.
 
 OUT/
-  data/          shapes clips (mp4) + index.jsonl
+  data/          shapes clips (mp4) + index.jsonl; long/ the long clips; clips.jsonl both, what is encoded
   tokenizer/     the video tokenizer run
   tokens/        the dataset encoded to token shards
   generator/     the generator run (DeepSpeed)
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from t2v.recipes.shapes.dataset import FPS, make_dataset
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
 from t2v.recipes.shapes.verify import format_table
 from t2v.tokenizer.atomic import atomic_write_text
+from t2v.tokenizer.data import read_index
 from t2v.tokenizer.encode import encode_dataset
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.train import TokenizerTrainConfig, train as train_tokenizer
@@ -37,11 +39,14 @@ from t2v.tokenizer.train import TokenizerTrainConfig, train as train_tokenizer
 @dataclass
 class RecipeRunConfig:
     """Every stage's config: the tokenizer's and the generator's (paths are set by `run_recipe`), the number of
-    clips and the evaluation."""
+    clips, the long clips the generator also learns from (its windows cut at random offsets: it learns to continue
+    videos of any length) and the evaluation."""
 
     tokenizer: TokenizerTrainConfig
     generator: GeneratorTrainConfig
     num_clips: int = 4000
+    long_clips: int = 1000
+    long_frames: int = 129
     eval: ShapesEvalConfig = dataclasses.field(default_factory=ShapesEvalConfig)
 
 
@@ -50,8 +55,16 @@ def run_config(quick: bool) -> RecipeRunConfig:
     variant = "quick" if quick else "default"
     config = RecipeRunConfig(tokenizer_config(variant), generator_config(variant))
     if quick:
-        config = dataclasses.replace(config, num_clips=600, eval=ShapesEvalConfig(num=16, save_videos=4))
+        config = dataclasses.replace(config, num_clips=600, long_clips=0, eval=ShapesEvalConfig(num=16, save_videos=4))
     return config
+
+
+def join_indexes(out_index: Path, indexes: list[Path]) -> Path:
+    """One index of the rows of several, with paths relative to `out_index`'s directory."""
+    rows = [{**row, "path": os.path.relpath(row["path"], out_index.parent)} for index in indexes
+            for row in read_index(index)]
+    atomic_write_text(out_index, "".join(json.dumps(row) + "\n" for row in rows))
+    return out_index
 
 
 def _has_checkpoint(run_dir: Path) -> bool:
@@ -93,12 +106,18 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
     generator_cfg = dataclasses.replace(config.generator, tokenizer_dir=str(tokenizer_dir), data=dataclasses.replace(
         config.generator.data, shards=str(tokens)))
 
-    stage("data", (data / "index.jsonl").is_file(),
-          lambda: make_dataset(data, num=config.num_clips, frames=frames, size=size, seed=0))
+    def make_data() -> None:
+        indexes = [make_dataset(data, num=config.num_clips, frames=frames, size=size, seed=0)]
+        if config.long_clips:
+            indexes.append(make_dataset(data / "long", num=config.long_clips, frames=config.long_frames, size=size,
+                                        seed=1))
+        join_indexes(data / "clips.jsonl", indexes)
+
+    stage("data", (data / "clips.jsonl").is_file(), make_data)
     stage("tokenizer", "tokenizer" in timings,
           lambda: train_tokenizer(tokenizer_cfg, tokenizer_dir, resume=_has_checkpoint(tokenizer_dir)))
     stage("encode", (tokens / "meta.json").is_file(),
-          lambda: log(encode_dataset(VideoTokenizer.from_pretrained(tokenizer_dir), data / "index.jsonl", tokens,
+          lambda: log(encode_dataset(VideoTokenizer.from_pretrained(tokenizer_dir), data / "clips.jsonl", tokens,
                                      size=size).summary()))
     stage("generator", "generator" in timings,
           lambda: train_generator(generator_cfg, generator_dir, resume=_has_checkpoint(generator_dir)))
