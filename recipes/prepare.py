@@ -19,6 +19,7 @@ Notable choices:
 """
 from __future__ import annotations
 
+import csv
 import importlib
 import itertools
 import json
@@ -150,6 +151,16 @@ def probe_candidate(candidate: Candidate, index_dir: Path) -> tuple[dict | None,
            "split": candidate.split, "fps": float(info.fps), "duration": float(info.duration),
            "size": [int(info.height), int(info.width)]}
     return {**row, **candidate.extra}, None
+
+
+def csv_rows(path: Path, columns: Iterable[str], expected: str) -> Iterator[dict[str, str]]:
+    """The rows of a csv file as dicts; a one-line error names the columns it lacks (`expected`: its header)."""
+    with path.open(newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        missing = [column for column in columns if column not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}: expected a csv with {expected}")
+        yield from reader
 
 
 def probe_rows(candidates: Iterable[Candidate], index_dir: Path, report: PrepareReport,

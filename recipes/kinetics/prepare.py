@@ -13,12 +13,12 @@ Notable choices:
 """
 from __future__ import annotations
 
-import csv
 from operator import itemgetter
 from pathlib import Path
 from typing import Iterator
 
-from t2v.recipes.prepare import SPLIT_ALIASES, VIDEO_SUFFIXES, Candidate, filter_split, normalize_split
+from t2v.recipes.prepare import (SPLIT_ALIASES, VIDEO_SUFFIXES, Candidate, csv_rows, filter_split,
+                                 normalize_split)
 
 COLUMNS = ("youtube_id", "time_start", "time_end")
 OPTIONS: tuple[str, ...] = ()
@@ -63,15 +63,9 @@ def clip_files(folders: list[Path]) -> dict[str, Path]:
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        missing = [column for column in COLUMNS if column not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}: expected a Kinetics csv with "
-                             f"label,youtube_id,time_start,time_end,split")
-        for row in reader:
-            row["split"] = normalize_split(row.get("split") or path.stem)
-            yield row
+    for row in csv_rows(path, COLUMNS, "label,youtube_id,time_start,time_end,split (Kinetics)"):
+        row["split"] = normalize_split(row.get("split") or path.stem)
+        yield row
 
 
 def candidates(root: Path, split: str | None = None) -> Iterator[Candidate]:

@@ -10,11 +10,10 @@ Notable choices:
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Iterator
 
-from t2v.recipes.prepare import Candidate, normalize_split
+from t2v.recipes.prepare import Candidate, csv_rows, normalize_split
 
 COLUMNS = ("videoid", "page_dir", "name")
 OPTIONS: tuple[str, ...] = ()
@@ -45,13 +44,7 @@ def csv_files(root: Path, split: str | None) -> list[Path]:
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        missing = [column for column in COLUMNS if column not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}: expected a WebVid csv with "
-                             f"videoid,contentUrl,duration,page_dir,name")
-        yield from reader
+    return csv_rows(path, COLUMNS, "videoid,contentUrl,duration,page_dir,name (WebVid)")
 
 
 def candidates(root: Path, split: str | None = None) -> Iterator[Candidate]:
