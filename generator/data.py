@@ -5,8 +5,10 @@ labels shifted by one: `labels[j]` is the code of the id at `j + 1` when that id
 loss is on video ids only. With probability `caption_dropout` the caption is replaced by the null caption
 (classifier-free guidance). The draw depends only on (seed, epoch, index): a resumed run sees the same data.
 
-For videos of any length: with `window` W, an item is W latent frames cut from its clip at a random offset, at
-window slots 0 … W-1 (the first may be any frame of the clip), so the model learns to continue, not only to start;
+For videos of any length: with `window` W, an item is W latent frames cut from its clip at a random offset (the
+first may be any frame of the clip), so the model learns to continue, not only to start; a window that starts at
+the clip's first latent frame sits at slots 0 … W-1, any other at 1 … W (`vocab.first_slot`: the first latent
+frame is coded from one frame, the others from several, and the position tells the model which it is);
 with `context_noise` p, each video id of the input (not of the labels) is replaced by a random code with
 probability p, so the model learns to go on from its own imperfect frames.
 """
@@ -19,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from t2v.generator.text import TextTokenizer
-from t2v.generator.vocab import Vocab
+from t2v.generator.vocab import Vocab, first_slot
 from t2v.tokenizer.shards import ShardReader
 
 IGNORE = -100
@@ -70,6 +72,7 @@ class TokenSequences(Dataset):
         codes = torch.from_numpy(self.reader.codes(row))  # (t, h, w)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         drop = rng.random() < self.caption_dropout
+        start = 0
         if self.window:
             start = int(rng.integers(codes.shape[0] - self.window + 1))
             codes = codes[start: start + self.window]  # (W, h, w)
@@ -80,4 +83,5 @@ class TokenSequences(Dataset):
             noisy = torch.from_numpy(rng.random(len(ids)) < self.context_noise) & self.vocab.is_video(ids)
             random_codes = torch.from_numpy(rng.integers(self.vocab.codebook_size, size=len(ids)))
             ids = torch.where(noisy, self.vocab.video_ids(random_codes), ids)
-        return {"ids": ids, "labels": labels, "positions": self.vocab.positions(*codes.shape)}
+        positions = self.vocab.positions(*codes.shape, t_start=first_slot(start == 0))
+        return {"ids": ids, "labels": labels, "positions": positions}

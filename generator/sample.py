@@ -14,6 +14,7 @@ import torch
 
 from t2v.generator.cache import KVCache
 from t2v.generator.model import VideoGenerator
+from t2v.generator.vocab import first_slot
 
 
 @dataclass
@@ -83,16 +84,17 @@ def next_codes(logits: torch.Tensor, config: SamplingConfig, generator: torch.Ge
 
 
 def prefill(model: VideoGenerator, rows: torch.Tensor, cache: KVCache,
-            context: torch.Tensor | None = None) -> torch.Tensor:
+            context: torch.Tensor | None = None, first: int = 0) -> torch.Tensor:
     """Run `[BOS][caption][BOV]` rows (R, P), followed by the codes (B, c, h, w) of `context` latent frames at
-    window slots 0 … c-1 when given, into an empty cache; the logits (R, C) for the next video id."""
+    window slots first … first+c-1 when given (`vocab.first_slot`: 0 when the context opens the video), into an
+    empty cache; the logits (R, C) for the next video id."""
     vocab = model.vocab
     positions = vocab.prefix_positions()
     if context is not None and context.shape[1]:
         _, c, h, w = context.shape
         video = vocab.video_ids(context.to(rows.device)).reshape(context.shape[0], -1)  # (B, c*h*w)
         rows = torch.cat([rows, video.repeat(rows.shape[0] // video.shape[0], 1)], dim=1)
-        positions = torch.cat([positions, vocab.video_positions(0, c, h, w)], dim=1)
+        positions = torch.cat([positions, vocab.video_positions(first, c, h, w)], dim=1)
     return model(rows, positions.to(rows.device), cache, logits_from=rows.shape[1] - 1)[:, -1]
 
 
@@ -106,14 +108,17 @@ def decode_one(model: VideoGenerator, codes: torch.Tensor, rotary: tuple[torch.T
     return model(ids[:, None], cache=cache, rotary=rotary)[:, -1]  # ids (R, 1)
 
 
-def roll(model: VideoGenerator, cache: KVCache, frame_ids: int) -> None:
-    """Drop the oldest latent frame (`frame_ids` ids after the prefix) from the cache and move every later video
-    id one frame back in time by rotating its cached keys: the caption stays, and every query–key distance is one
-    the model met in training. Exact because rotary rotations compose (keys at t rotated by -1 equal keys at t-1)."""
+def roll(model: VideoGenerator, cache: KVCache, frame_ids: int, shift: bool = True) -> None:
+    """Drop the oldest latent frame (`frame_ids` ids after the prefix) from the cache; with `shift`, move every
+    later video id one frame back in time by rotating its cached keys. The caption stays, and every query–key
+    distance is one the model met in training. Exact because rotary rotations compose (keys at t rotated by -1
+    equal keys at t-1). When the video's first frame (slot 0) leaves, the others stay where they are: a window
+    that continues a video starts at slot 1 (`vocab.first_slot`)."""
     start = model.vocab.prefix_len
     cache.drop(start, frame_ids)
-    cos, sin = model.rotary(model.vocab.frame_shift(-1))  # (1, 1, head_dim) each
-    cache.rotate_keys(start, cos[0, 0], sin[0, 0])
+    if shift:
+        cos, sin = model.rotary(model.vocab.frame_shift(-1))  # (1, 1, head_dim) each
+        cache.rotate_keys(start, cos[0, 0], sin[0, 0])
 
 
 def cache_rows(prefixes: torch.Tensor, null_prefix: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
@@ -137,10 +142,12 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
     cache to W latent frames whatever t is (default: all of them, no roll).
 
     1. At the start and at every prompt change: prefill the rows (captions, then null captions under guidance)
-       with the last W-1 frames so far as context; the logits predict the next frame's first code.
+       with the last W-1 frames so far as context, from slot 0 when they include the video's first latent frame,
+       else from slot 1; the logits predict the next frame's first code.
     2. For each of a frame's h·w positions: guide, draw, append the code to every row at its window slot.
-    3. When the frame in the last slot is about to be completed and more follow, roll the window: the oldest
-       frame leaves and the rest move back one slot, so the next frame again finds W-1 frames before it.
+    3. When a frame that fills the window is about to be completed and more follow, roll the window: the oldest
+       frame leaves (the video's first: the rest stay at slots 1 …; a later one: the rest move back one slot),
+       so the next frame again finds W-1 frames before it.
 
     It runs under `torch.inference_mode` (a small model decodes ~7% faster than under `no_grad`), so the codes it
     yields are inference tensors: fine to decode, not to record for autograd (`sample_codes` returns plain ones).
@@ -152,13 +159,14 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
     if not schedule or schedule[0][0] != 0:
         raise ValueError("a prompt schedule must start at frame 0")
     recent = [] if context is None else list(context.to(device).unbind(1))  # codes (B, h, w) per frame
+    before = 0  # latent frames of the video before recent[0]
     window = window or len(recent) + t
     if window < 2:
         raise ValueError(f"the window must hold at least 2 latent frames, got {window}")
     changes = {frame: prefixes.to(device) for frame, prefixes in schedule}
     batch = schedule[0][1].shape[0]
     null = vocab.prefix(None).to(device)[None]
-    cos, sin = model.rotary(vocab.video_positions(0, window, h, w))  # (1, W*h*w, head_dim) each: window slots
+    cos, sin = model.rotary(vocab.video_positions(0, window + 1, h, w))  # (1, (W+1)*h*w, head_dim): slots 0 … W
     cache = None
     for frame in range(t):
         if frame in changes:
@@ -166,20 +174,23 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
             cache = cache or model.new_cache(rows.shape[0], vocab.prefix_len + window * h * w)
             cache.truncate(0)
             kept = recent[len(recent) - min(len(recent), window - 1):]
-            logits = prefill(model, rows, cache, torch.stack(kept, dim=1) if kept else None)
-            slot = len(kept)
+            base = first_slot(before + len(recent) - len(kept) == 0)  # slot of the oldest frame in the cache
+            logits = prefill(model, rows, cache, torch.stack(kept, dim=1) if kept else None, base)
+            slot = base + len(kept)
         codes = torch.empty(batch, h * w, dtype=torch.long, device=device)
         for j in range(h * w):
             codes[:, j] = code = next_codes(logits, config, generator)
             if j == h * w - 1:
                 if frame == t - 1 or frame + 1 in changes:
                     break  # nothing follows in this cache
-                if slot == window - 1:
-                    roll(model, cache, h * w)
-                    slot -= 1
+                if slot - base == window - 1:
+                    roll(model, cache, h * w, shift=base > 0)
+                    slot, base = (slot - 1, base) if base > 0 else (slot, first_slot(False))
             index = slot * h * w + j
             logits = decode_one(model, code, (cos[:, index: index + 1], sin[:, index: index + 1]), cache)
-        recent = (recent + [codes.view(batch, h, w)])[-window:]  # (B, h*w) -> (B, h, w)
+        recent.append(codes.view(batch, h, w))  # (B, h*w) -> (B, h, w)
+        if len(recent) > window:
+            before, recent = before + len(recent) - window, recent[-window:]
         slot += 1
         yield recent[-1]
 

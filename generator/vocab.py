@@ -11,8 +11,13 @@ first video id sits at the same index whatever the caption.
 
 Positions are 3D (t, h, w), as the multimodal rotary embedding takes them: prefix id `i` is at (i, i, i), the
 video id at latent (t, h, w) is at (P + t, P + h, P + w) with P the prefix length. Only differences enter the
-attention, so nothing is tied to one clip length or one frame size. A video longer than the sampler's window is
-generated with the window's slots 0 … W-1 as its t positions (`frame_shift` moves cached keys back one slot).
+attention, so nothing is tied to one clip length or one frame size.
+
+Slot 0 of the t axis belongs to a clip's first latent frame, which the causal video tokenizer encodes from one
+frame alone (every later latent frame codes `temporal_stride` frames); a window cut from the middle of a clip starts
+at slot 1 (`continuation_slot`). So a sequence says by its positions whether it starts a video or continues one,
+and the sampler of long videos keeps its windows at slots 1 … W once the first frame has left the cache
+(`frame_shift` moves cached keys back one slot).
 """
 from __future__ import annotations
 
@@ -22,6 +27,11 @@ import torch
 
 PAD, BOS, BOV, EOV, NULL = range(5)
 NUM_SPECIALS = 5
+
+
+def first_slot(starts_video: bool) -> int:
+    """The t slot of a sequence's first latent frame: 0 for a video's first latent frame, 1 for a later one."""
+    return 0 if starts_video else 1
 
 
 @dataclass(frozen=True)
@@ -106,10 +116,11 @@ class Vocab:
         """(3, 1) position offset that moves a video id `frames` latent frames later (negative: earlier)."""
         return torch.tensor([[frames], [0], [0]])
 
-    def positions(self, t: int, h: int, w: int) -> torch.Tensor:
-        """(3, L) positions of a whole sequence; EOV follows the last frame on the t axis."""
-        eov = torch.full((3, 1), self.prefix_len + t)
-        return torch.cat([self.prefix_positions(), self.video_positions(0, t, h, w), eov], dim=1)
+    def positions(self, t: int, h: int, w: int, t_start: int = 0) -> torch.Tensor:
+        """(3, L) positions of a whole sequence whose latent frames sit at slots t_start … t_start+t-1 (see
+        `first_slot`); EOV follows the last frame on the t axis."""
+        eov = torch.full((3, 1), self.prefix_len + t_start + t)
+        return torch.cat([self.prefix_positions(), self.video_positions(t_start, t, h, w), eov], dim=1)
 
     def to_dict(self) -> dict:
         return {"text_size": self.text_size, "codebook_size": self.codebook_size, "max_text_len": self.max_text_len}

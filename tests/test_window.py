@@ -16,28 +16,31 @@ def frames_of(seed: int, count: int, codebook: int = 64) -> torch.Tensor:
     return torch.randint(0, codebook, (1, count, H, W), generator=torch.Generator().manual_seed(seed))
 
 
-def rolled_logits(model, prefix: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """Cache the prefix and frames (1, c, h, w) but the last id, roll out the oldest frame, append the last id at
-    its new slot: the logits for the next frame's first code."""
+def rolled_logits(model, prefix: torch.Tensor, frames: torch.Tensor, first: int) -> torch.Tensor:
+    """Cache the prefix and frames (1, c, h, w) from slot `first` but the last id, roll out the oldest frame, append
+    the last id at its new slot: the logits for the next frame's first code."""
     vocab, hw = model.vocab, H * W
     c = frames.shape[1]
     cache = model.new_cache(1, vocab.prefix_len + c * hw)
     ids = torch.cat([prefix, vocab.video_ids(frames.reshape(1, -1))], dim=1)
-    positions = torch.cat([vocab.prefix_positions(), vocab.video_positions(0, c, H, W)], dim=1)
+    positions = torch.cat([vocab.prefix_positions(), vocab.video_positions(first, c, H, W)], dim=1)
     model(ids[:, :-1], positions[:, :-1], cache)
-    roll(model, cache, hw)
+    roll(model, cache, hw, shift=first > 0)  # the video's first frame leaves without moving the rest
     assert cache.length == vocab.prefix_len + (c - 1) * hw - 1
-    cos, sin = model.rotary(vocab.video_positions(c - 2, 1, H, W)[:, -1:])  # the last id, one slot earlier
+    last_slot = first + c - 1 - (first > 0)
+    cos, sin = model.rotary(vocab.video_positions(last_slot, 1, H, W)[:, -1:])
     return decode_one(model, frames.reshape(1, -1)[:, -1], (cos, sin), cache)
 
 
+@pytest.mark.parametrize("first", [0, 1], ids=["the video's first frame leaves", "a later frame leaves"])
 @torch.no_grad()
-def test_after_a_roll_one_layer_logits_equal_a_fresh_prefill_of_the_window():
+def test_after_a_roll_one_layer_logits_equal_a_fresh_prefill_of_the_window(first):
     model = tiny_generator(layers=1)
     prefix = model.vocab.prefix([3, 4, 5])[None]
     frames = frames_of(0, 4)
-    fresh = prefill(model, prefix, model.new_cache(1, 100), frames[:, 1:])  # the window without the oldest frame
-    torch.testing.assert_close(rolled_logits(model, prefix, frames), fresh, rtol=1e-5, atol=1e-5)
+    # the window without the oldest frame: a continuation, from slot 1
+    fresh = prefill(model, prefix, model.new_cache(1, 100), frames[:, 1:], first=1)
+    torch.testing.assert_close(rolled_logits(model, prefix, frames, first), fresh, rtol=1e-5, atol=1e-5)
 
 
 @torch.no_grad()
@@ -50,12 +53,12 @@ def test_after_a_roll_a_deep_cache_holds_the_first_layer_keys_of_a_fresh_prefill
     prefix = vocab.prefix([7, 8])[None]
     frames = frames_of(1, 4)
     ids = torch.cat([prefix, vocab.video_ids(frames.reshape(1, -1))], dim=1)
-    positions = torch.cat([vocab.prefix_positions(), vocab.video_positions(0, 4, H, W)], dim=1)
+    positions = torch.cat([vocab.prefix_positions(), vocab.video_positions(1, 4, H, W)], dim=1)
     rolled = model.new_cache(1, ids.shape[1])
     model(ids, positions, rolled)
     roll(model, rolled, hw)
     fresh = model.new_cache(1, ids.shape[1])
-    prefill(model, prefix, fresh, frames[:, 1:])
+    prefill(model, prefix, fresh, frames[:, 1:], first=1)
     assert rolled.length == fresh.length == vocab.prefix_len + 3 * hw
     torch.testing.assert_close(rolled.keys[0][:, :, :rolled.length], fresh.keys[0][:, :, :fresh.length],
                                rtol=1e-5, atol=1e-5)
@@ -125,12 +128,13 @@ def test_training_windows_are_cut_at_random_offsets_and_noise_spares_the_labels(
         data.set_epoch(epoch)
         item = data[1]
         assert item["ids"].shape == (vocab.sequence_len(4, H, W),)
-        assert torch.equal(item["positions"], vocab.positions(4, H, W))  # window slots 0 … 3
         window = vocab.codes(item["ids"][vocab.prefix_len: -1]).reshape(4, H, W).numpy()
         matches = [s for s in range(4) if np.array_equal(window, clips[1][s: s + 4])]
         assert len(matches) == 1
         starts.add(matches[0])
-    assert len(starts) >= 3  # any latent frame of the clip may open a window
+        # slots 0 … 3 for the clip's opening window, 1 … 4 for one that continues it
+        assert torch.equal(item["positions"], vocab.positions(4, H, W, t_start=0 if matches[0] == 0 else 1))
+    assert len(starts) >= 3 and 0 in starts  # any latent frame of the clip may open a window
     noisy = TokenSequences(shards, text, vocab, split="seen", window=4, context_noise=0.3)
     data.set_epoch(0)
     clean_item, noisy_item = data[0], noisy[0]
