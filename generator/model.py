@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class GeneratorConfig:
     rope_theta: float = 10000.0
     # Split of each head's rotary frequency pairs over (t, h, w); empty: half to t, a quarter each to h and w.
     rope_sections: list[int] = field(default_factory=list)
+    # FSQ levels of the video codebook (empty: codes are plain ids): factorized code embeddings and head (`CodeDigits`).
+    code_levels: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads or self.heads % self.kv_heads:
@@ -51,6 +54,10 @@ class GeneratorConfig:
         if self.rope_sections and (len(self.rope_sections) != 3 or sum(self.rope_sections) != self.head_dim // 2):
             raise ValueError(f"rope_sections must be 3 numbers summing to head_dim/2 = {self.head_dim // 2} "
                              f"(or empty for the default split), got {self.rope_sections}")
+        self.code_levels = list(self.code_levels)
+        if self.code_levels and math.prod(self.code_levels) != self.codebook_size:
+            raise ValueError(f"code_levels {self.code_levels} make {math.prod(self.code_levels)} codes, the codebook "
+                             f"has {self.codebook_size}: set them to the tokenizer's FSQ levels (or empty)")
 
     @property
     def head_dim(self) -> int:
@@ -108,6 +115,31 @@ def attention_mask(query_len: int, key_len: int, device: torch.device) -> torch.
     return allowed[None, None]  # (1, 1, query_len, key_len)
 
 
+class CodeDigits(nn.Module):
+    """Factorized vectors of FSQ codes: code c is the digits d_i = (c // basis_i) % levels_i (the quantizer's own
+    order), and its vector is the sum of one learned row per digit. Added to each code's own embedding and output
+    vector, it gives codes that share a level on some latent axis a shared part: what the model learns about one
+    code carries over to its neighbours in the quantizer's grid instead of being learned code by code."""
+
+    def __init__(self, levels: list[int], hidden: int) -> None:
+        super().__init__()
+        sizes = torch.tensor(levels)
+        basis = torch.cumprod(torch.tensor([1, *levels[:-1]]), dim=0)
+        offsets = torch.cumsum(torch.tensor([0, *levels[:-1]]), dim=0)
+        codes = torch.arange(math.prod(levels))[:, None]
+        self.register_buffer("rows", codes // basis % sizes + offsets, persistent=False)  # (C, digits)
+        self.table = nn.Embedding(int(sizes.sum()), hidden)
+        nn.init.normal_(self.table.weight, std=0.02)
+
+    def vectors(self) -> torch.Tensor:
+        """(C, hidden): every code's factorized vector."""
+        return self.table(self.rows).sum(dim=1)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes (any shape) → their factorized vectors (…, hidden)."""
+        return self.table(self.rows[codes]).sum(dim=-2)
+
+
 class VideoGenerator(nn.Module):
     """Decoder over `[specials | text | video]` ids with 3D rotary positions; logits over the video codes."""
 
@@ -118,6 +150,9 @@ class VideoGenerator(nn.Module):
         self.decoder = Qwen2VLTextModel(config.decoder_config())
         self.head = nn.Linear(config.hidden, config.codebook_size, bias=False)
         nn.init.normal_(self.head.weight, std=0.02)
+        levels = config.code_levels
+        self.digits_in = CodeDigits(levels, config.hidden) if levels else None
+        self.digits_out = CodeDigits(levels, config.hidden) if levels else None
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -147,11 +182,18 @@ class VideoGenerator(nn.Module):
         past = cache.length if cache is not None else 0
         mask = attention_mask(length, past + length, ids.device)
         hidden = self.decoder.embed_tokens(ids)
+        if self.digits_in is not None:
+            video = self.vocab.is_video(ids)
+            codes = torch.where(video, ids - self.vocab.video_start, 0)
+            hidden = hidden + self.digits_in(codes) * video[..., None]
         for layer in self.decoder.layers:
             hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, cache=cache)
         if cache is not None:
             cache.advance(length)
-        return self.head(self.decoder.norm(hidden[:, logits_from:]))
+        hidden = self.decoder.norm(hidden[:, logits_from:])
+        if self.digits_out is None:
+            return self.head(hidden)
+        return hidden @ (self.head.weight + self.digits_out.vectors()).T
 
     # --- checkpoints ---
     def save_pretrained(self, directory: str | Path) -> Path:

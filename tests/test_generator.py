@@ -108,8 +108,9 @@ def test_attention_mask_for_a_chunk_after_cached_ids():
     assert mask.tolist() == [[True, True, True, True, False], [True] * 5]
 
 
-def test_cached_logits_equal_uncached_logits():
-    model = tiny_generator()
+@pytest.mark.parametrize("levels", [[], [4, 4, 4]], ids=["plain codes", "factorized FSQ codes"])
+def test_cached_logits_equal_uncached_logits(levels):
+    model = tiny_generator(code_levels=levels)
     vocab = model.vocab
     codes = torch.randint(0, 64, (3, 2, 3), generator=torch.Generator().manual_seed(1))
     ids = torch.stack([vocab.sequence([1, 2, 3], codes), vocab.sequence(None, codes)])
@@ -253,3 +254,34 @@ def test_rotary_split_follows_the_head_size_unless_set():
     assert GeneratorConfig(hidden=256, heads=4, rope_sections=[8, 12, 12]).rotary_split == [8, 12, 12]
     with pytest.raises(ValueError, match="head_dim/2 = 32"):
         GeneratorConfig(hidden=256, heads=4, rope_sections=[8, 8, 8])
+
+
+def test_factorized_codes_follow_the_quantizers_digit_order_and_share_rows():
+    from vector_quantize_pytorch import FSQ
+
+    from t2v.generator.model import CodeDigits
+
+    levels = [8, 5, 5, 5]
+    digits = CodeDigits(levels, hidden=6)
+    expected = FSQ(levels=levels).indices_to_level_indices(torch.arange(1000))  # (1000, 4)
+    assert torch.equal(digits.rows - torch.tensor([0, 8, 13, 18]), expected)
+    # codes 1 and 201 differ only in the last digit: their vectors differ by the difference of that digit's rows
+    vectors = digits.vectors()
+    table = digits.table.weight
+    torch.testing.assert_close(vectors[201] - vectors[1], table[18 + 1] - table[18 + 0])
+    torch.testing.assert_close(digits(torch.tensor([[1, 201]])), vectors[[1, 201]][None])
+
+
+def test_factorized_codes_change_the_logits_survive_a_round_trip_and_must_match_the_codebook(tmp_path):
+    from t2v.generator.model import GeneratorConfig, VideoGenerator
+
+    plain, factorized = tiny_generator(), tiny_generator(code_levels=[4, 4, 4])
+    assert factorized.num_parameters() == plain.num_parameters() + 2 * 12 * plain.config.hidden
+    vocab = plain.vocab
+    ids = vocab.sequence([4, 5], torch.randint(0, 64, (2, 2, 2)))[None]
+    with torch.no_grad():
+        assert not torch.allclose(plain(ids, vocab.positions(2, 2, 2)), factorized(ids, vocab.positions(2, 2, 2)))
+        loaded = VideoGenerator.from_pretrained(factorized.save_pretrained(tmp_path / "g"))
+        torch.testing.assert_close(loaded(ids, vocab.positions(2, 2, 2)), factorized(ids, vocab.positions(2, 2, 2)))
+    with pytest.raises(ValueError, match="code_levels"):
+        GeneratorConfig(codebook_size=64, code_levels=[8, 5])

@@ -177,6 +177,11 @@ def test_missing_shards_and_missing_checkpoint_are_clear_errors(shards, tmp_path
         train(train_config(shards), tmp_path / "fresh", resume=True)
     with pytest.raises(ValueError, match="zero_stage"):
         train_config(shards, zero_stage=4)
+    # the shards record no FSQ tokenizer: factorized code embeddings cannot know its digits
+    factorized = GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, codebook_size=CODEBOOK,
+                                 code_levels=[4, 4, 4])
+    with pytest.raises(ValueError, match=r"model.code_levels \[4, 4, 4\] are not the FSQ levels"):
+        train(train_config(shards, model=factorized), tmp_path / "levels")
 
 
 def test_cli_dry_run_prints_the_config_and_creates_nothing(tmp_path, monkeypatch):
