@@ -30,7 +30,7 @@ WEIGHTS_FILE = "model.safetensors"
 
 @dataclass
 class GeneratorConfig:
-    """Transformer sizes + the vocabulary it reads (text pieces, video codes, caption length)."""
+    """Transformer sizes + the vocabulary it reads (text pieces, video codes, caption length, grids, rates)."""
 
     layers: int = 4
     hidden: int = 256
@@ -43,6 +43,10 @@ class GeneratorConfig:
     rope_theta: float = 10000.0
     # Split of each head's rotary frequency pairs over (t, h, w); empty: half to t, a quarter each to h and w.
     rope_sections: list[int] = field(default_factory=list)
+    # The latent grids (h, w) and frame rates it is conditioned on: one prefix id each (training sets them from
+    # the shards; these are placeholders).
+    sizes: list[list[int]] = field(default_factory=lambda: [[8, 8]])
+    rates: list[float] = field(default_factory=lambda: [8.0])
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads or self.heads % self.kv_heads:
@@ -51,6 +55,7 @@ class GeneratorConfig:
         if self.rope_sections and (len(self.rope_sections) != 3 or sum(self.rope_sections) != self.head_dim // 2):
             raise ValueError(f"rope_sections must be 3 numbers summing to head_dim/2 = {self.head_dim // 2} "
                              f"(or empty for the default split), got {self.rope_sections}")
+        _ = self.vocab  # a Vocab checks the size and rate tables
 
     @property
     def head_dim(self) -> int:
@@ -64,7 +69,8 @@ class GeneratorConfig:
 
     @property
     def vocab(self) -> Vocab:
-        return Vocab(self.text_size, self.codebook_size, self.max_text_len)
+        return Vocab(self.text_size, self.codebook_size, self.max_text_len, tuple(map(tuple, self.sizes)),
+                     tuple(self.rates))
 
     def decoder_config(self) -> Qwen2VLTextConfig:
         config = Qwen2VLTextConfig(
@@ -176,6 +182,9 @@ class VideoGenerator(nn.Module):
         if not known.issuperset(raw):
             raise ValueError(f"{directory / CONFIG_FILE} is not a generator config (unknown keys "
                              f"{sorted(set(raw) - known)})")
+        if not {"sizes", "rates"} <= set(raw):
+            raise ValueError(f"{directory / CONFIG_FILE} is an old-format generator: it does not record the sizes and "
+                             f"frame rates it was trained on (no 'sizes'/'rates'); retrain it with this version")
         model = cls(GeneratorConfig(**raw))
         missing, unexpected = model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=False)
         if missing or unexpected:
