@@ -138,8 +138,8 @@ class TextToVideo:
                  f"{format_rates(self.trained_rates)}")
         what = " and ".join(unknown) + (" were" if len(unknown) > 1 else " was")
         if not force:
-            raise ValueError(f"{what} never trained: the generator knows {known}; ask for one of them, or force "
-                             f"(--force) to condition on the nearest")
+            raise ValueError(f"{what} never trained: the generator knows {known}; ask for one of those (--size, "
+                             f"--fps) or force it (--force, force=True) to condition on the nearest")
         stride = self.video_tokenizer.config.spatial_stride
         warnings.warn(f"{what} never trained: conditioning on the nearest trained size "
                       f"{format_grid((grid[0] * stride, grid[1] * stride))} at {rate:g} fps", stacklevel=3)
