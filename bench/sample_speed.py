@@ -144,11 +144,12 @@ def time_uncached(model: VideoGenerator, prefix: torch.Tensor, grid: tuple[int, 
 
 def bench_preset(name: str, grid: tuple[int, int, int], args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
-    model = preset(name, text_size=args.text_size, codebook_size=args.codebook, max_text_len=args.max_text_len)
+    model = preset(name, text_size=args.text_size, codebook_size=args.codebook, max_text_len=args.max_text_len,
+                   sizes=[list(grid[1:])], rates=[8.0])
     model = VideoGenerator(model).eval()
     twin = hf_twin(model)
     vocab, tokens = model.vocab, grid[0] * grid[1] * grid[2]
-    prefix = vocab.prefix(CAPTION)[None]
+    prefix = vocab.prefix(CAPTION, grid[1:], 8.0)[None]
     context = vocab.prefix_len + (tokens - 1) / 2  # mean KV length over the decode steps
     stride = 1 if name in args.uncached_full else args.uncached_stride
     weight_bytes = step_bytes(model, 1, 0)["weights"]

@@ -18,25 +18,29 @@ def data() -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--num", type=click.IntRange(min=1), required=True, help="Number of clips to write.")
 @click.option("--frames", type=click.IntRange(min=1), default=17, show_default=True, help="Frames per clip.")
-@click.option("--size", type=SIZE, default="64", show_default=True, help="Frame size: N or WxH.")
+@click.option("--size", "sizes", type=SIZE, multiple=True, default=["64"], show_default=True,
+              help="Frame size: N or WxH; repeatable (the clips take each size and rate in turn).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same dataset).")
 @click.option("--split", type=click.Choice(["seen", "heldout", "all"]), default="all", show_default=True,
               help="Which captions to draw from (held-out compositions or the others).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True,
-              help="Frame rate of the written mp4 files.")
-def shapes(out_dir: Path, num: int, frames: int, size: tuple[int, int], seed: int, split: str, fps: float) -> None:
+@click.option("--fps", "rates", type=click.FloatRange(min=0, min_open=True), multiple=True, default=[8.0],
+              show_default=True, help="Frame rate of the clips (the motion per second is the same at any rate); "
+              "repeatable.")
+def shapes(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], ...], seed: int, split: str,
+           rates: tuple[float, ...]) -> None:
     """Write the synthetic `shapes` dataset: OUT_DIR/videos/*.mp4 and OUT_DIR/index.jsonl.
 
     \b
-    Example:
+    Examples:
       t2v data shapes data/shapes --num 2000 --frames 17 --size 64 --split seen
+      t2v data shapes data/multi --num 2000 --size 64 --size 96x64 --fps 8 --fps 16
     """
     from t2v.recipes.shapes.dataset import make_dataset, split_counts
     from t2v.tokenizer.data import read_index
 
-    click.echo(f"shapes: {num} clips of {frames} frames, {size[1]}x{size[0]} at {fps:g} fps, "
-               f"split={split}, seed={seed} → {out_dir}")
-    index = make_dataset(out_dir, num=num, frames=frames, size=size, seed=seed, split=split, fps=fps)
+    click.echo(f"shapes: {num} clips of {frames} frames, {', '.join(f'{w}x{h}' for h, w in sizes)} at "
+               f"{', '.join(f'{r:g}' for r in rates)} fps, split={split}, seed={seed} → {out_dir}")
+    index = make_dataset(out_dir, num=num, frames=frames, seed=seed, split=split, sizes=sizes, rates=rates)
     counts = split_counts(read_index(index))
     click.echo(f"index: {index}")
     click.echo("clips per split: " + ", ".join(f"{name} {count}" for name, count in sorted(counts.items())))

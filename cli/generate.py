@@ -1,6 +1,12 @@
-"""`t2v generate` and `t2v extend`: prompts (or a prompt schedule) → video files of any length, streamed."""
+"""`t2v generate` and `t2v extend`: prompts (or a prompt schedule) → video files of any length, streamed.
+
+Both ask for a frame size and rate the generator was trained on (`--size`, `--fps`; an untrained one is a one-line
+error listing the trained ones, `--force` conditions on the nearest trained one instead and says so).
+"""
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections import deque
 from contextlib import ExitStack
 from pathlib import Path
@@ -70,6 +76,16 @@ def stream_to_files(chunks: Iterable[np.ndarray], paths: list[Path], fps: float,
         click.echo(f"preview → {preview}")
 
 
+@contextlib.contextmanager
+def echo_warnings() -> Iterator[None]:
+    """Show the library's warnings of the block (e.g. a forced size) as `Warning: …` lines on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        click.echo(f"Warning: {warning.message}", err=True)
+
+
 def output_options(command):
     """Options shared by generate and extend: output, length, rate, sampling, seed, samples, preview."""
     options = [
@@ -79,8 +95,10 @@ def output_options(command):
                      "clip length)."),
         click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Length in seconds (instead of "
                      "--frames)."),
-        click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of the file (default: "
-                     "the data's)."),
+        click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate: the generator is "
+                     "conditioned on it and the file plays at it; a trained one (default: the pipeline's)."),
+        click.option("--force", is_flag=True, help="Allow a size or rate the generator was not trained on: it is "
+                     "conditioned on the nearest trained one (a warning says which)."),
         click.option("--prompt", "prompt_options", multiple=True, metavar="[FRAME:]TEXT",
                      help="A prompt from a frame on, repeatable: --prompt \"a red circle moving left slowly\" "
                      "--prompt \"64:a red circle moving up slowly\"."),
@@ -109,13 +127,14 @@ def preview_path(path: Path, preview: bool) -> Path | None:
 @click.argument("pipeline_dir", type=click.Path(path_type=Path))
 @click.argument("prompt", required=False)
 @output_options
-@click.option("--size", type=SIZE, help="Frame size WxH (default: the pipeline's training size).")
+@click.option("--size", type=SIZE, help="Frame size WxH, a trained one (default: the pipeline's).")
 @click.option("--prompts-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="More prompts, one per line (files OUT_p000, OUT_p001, …).")
 def generate(pipeline_dir: Path, prompt: str | None, out: Path, frames: int | None, seconds: float | None,
-             fps: float | None, prompt_options: tuple[str, ...], storyboard: Path | None, window: int | None,
-             cfg_scale: float | None, temperature: float | None, top_k: int | None, top_p: float | None, seed: int,
-             num_samples: int, preview: bool, size: tuple[int, int] | None, prompts_file: Path | None) -> None:
+             fps: float | None, force: bool, prompt_options: tuple[str, ...], storyboard: Path | None,
+             window: int | None, cfg_scale: float | None, temperature: float | None, top_k: int | None,
+             top_p: float | None, seed: int, num_samples: int, preview: bool, size: tuple[int, int] | None,
+             prompts_file: Path | None) -> None:
     """Generate videos of any length for PROMPT with the pipeline in PIPELINE_DIR (made by `t2v recipe run`).
 
     Frames stream to the file as they are decoded; memory does not grow with --frames.
@@ -125,6 +144,7 @@ def generate(pipeline_dir: Path, prompt: str | None, out: Path, frames: int | No
       t2v generate runs/shapes/pipeline "a red circle moving left slowly" -o red_circle.mp4
       t2v generate runs/shapes/pipeline "a blue diamond moving up quickly" -o diamond.gif --num-samples 4 --preview
       t2v generate runs/shapes/pipeline --prompts-file prompts.txt -o out/video.mp4 --cfg 4 --top-k 100
+      t2v generate runs/shapes-multi/pipeline "a red circle moving left slowly" -o wide.mp4 --size 96x64 --fps 16
       t2v generate runs/shapes/pipeline -o long.mp4 --frames 1025 \\
           --prompt "a red circle moving left slowly" --prompt "64:a red circle moving up slowly"
     """
@@ -136,11 +156,12 @@ def generate(pipeline_dir: Path, prompt: str | None, out: Path, frames: int | No
     prompts = [schedule] if schedule else read_prompts(prompt, prompts_file)
     sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
     pipeline = TextToVideo.from_pretrained(pipeline_dir)
-    fps = fps or pipeline.info.fps
+    fps, size = fps or pipeline.info.fps, size or tuple(pipeline.info.size)
     frames = resolve_frames(frames, seconds, fps, pipeline.info.frames)
     for paths, text in zip(output_paths(out, len(prompts), num_samples), prompts):
-        click.echo(f"{text!r}: {frames} frames at {fps:g} fps")
-        chunks = pipeline.generate(text, frames, size, sampling, seed, window, num_samples)
+        click.echo(f"{text!r}: {frames} frames of {size[1]}x{size[0]} at {fps:g} fps")
+        with echo_warnings():
+            chunks = pipeline.generate(text, frames, size, sampling, seed, window, num_samples, fps=fps, force=force)
         stream_to_files(chunks, paths, fps, frames, preview_path(paths[0], preview))
 
 
@@ -148,44 +169,55 @@ def generate(pipeline_dir: Path, prompt: str | None, out: Path, frames: int | No
 @click.argument("pipeline_dir", type=click.Path(path_type=Path))
 @click.argument("in_video", type=click.Path(path_type=Path))
 @output_options
+@click.option("--size", type=SIZE, help="Resize and crop IN_VIDEO to WxH, a trained size (default: its own).")
 @click.option("--context-frames", type=click.IntRange(min=1), help="Last frames of IN_VIDEO the model sees "
               "(default: its window less one latent frame).")
 @click.option("--only-new", is_flag=True, help="Write only the continuation, not IN_VIDEO before it.")
 def extend(pipeline_dir: Path, in_video: Path, out: Path, frames: int | None, seconds: float | None,
-           fps: float | None, prompt_options: tuple[str, ...], storyboard: Path | None, window: int | None,
-           cfg_scale: float | None, temperature: float | None, top_k: int | None, top_p: float | None, seed: int,
-           num_samples: int, preview: bool, context_frames: int | None, only_new: bool) -> None:
+           fps: float | None, force: bool, prompt_options: tuple[str, ...], storyboard: Path | None,
+           window: int | None, cfg_scale: float | None, temperature: float | None, top_k: int | None,
+           top_p: float | None, seed: int, num_samples: int, preview: bool, size: tuple[int, int] | None,
+           context_frames: int | None, only_new: bool) -> None:
     """Continue IN_VIDEO with the pipeline in PIPELINE_DIR: its last frames are the context, the output holds it
-    followed by the continuation (read at the pipeline's frame rate and size).
+    followed by the continuation, at IN_VIDEO's size and frame rate (or --size / --fps: it is resized and
+    resampled first); those must be ones the generator was trained on (or --force).
 
     \b
     Examples:
       t2v extend runs/shapes/pipeline clip.mp4 -o longer.mp4 --frames 64
       t2v extend runs/shapes/pipeline clip.mp4 -o next.mp4 --prompt "a red circle moving up slowly" --only-new
+      t2v extend runs/shapes/pipeline big_clip.mp4 -o longer.mp4 --size 64x64 --fps 8
     """
     from t2v.generator.pipeline import TextToVideo
-    from t2v.tokenizer.video_io import iter_video, resize_and_crop
+    from t2v.tokenizer.video_io import iter_video, probe, resize_and_crop
 
     schedule = prompt_schedule(prompt_options, storyboard)
     sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
     pipeline = TextToVideo.from_pretrained(pipeline_dir)
-    fps = fps or pipeline.info.fps
-    frames = resolve_frames(frames, seconds, fps, pipeline.info.frames)
-    # 1. Stream the input (at the pipeline's rate and size) into the output, keeping only its last frames.
+    info = probe(in_video)
+    rate, size = fps or info.fps, size or (info.height, info.width)
+    with echo_warnings():
+        pipeline.conditions(size, rate, force)  # before any file is written
+    frames = resolve_frames(frames, seconds, rate, pipeline.info.frames)
+    # 1. Stream the input (at the asked rate and size) into the output, keeping only its last frames.
     # 2. Then encode those as the context and stream the continuation after it: memory stays bounded.
     tail: deque[np.ndarray] = deque(maxlen=context_frames or pipeline.video_tokenizer.num_frames(pipeline.window - 1))
 
     def original() -> Iterator[np.ndarray]:
-        for chunk in iter_video(in_video, fps=pipeline.info.fps):
-            chunk = resize_and_crop(chunk, tuple(pipeline.info.size))
+        for chunk in iter_video(in_video, fps=fps):  # fps None: the file's own frames
+            chunk = resize_and_crop(chunk, size)
             tail.extend(chunk)
             if not only_new:
                 yield chunk
 
     def continuation() -> Iterator[np.ndarray]:
-        click.echo(f"continuing {in_video} with {frames} frames at {fps:g} fps from its last {len(tail)}")
-        yield from pipeline.extend(np.stack(tail) if tail else np.zeros((0, 1, 1, 3), np.uint8), schedule, frames,
-                                   len(tail), sampling, seed, window, num_samples)
+        click.echo(f"continuing {in_video} with {frames} frames of {size[1]}x{size[0]} at {rate:g} fps from its "
+                   f"last {len(tail)}")
+        with warnings.catch_warnings():  # a forced size or rate was reported above
+            warnings.simplefilter("ignore")
+            chunks = pipeline.extend(np.stack(tail) if tail else np.zeros((0, 1, 1, 3), np.uint8), schedule, frames,
+                                     len(tail), sampling, seed, window, num_samples, fps=rate, force=force)
+        yield from chunks
 
     paths = output_paths(out, 1, num_samples)[0]
-    stream_to_files(continuation(), paths, fps, frames, preview_path(paths[0], preview), before=original())
+    stream_to_files(continuation(), paths, rate, frames, preview_path(paths[0], preview), before=original())

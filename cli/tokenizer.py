@@ -87,20 +87,23 @@ def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: Path, size: tupl
 @click.argument("tokenizer_dir", type=click.Path(path_type=Path))
 @click.argument("index", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--size", type=SIZE, help="Resize (short side) and center-crop to WxH; default: the first video's size.")
+@click.option("--size", "sizes", type=SIZE, multiple=True,
+              help="Resize (short side) and center-crop to WxH; repeated: each clip to the size of nearest aspect "
+                   "ratio (shards of several latent grids); default: the first video's size.")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Resample to this frame rate first.")
 @click.option("--frames", type=click.IntRange(min=1), help="At most N frames per clip.")
 @click.option("--split", help="Only rows of this split (e.g. seen).")
-def encode(tokenizer_dir: Path, index: Path, out_dir: Path, size: tuple[int, int] | None, fps: float | None,
+def encode(tokenizer_dir: Path, index: Path, out_dir: Path, sizes: tuple[tuple[int, int], ...], fps: float | None,
            frames: int | None, split: str | None) -> None:
     """Encode every clip of INDEX (jsonl of path, caption, …) into token shards in OUT_DIR.
 
-    OUT_DIR gets meta.json, index.jsonl (caption and token offsets of each clip) and flat .bin shards: the
+    OUT_DIR gets meta.json, index.jsonl (caption, fps and token offsets of each clip) and flat .bin shards: the
     generator's training input. Unreadable files are skipped and counted.
 
     \b
-    Example:
+    Examples:
       t2v tokenizer encode runs/shapes-tokenizer-00001 data/shapes/index.jsonl data/shapes-tokens
+      t2v tokenizer encode runs/shapes-multi/tokenizer data/multi/index.jsonl data/multi-tokens --size 64 --size 96x64
     """
     from t2v.tokenizer.encode import encode_dataset
     from t2v.tokenizer.model import VideoTokenizer
@@ -110,11 +113,12 @@ def encode(tokenizer_dir: Path, index: Path, out_dir: Path, size: tuple[int, int
     model = VideoTokenizer.from_pretrained(tokenizer_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists: choose a new output directory or remove it")
-    if size is None:
+    if not sizes:
         rows = read_index(index)
         if not rows:
             raise ValueError(f"{index} is empty")
         info = probe(rows[0]["path"])
-        size = (info.height, info.width)
-    report = encode_dataset(model, index, out_dir, size=size, fps=fps, max_frames=frames, split=split)
+        sizes = ((info.height, info.width),)
+    report = encode_dataset(model, index, out_dir, size=sizes[0], fps=fps, max_frames=frames, split=split,
+                            buckets=sizes if len(sizes) > 1 else ())
     click.echo(report.summary())

@@ -1,6 +1,7 @@
 """Training sequences for the generator, read from token shards (memory-mapped).
 
-Each item is `[BOS][caption][PAD…][BOV][video ids…][EOV]` (layout in `vocab.py`) with its 3D positions and
+Each item is `[BOS][caption][PAD…][SIZE][FPS][BOV][video ids…][EOV]` (layout in `vocab.py`; the size id names the
+clip's latent grid, the fps id its frame rate) with its 3D positions and
 labels shifted by one: `labels[j]` is the code of the id at `j + 1` when that id is a video id, else -100, so the
 loss is on video ids only. With probability `caption_dropout` the caption is replaced by the null caption
 (classifier-free guidance). The draw depends only on (seed, epoch, index): a resumed run sees the same data.
@@ -11,6 +12,10 @@ the clip's first latent frame sits at slots 0 … W-1, any other at 1 … W (`vo
 frame is coded from one frame, the others from several, and the position tells the model which it is);
 with `context_noise` p, each video id of the input (not of the labels) is replaced by a random code with
 probability p, so the model learns to go on from its own imperfect frames.
+
+Clips whose grid or rate the vocabulary has no id for are left out (an eval split may hold some); `buckets` groups
+the items by latent grid, so a batch drawn from one bucket holds sequences of one length (with a window, or clips
+of one length).
 """
 from __future__ import annotations
 
@@ -45,16 +50,28 @@ class TokenSequences(Dataset):
         if self.reader.meta["codebook_size"] != vocab.codebook_size:
             raise ValueError(f"shards in {self.reader.directory} have {self.reader.meta['codebook_size']} codes, "
                              f"the generator's vocabulary {vocab.codebook_size}: encode with the matching tokenizer")
-        in_split = [i for i, row in enumerate(self.reader.rows) if split is None or row.get("split") == split]
-        self.rows = [i for i in in_split if self.reader.rows[i]["shape"][0] >= window]
+        reader = self.reader
+        in_split = [i for i, row in enumerate(reader.rows) if split is None or row.get("split") == split]
+        unknown_rate = next((i for i in in_split if reader.fps(i) is None), None)
+        if unknown_rate is not None:
+            raise ValueError(f"clip {unknown_rate} of {reader.directory} has no frame rate (no fps in its row or in "
+                             "meta.json): re-encode it with `t2v tokenizer encode`, which records each clip's fps")
+        long_enough = [i for i in in_split if reader.rows[i]["shape"][0] >= window]
+        self.rows = [i for i in long_enough if vocab.knows_grid(reader.grid(i)) and vocab.knows_rate(reader.fps(i))]
         if not self.rows:
-            raise ValueError(f"no clips of split {split!r} in {self.reader.directory}" + (
-                f" with at least {window} latent frames (the window)" if in_split else ""))
+            raise ValueError(f"no clips of split {split!r} in {reader.directory}" + (
+                f" with at least {window} latent frames (the window)" if in_split else "") + (
+                " of a latent grid and frame rate the generator knows" if long_enough else ""))
         self.window, self.context_noise = window, context_noise
         self.vocab = vocab
         self.caption_dropout = caption_dropout
         self.seed = seed
         self.epoch = 0
+        by_grid: dict[tuple[int, int], list[int]] = {grid: [] for grid in vocab.sizes}
+        for index, row in enumerate(self.rows):
+            by_grid[reader.grid(row)].append(index)
+        # item indices grouped by latent grid (h, w), in the order of the size table; no empty ones
+        self.buckets = [indices for indices in by_grid.values() if indices]
         captions = {self.reader.rows[i]["caption"] for i in self.rows}
         self.pieces = {caption: text.encode(caption, warn=False) for caption in captions}
 
@@ -77,7 +94,7 @@ class TokenSequences(Dataset):
             start = int(rng.integers(codes.shape[0] - self.window + 1))
             codes = codes[start: start + self.window]  # (W, h, w)
         pieces = None if drop else self.pieces[self.reader.rows[row]["caption"]]
-        ids = self.vocab.sequence(pieces, codes)
+        ids = self.vocab.sequence(pieces, codes, self.reader.fps(row))
         labels = shift_labels(ids, self.vocab)
         if self.context_noise:
             noisy = torch.from_numpy(rng.random(len(ids)) < self.context_noise) & self.vocab.is_video(ids)

@@ -31,7 +31,7 @@ WEIGHTS_FILE = "model.safetensors"
 
 @dataclass
 class GeneratorConfig:
-    """Transformer sizes + the vocabulary it reads (text pieces, video codes, caption length)."""
+    """Transformer sizes + the vocabulary it reads (text pieces, video codes, caption length, grids, rates)."""
 
     layers: int = 4
     hidden: int = 256
@@ -46,6 +46,10 @@ class GeneratorConfig:
     rope_sections: list[int] = field(default_factory=list)
     # FSQ levels of the video codebook (empty: codes are plain ids): factorized code embeddings and head (`CodeDigits`).
     code_levels: list[int] = field(default_factory=list)
+    # The latent grids (h, w) and frame rates it is conditioned on: one prefix id each (training sets them from
+    # the shards; these are placeholders).
+    sizes: list[list[int]] = field(default_factory=lambda: [[8, 8]])
+    rates: list[float] = field(default_factory=lambda: [8.0])
 
     def __post_init__(self) -> None:
         if self.hidden % self.heads or self.heads % self.kv_heads:
@@ -58,6 +62,7 @@ class GeneratorConfig:
         if self.code_levels and math.prod(self.code_levels) != self.codebook_size:
             raise ValueError(f"code_levels {self.code_levels} make {math.prod(self.code_levels)} codes, the codebook "
                              f"has {self.codebook_size}: set them to the tokenizer's FSQ levels (or empty)")
+        _ = self.vocab  # a Vocab checks the size and rate tables
 
     @property
     def head_dim(self) -> int:
@@ -71,7 +76,8 @@ class GeneratorConfig:
 
     @property
     def vocab(self) -> Vocab:
-        return Vocab(self.text_size, self.codebook_size, self.max_text_len)
+        return Vocab(self.text_size, self.codebook_size, self.max_text_len, tuple(map(tuple, self.sizes)),
+                     tuple(self.rates))
 
     def decoder_config(self) -> Qwen2VLTextConfig:
         config = Qwen2VLTextConfig(
@@ -218,6 +224,9 @@ class VideoGenerator(nn.Module):
         if not known.issuperset(raw):
             raise ValueError(f"{directory / CONFIG_FILE} is not a generator config (unknown keys "
                              f"{sorted(set(raw) - known)})")
+        if not {"sizes", "rates"} <= set(raw):
+            raise ValueError(f"{directory / CONFIG_FILE} is an old-format generator: it does not record the sizes and "
+                             f"frame rates it was trained on (no 'sizes'/'rates'); retrain it with this version")
         model = cls(GeneratorConfig(**raw))
         missing, unexpected = model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=False)
         if missing or unexpected:

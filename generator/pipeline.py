@@ -5,6 +5,11 @@ The one module that joins the video tokenizer and the generator. A pipeline dire
 (format version, default frame rate, size, length and sampling window). Frame counts are rounded up to what the
 tokenizer's temporal stride allows (1 + s·k) and the decoded video is trimmed back.
 
+Sizes and frame rates: the generator is conditioned on the latent grid and the rate (size and fps ids of its
+prefix, `vocab.py`), and knows only those it was trained on. `generate(size=, fps=)` and `extend` check what is
+asked for (`conditions`): an untrained size or rate is a ValueError naming the trained ones; with `force=True` the
+video keeps the size and rate asked for and the prefix names the nearest trained ones (a warning says which).
+
 Videos of any length: the sampler rolls a window of latent frames (`generate`), and the tokenizer decodes its
 output a chunk at a time through its causal cache, so memory does not grow with the length; `extend` goes on from
 the last frames of a given video, and a schedule of `PromptChange`s switches prompts along the way.
@@ -12,6 +17,7 @@ the last frames of a given video, and a schedule of `PromptChange`s switches pro
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Union
@@ -23,6 +29,7 @@ from t2v.generator.model import VideoGenerator
 from t2v.generator.sample import SamplingConfig, Schedule, sample_frames
 from t2v.generator.schedule import PromptChange, check_schedule, latent_start
 from t2v.generator.text import TextTokenizer
+from t2v.generator.vocab import format_grid, format_rates
 from t2v.tokenizer.atomic import atomic_directory, atomic_write_text
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.model import VideoTokenizer
@@ -61,6 +68,7 @@ class TextToVideo:
         self.generator = generator.eval()
         self.text = text
         self.info = info or PipelineInfo()
+        self.conditions(tuple(self.info.size), self.info.fps)  # the defaults must be trained ones
 
     @classmethod
     def assemble(cls, tokenizer_dir: str | Path, generator: VideoGenerator, text: TextTokenizer, fps: float,
@@ -102,6 +110,41 @@ class TextToVideo:
                    VideoGenerator.from_pretrained(directory / "generator"),
                    TextTokenizer.load(directory / "text_tokenizer"), info)
 
+    # --- sizes and rates ---
+    @property
+    def trained_sizes(self) -> list[tuple[int, int]]:
+        """The frame sizes (H, W) the generator was trained on (its latent grids × the tokenizer's stride)."""
+        stride = self.video_tokenizer.config.spatial_stride
+        return [(h * stride, w * stride) for h, w in self.generator.vocab.sizes]
+
+    @property
+    def trained_rates(self) -> list[float]:
+        return list(self.generator.vocab.rates)
+
+    def conditions(self, size: tuple[int, int], fps: float, force: bool = False) -> tuple[tuple[int, int], float]:
+        """The trained latent grid (h, w) and rate the prefix names for frames of `size` (H, W) at `fps`.
+
+        One never trained is refused with a one-line ValueError naming the trained ones, unless `force`: then the
+        nearest trained one is named instead (aspect ratio first, then area; rates by ratio), with a warning.
+        """
+        vocab = self.generator.vocab
+        _, h, w = self.video_tokenizer.latent_shape(1, *size)  # a clear error for sizes the strides refuse
+        unknown = ([f"size {format_grid(size)}"] if not vocab.knows_grid((h, w)) else []) + (
+            [f"{fps:g} fps"] if not vocab.knows_rate(fps) else [])
+        if not unknown:
+            return (h, w), fps
+        grid, rate = vocab.nearest_grid((h, w)), vocab.nearest_rate(fps)
+        known = (f"sizes {', '.join(map(format_grid, self.trained_sizes))} (WxH) and rates "
+                 f"{format_rates(self.trained_rates)}")
+        what = " and ".join(unknown) + (" were" if len(unknown) > 1 else " was")
+        if not force:
+            raise ValueError(f"{what} never trained: the generator knows {known}; ask for one of those (--size, "
+                             f"--fps) or force it (--force, force=True) to condition on the nearest")
+        stride = self.video_tokenizer.config.spatial_stride
+        warnings.warn(f"{what} never trained: conditioning on the nearest trained size "
+                      f"{format_grid((grid[0] * stride, grid[1] * stride))} at {rate:g} fps", stacklevel=3)
+        return grid, rate
+
     # --- generation ---
     def latent_grid(self, frames: int, size: tuple[int, int]) -> tuple[int, int, int]:
         """(t, h, w) for at least `frames` frames at `size` (H, W); a clear error for sizes the strides refuse."""
@@ -116,16 +159,19 @@ class TextToVideo:
         """Latent frames the sampler keeps: `pipeline.json`'s window, or those of the training clip length."""
         return self.info.window or self.latent_grid(self.info.frames, tuple(self.info.size))[0]
 
-    def prefixes(self, prompts: list[str | None]) -> torch.Tensor:
-        """Caption prefixes (B, P) of the prompts (None: the null caption, no conditioning)."""
+    def prefixes(self, prompts: list[str | None], grid: tuple[int, int], fps: float) -> torch.Tensor:
+        """Caption prefixes (B, P) of the prompts (None: the null caption, no conditioning) for a trained latent
+        grid (h, w) and rate."""
         vocab = self.generator.vocab
-        return torch.stack([vocab.prefix(None if prompt is None else self.text.encode(prompt)) for prompt in prompts])
+        return torch.stack([vocab.prefix(None if prompt is None else self.text.encode(prompt), grid, fps)
+                            for prompt in prompts])
 
-    def _schedule(self, prompt: Prompt | None, frames: int, continuation: bool, copies: int = 1) -> Schedule:
-        """(latent frame, caption prefixes) of a prompt, a list of prompts or a list of `PromptChange`; each
-        video `copies` times (samples of one prompt side by side)."""
+    def _schedule(self, prompt: Prompt | None, frames: int, continuation: bool, condition: tuple[tuple[int, int],
+                  float], copies: int = 1) -> Schedule:
+        """(latent frame, caption prefixes) of a prompt, a list of prompts or a list of `PromptChange` at a trained
+        (grid, rate) `condition`; each video `copies` times (samples of one prompt side by side)."""
         def prefixes(prompts: list[str | None]) -> torch.Tensor:
-            return self.prefixes(prompts).repeat_interleave(copies, dim=0)
+            return self.prefixes(prompts, *condition).repeat_interleave(copies, dim=0)
 
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], PromptChange):
             changes = check_schedule(prompt, frames)
@@ -156,49 +202,61 @@ class TextToVideo:
 
     def generate(self, prompt: Prompt, frames: int | None = None, size: tuple[int, int] | None = None,
                  sampling: SamplingConfig | None = None, seed: int = 0, window: int | None = None,
-                 num_samples: int = 1) -> Iterator[np.ndarray]:
+                 num_samples: int = 1, fps: float | None = None, force: bool = False) -> Iterator[np.ndarray]:
         """Videos of any length as uint8 chunks (B, T_i, H, W, 3), a tokenizer chunk at a time, in memory bounded by
         the window (latent frames, default `self.window`). `prompt`: one, a list (a batch), or a schedule of
-        `PromptChange`s (one video whose prompt changes); `num_samples` videos of each, side by side. The same
+        `PromptChange`s (one video whose prompt changes); `num_samples` videos of each, side by side. `size` (H, W)
+        and `fps` (default: the pipeline's) must be trained ones unless `force` (see `conditions`). The same
         seed gives the same videos."""
-        frames = frames or self.info.frames
-        grid = self.latent_grid(frames, size or tuple(self.info.size))
-        schedule = self._schedule(prompt, frames, continuation=False, copies=num_samples)
+        frames, size = frames or self.info.frames, tuple(size or self.info.size)
+        condition = self.conditions(size, fps or self.info.fps, force)
+        grid = self.latent_grid(frames, size)
+        schedule = self._schedule(prompt, frames, False, condition, copies=num_samples)
         return self._stream(schedule, grid, frames, sampling, seed, window)
 
     def encode_context(self, video: np.ndarray, context_frames: int | None = None) -> torch.Tensor:
-        """Codes (1, c, h, w) of the last frames of a uint8 video (T, H, W, 3) at the pipeline's size: the
+        """Codes (1, c, h, w) of the last frames of a uint8 video (T, H, W, 3) at its own size: the
         `context_frames` last ones (default: the window less one latent frame), cut to 1 + s·k frames."""
         if len(video) == 0:
             raise ValueError("the video to extend has no frames")
         stride = self.video_tokenizer.config.temporal_stride
         wanted = context_frames or self.video_tokenizer.num_frames(self.window - 1)
         usable = 1 + (min(wanted, len(video)) - 1) // stride * stride
-        frames = resize_and_crop(video[-usable:], tuple(self.info.size))
-        return self.video_tokenizer.encode(to_pixels(frames, next(self.video_tokenizer.parameters()).device))
+        device = next(self.video_tokenizer.parameters()).device
+        return self.video_tokenizer.encode(to_pixels(video[-usable:], device))
 
     def extend(self, video: np.ndarray, prompt: Prompt | None = None, frames: int | None = None,
                context_frames: int | None = None, sampling: SamplingConfig | None = None, seed: int = 0,
-               window: int | None = None, num_samples: int = 1) -> Iterator[np.ndarray]:
-        """Go on from a uint8 video (T, H, W, 3): its last frames are the context; yields the `frames` new frames
-        as uint8 chunks (num_samples, T_i, H, W, 3). `prompt` None continues without a caption."""
+               window: int | None = None, num_samples: int = 1, fps: float | None = None,
+               size: tuple[int, int] | None = None, force: bool = False) -> Iterator[np.ndarray]:
+        """Go on from a uint8 video (T, H, W, 3) at `fps` (default: the pipeline's): its last frames are the
+        context; yields the `frames` new frames as uint8 chunks (num_samples, T_i, H, W, 3). The video keeps its
+        size (or is resized and cropped to `size` first); size and rate go through the check of `generate`.
+        `prompt` None continues without a caption."""
         frames = frames or self.info.frames
+        if len(video) and size is not None and tuple(size) != video.shape[1:3]:
+            video = resize_and_crop(video, tuple(size))
+        condition = self.conditions(tuple(video.shape[1:3]), fps or self.info.fps, force) if len(video) else None
         context = self.encode_context(video, context_frames).repeat(num_samples, 1, 1, 1)
         stride = self.video_tokenizer.config.temporal_stride
         grid = (-(-frames // stride), *context.shape[2:])
-        schedule = self._schedule(prompt, frames, continuation=True, copies=num_samples)
+        schedule = self._schedule(prompt, frames, True, condition, copies=num_samples)
         return self._stream(schedule, grid, frames, sampling, seed, window, context)
 
     def __call__(self, prompt: str | list[str], frames: int | None = None, size: tuple[int, int] | None = None,
-                 sampling: SamplingConfig | None = None, seed: int = 0) -> np.ndarray:
+                 sampling: SamplingConfig | None = None, seed: int = 0, fps: float | None = None,
+                 force: bool = False) -> np.ndarray:
         """Videos for one prompt or a list: uint8 (B, T, H, W, 3); the same seed gives the same videos."""
-        return np.concatenate(list(self.generate(prompt, frames, size, sampling, seed)), axis=1)
+        return np.concatenate(list(self.generate(prompt, frames, size, sampling, seed, fps=fps, force=force)),
+                              axis=1)
 
     def write(self, prompt: Prompt, path: str | Path, frames: int | None = None, size: tuple[int, int] | None = None,
-              fps: float | None = None, sampling: SamplingConfig | None = None, seed: int = 0) -> Path:
-        """Generate one video and stream it to `path` (format by extension: .mp4, .gif, .webm or a PNG folder)."""
+              fps: float | None = None, sampling: SamplingConfig | None = None, seed: int = 0,
+              force: bool = False) -> Path:
+        """Generate one video at `fps` and stream it to `path` (format by extension: .mp4, .gif, .webm or a PNG
+        folder)."""
         with VideoWriter(path, fps or self.info.fps) as writer:
-            for chunk in self.generate(prompt, frames, size, sampling, seed):
+            for chunk in self.generate(prompt, frames, size, sampling, seed, fps=fps, force=force):
                 writer.write(chunk[0])
         return Path(path)
 

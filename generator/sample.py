@@ -2,8 +2,9 @@
 number of frames with a cache bounded by a window of latent frames that rolls (`roll`).
 
 Small functions with an explicit `torch.Generator` (a seed gives the same video) and an explicit `KVCache`.
-Classifier-free guidance runs the conditional and the null caption as one batch of 2B rows: both halves receive
-the same sampled code, and the logits are mixed as `null + scale · (cond − null)` before sampling.
+Classifier-free guidance runs the conditional and the null caption (same size and rate ids: `Vocab.null_prefix`)
+as one batch of 2B rows: both halves receive the same sampled code, and the logits are mixed as
+`null + scale · (cond − null)` before sampling.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 
 from t2v.generator.cache import KVCache
 from t2v.generator.model import VideoGenerator
-from t2v.generator.vocab import first_slot
+from t2v.generator.vocab import Vocab, first_slot
 
 
 @dataclass
@@ -85,9 +86,9 @@ def next_codes(logits: torch.Tensor, config: SamplingConfig, generator: torch.Ge
 
 def prefill(model: VideoGenerator, rows: torch.Tensor, cache: KVCache,
             context: torch.Tensor | None = None, first: int = 0) -> torch.Tensor:
-    """Run `[BOS][caption][BOV]` rows (R, P), followed by the codes (B, c, h, w) of `context` latent frames at
-    window slots first … first+c-1 when given (`vocab.first_slot`: 0 when the context opens the video), into an
-    empty cache; the logits (R, C) for the next video id."""
+    """Run `[BOS][caption][SIZE][FPS][BOV]` rows (R, P), followed by the codes (B, c, h, w) of `context` latent
+    frames at window slots first … first+c-1 when given (`vocab.first_slot`: 0 when the context opens the video),
+    into an empty cache; the logits (R, C) for the next video id."""
     vocab = model.vocab
     positions = vocab.prefix_positions()
     if context is not None and context.shape[1]:
@@ -121,11 +122,12 @@ def roll(model: VideoGenerator, cache: KVCache, frame_ids: int, shift: bool = Tr
         cache.rotate_keys(start, cos[0, 0], sin[0, 0])
 
 
-def cache_rows(prefixes: torch.Tensor, null_prefix: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
-    """The rows the model runs: the captions, followed by as many null captions when guidance is on."""
+def cache_rows(prefixes: torch.Tensor, vocab: Vocab, config: SamplingConfig) -> torch.Tensor:
+    """The rows the model runs: the captions, followed by as many null captions (same size and rate ids) when
+    guidance is on."""
     if not config.guided:
         return prefixes
-    return torch.cat([prefixes, null_prefix.expand_as(prefixes)], dim=0)
+    return torch.cat([prefixes, vocab.null_prefix(prefixes)], dim=0)
 
 
 Schedule = list[tuple[int, torch.Tensor]]  # (first latent frame, caption prefixes (B, P)), by frame
@@ -137,9 +139,10 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
                   context: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Sample `grid` = (t, h, w) new latent frames; yield codes (B, h, w) per latent frame.
 
-    `prompts` is the caption prefixes (B, P), or a schedule [(0, prefixes), (frame, prefixes), …] that changes
-    them at those latent frames. `context` (B, c, h, w) is a video's codes to go on from. `window` W bounds the
-    cache to W latent frames whatever t is (default: all of them, no roll).
+    `prompts` is the caption prefixes (B, P) (their size ids name `grid`'s (h, w) or, forced, the nearest trained
+    one), or a schedule [(0, prefixes), (frame, prefixes), …] that changes them at those latent frames. `context`
+    (B, c, h, w) is a video's codes to go on from. `window` W bounds the cache to W latent frames whatever t is
+    (default: all of them, no roll).
 
     1. At the start and at every prompt change: prefill the rows (captions, then null captions under guidance)
        with the last W-1 frames so far as context, from slot 0 when they include the video's first latent frame,
@@ -165,12 +168,11 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
         raise ValueError(f"the window must hold at least 2 latent frames, got {window}")
     changes = {frame: prefixes.to(device) for frame, prefixes in schedule}
     batch = schedule[0][1].shape[0]
-    null = vocab.prefix(None).to(device)[None]
     cos, sin = model.rotary(vocab.video_positions(0, window + 1, h, w))  # (1, (W+1)*h*w, head_dim): slots 0 … W
     cache = None
     for frame in range(t):
         if frame in changes:
-            rows = cache_rows(changes[frame], null, config)
+            rows = cache_rows(changes[frame], vocab, config)
             cache = cache or model.new_cache(rows.shape[0], vocab.prefix_len + window * h * w)
             cache.truncate(0)
             kept = recent[len(recent) - min(len(recent), window - 1):]

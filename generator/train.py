@@ -8,6 +8,9 @@ gloo on CPU, nccl on GPU.
 Notable choices:
 - Our torch AdamW and a LambdaLR (linear warmup, cosine to `min_lr_ratio`: the tokenizer's `lr_factor`) go into
   the engine; DeepSpeed averages gradients, clips, and steps both at each accumulation boundary.
+- Each micro-batch holds sequences of one latent grid (a bucket: clips of one aspect ratio and size), drawn with
+  the bucket from (seed, rank, step, micro-step); the grids and frame rates of the training clips become the
+  generator's size and rate tables (config.json's model.sizes / model.rates).
 - Each rank's micro-batch is a pure function of (seed, rank, step, micro-step), and each rank keeps its RNG state
   in its own file beside DeepSpeed's (whose client state all ranks share): a resumed run has exactly the losses
   of the uninterrupted one.
@@ -26,6 +29,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -43,7 +47,7 @@ from tqdm import tqdm
 from t2v.generator.data import IGNORE, TokenSequences
 from t2v.generator.model import WEIGHTS_FILE, GeneratorConfig, VideoGenerator
 from t2v.generator.text import TextTokenizer, normalize
-from t2v.generator.vocab import PAD
+from t2v.generator.vocab import PAD, RATE_TOLERANCE
 from t2v.tokenizer import distributed
 from t2v.tokenizer.atomic import atomic_directory, atomic_write_text
 from t2v.tokenizer.checkpoint import rng_state, set_rng_state, truncate_metrics
@@ -143,11 +147,23 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {"ids": ids, "labels": labels, "positions": positions}
 
 
+def draw_indices(dataset: TokenSequences, batch_size: int, rng: np.random.Generator) -> list[int]:
+    """`batch_size` item indices of one latent grid: a bucket drawn in proportion to its clips, then clips in it
+    (with one bucket, simply clips of the whole dataset)."""
+    buckets = dataset.buckets
+    if len(buckets) == 1:
+        return rng.integers(len(dataset), size=batch_size).tolist()
+    weights = np.array([len(bucket) for bucket in buckets], dtype=np.float64)
+    bucket = buckets[int(rng.choice(len(buckets), p=weights / weights.sum()))]
+    return [bucket[i] for i in rng.integers(len(bucket), size=batch_size)]
+
+
 def draw_micro_batch(dataset: TokenSequences, config: GeneratorTrainConfig, rank: int, step: int,
                      micro: int) -> dict[str, torch.Tensor]:
-    """Micro-batch `micro` of `rank` at `step`: clips and caption dropout depend on those numbers and the seed only."""
+    """Micro-batch `micro` of `rank` at `step`, sequences of one latent grid: its bucket, clips and caption dropout
+    depend on those numbers and the seed only."""
     rng = np.random.default_rng((config.seed, rank, step, micro))
-    indices = rng.integers(len(dataset), size=config.batch_size).tolist()
+    indices = draw_indices(dataset, config.batch_size, rng)
     dataset.set_epoch(step * config.grad_accum + micro)
     return collate([dataset[index] for index in indices])
 
@@ -183,6 +199,20 @@ def latest_checkpoint(run_dir: Path) -> str:
 
 def train_captions(reader: ShardReader, split: str | None) -> list[str]:
     return [row["caption"] for row in reader.rows if split is None or row.get("split") == split]
+
+
+def trained_tables(reader: ShardReader, split: str | None) -> tuple[list[list[int]], list[float]]:
+    """The latent grids (h, w) and frame rates of the training clips, sorted: the generator's size and rate tables."""
+    rows = [i for i, row in enumerate(reader.rows) if split is None or row.get("split") == split]
+    rates = {reader.fps(i) for i in rows}
+    if None in rates:
+        raise ValueError(f"clips of {reader.directory} have no frame rate (no fps in index.jsonl or meta.json): "
+                         "re-encode them with `t2v tokenizer encode`, which records each clip's fps")
+    unique_rates: list[float] = []
+    for rate in sorted(rates):
+        if not unique_rates or not math.isclose(rate, unique_rates[-1], rel_tol=RATE_TOLERANCE):
+            unique_rates.append(rate)
+    return [list(grid) for grid in sorted({reader.grid(i) for i in rows})], unique_rates
 
 
 # 2. Process group and engine ---------------------------------------------------------------------------------
@@ -280,9 +310,11 @@ class Trainer:
                                 config.data.max_text_len).save(self.run_dir)
         distributed.barrier()
         self.text = TextTokenizer.load(self.run_dir)
-        # 2. the resolved config: vocabulary sizes from the text model and the shards
+        # 2. the resolved config: vocabulary sizes from the text model and the shards, which also give the latent
+        # grids and frame rates of the training clips (the size and rate tables)
+        sizes, rates = trained_tables(reader, config.data.train_split)
         model = dataclasses.replace(config.model, text_size=self.text.size, max_text_len=config.data.max_text_len,
-                                    codebook_size=int(reader.meta["codebook_size"]))
+                                    codebook_size=int(reader.meta["codebook_size"]), sizes=sizes, rates=rates)
         self.config = config = dataclasses.replace(config, model=model)
         if self.rank == 0:
             atomic_write_text(self.run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
@@ -297,7 +329,6 @@ class Trainer:
         split = config.data.eval_split
         has_eval = split is not None and any(row.get("split") == split for row in reader.rows)
         self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window) if has_eval else None
-        self.fps = float(reader.meta.get("fps") or 8.0)
         self.step = 0
         if resume:
             self.resume()
@@ -416,8 +447,9 @@ class Trainer:
         from t2v.generator.pipeline import TextToVideo  # the one module that joins the video tokenizer
 
         saved = rng_state()
-        grid = self.dataset.reader.rows[self.dataset.rows[0]]["shape"]  # latent grid of a training clip
-        pipeline = TextToVideo.assemble(self.config.tokenizer_dir, generator, self.text, self.fps, tuple(grid))
+        reader, row = self.dataset.reader, self.dataset.rows[0]
+        grid = reader.rows[row]["shape"]  # latent grid of a training clip, and its rate
+        pipeline = TextToVideo.assemble(self.config.tokenizer_dir, generator, self.text, reader.fps(row), tuple(grid))
         with atomic_directory(self.run_dir / "samples" / f"step_{self.step:08d}") as tmp:
             for number, prompt in enumerate(self.config.sample_prompts):
                 slug = re.sub(r"[^a-z0-9]+", "_", normalize(prompt)).strip("_")[:60]

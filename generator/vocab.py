@@ -1,13 +1,18 @@
 """The generator's joint id layout: the one place where offsets live.
 
-Ids are `[specials | text | video]`:
+Ids are `[specials | sizes | rates | text | video]`:
 - specials: PAD, BOS, BOV (begin of video), EOV (end of video), NULL (the null caption of classifier-free guidance);
+- sizes: one id per latent grid (h, w) of the `sizes` table (the grids the generator was trained on);
+- rates: one id per frame rate of the `rates` table (fps, as trained);
 - text: sentencepiece piece `p` is id `text_start + p`;
 - video: codebook entry `c` is id `video_start + c`.
 
-A sequence is `[BOS][caption ids, padded with PAD to max_text_len][BOV][video ids, (t h w) raster order][EOV]`.
-The prefix (BOS … BOV) has a fixed length, so every clip of one latent grid packs to the same length and the
-first video id sits at the same index whatever the caption.
+A sequence is `[BOS][caption ids, padded with PAD to max_text_len][SIZE][FPS][BOV][video ids, (t h w) raster
+order][EOV]`. The prefix (BOS … BOV) has a fixed length, so every clip of one latent grid packs to the same length
+and the first video id sits at the same index whatever the caption. The size and rate ids follow the caption, so
+the null caption of guidance (`null_prefix`) keeps them: both halves of a guided batch know the grid and the rate.
+Grids and rates outside the tables have no id: `prefix` refuses them; `nearest_grid` / `nearest_rate` name the
+closest trained ones (aspect ratio first, then area; rates by ratio).
 
 Positions are 3D (t, h, w), as the multimodal rotary embedding takes them: prefix id `i` is at (i, i, i), the
 video id at latent (t, h, w) is at (P + t, P + h, P + w) with P the prefix length. Only differences enter the
@@ -15,18 +20,33 @@ attention, so nothing is tied to one clip length or one frame size.
 
 Slot 0 of the t axis belongs to a clip's first latent frame, which the causal video tokenizer encodes from one
 frame alone (every later latent frame codes `temporal_stride` frames); a window cut from the middle of a clip starts
-at slot 1 (`continuation_slot`). So a sequence says by its positions whether it starts a video or continues one,
+at slot 1 (`first_slot`). So a sequence says by its positions whether it starts a video or continues one,
 and the sampler of long videos keeps its windows at slots 1 … W once the first frame has left the cache
 (`frame_shift` moves cached keys back one slot).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import torch
 
 PAD, BOS, BOV, EOV, NULL = range(5)
 NUM_SPECIALS = 5
+RATE_TOLERANCE = 1e-3  # relative: 29.97 and 29.97003 name the same rate
+
+Grid = tuple[int, int]  # a latent grid (h, w)
+
+
+def format_grid(grid: Sequence[int]) -> str:
+    """(h, w) → 'WxH', the order of `--size`."""
+    return f"{grid[1]}x{grid[0]}"
+
+
+def format_rates(rates: Iterable[float]) -> str:
+    """(8.0, 16.0) → '8, 16 fps'."""
+    return ", ".join(f"{rate:g}" for rate in rates) + " fps"
 
 
 def first_slot(starts_video: bool) -> int:
@@ -36,23 +56,44 @@ def first_slot(starts_video: bool) -> int:
 
 @dataclass(frozen=True)
 class Vocab:
-    """Id ranges for `text_size` sentencepiece pieces and `codebook_size` video codes."""
+    """Id ranges for `text_size` sentencepiece pieces, `codebook_size` video codes, the latent grids `sizes` and
+    the frame rates `rates` the generator is conditioned on."""
 
     text_size: int
     codebook_size: int
     max_text_len: int
+    sizes: tuple[Grid, ...]
+    rates: tuple[float, ...]
 
     def __post_init__(self) -> None:
         if min(self.text_size, self.codebook_size, self.max_text_len) < 1:
             raise ValueError(f"vocab sizes and max_text_len must be positive, got {self}")
+        sizes = tuple((int(h), int(w)) for h, w in self.sizes)
+        rates = tuple(float(rate) for rate in self.rates)
+        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "rates", rates)
+        if not sizes or not rates or min(min(grid) for grid in sizes) < 1 or min(rates) <= 0:
+            raise ValueError(f"the size and rate tables need positive entries, got sizes {sizes}, rates {rates}")
+        repeated_rate = any(math.isclose(a, b, rel_tol=RATE_TOLERANCE) for i, a in enumerate(rates) for b in rates[:i])
+        if len(set(sizes)) != len(sizes) or repeated_rate:
+            raise ValueError(f"the size and rate tables must not repeat entries, got sizes {sizes}, rates {rates}")
 
+    # --- ranges ---
     @property
-    def text_start(self) -> int:
+    def size_start(self) -> int:
         return NUM_SPECIALS
 
     @property
+    def rate_start(self) -> int:
+        return self.size_start + len(self.sizes)
+
+    @property
+    def text_start(self) -> int:
+        return self.rate_start + len(self.rates)
+
+    @property
     def video_start(self) -> int:
-        return NUM_SPECIALS + self.text_size
+        return self.text_start + self.text_size
 
     @property
     def size(self) -> int:
@@ -61,16 +102,46 @@ class Vocab:
 
     @property
     def prefix_len(self) -> int:
-        """Length of `[BOS][caption, padded][BOV]`."""
-        return self.max_text_len + 2
+        """Length of `[BOS][caption, padded][SIZE][FPS][BOV]`."""
+        return self.max_text_len + 4
 
     def sequence_len(self, t: int, h: int, w: int) -> int:
         """Length of a whole sequence (prefix, video ids, EOV) for a latent grid (t, h, w)."""
         return self.prefix_len + t * h * w + 1
 
+    # --- the size and rate tables ---
+    def knows_grid(self, grid: Sequence[int]) -> bool:
+        return (int(grid[0]), int(grid[1])) in self.sizes
+
+    def knows_rate(self, fps: float) -> bool:
+        return any(math.isclose(fps, rate, rel_tol=RATE_TOLERANCE) for rate in self.rates)
+
+    def nearest_grid(self, grid: Sequence[int]) -> Grid:
+        """The trained grid nearest to `grid` (h, w): the closest aspect ratio, then the closest area."""
+        h, w = grid
+        return min(self.sizes, key=lambda known: (round(abs(math.log(known[1] / known[0] * h / w)), 9),
+                                                  abs(math.log(known[0] * known[1] / (h * w)))))
+
+    def nearest_rate(self, fps: float) -> float:
+        """The trained rate nearest to `fps` (by ratio)."""
+        return min(self.rates, key=lambda rate: abs(math.log(rate / fps)))
+
+    def size_id(self, grid: Sequence[int]) -> int:
+        if not self.knows_grid(grid):
+            raise ValueError(f"latent grid {format_grid(grid)} (WxH) has no size id: the generator knows "
+                             f"{', '.join(map(format_grid, self.sizes))}")
+        return self.size_start + self.sizes.index((int(grid[0]), int(grid[1])))
+
+    def rate_id(self, fps: float) -> int:
+        if not self.knows_rate(fps):
+            raise ValueError(f"{fps:g} fps has no rate id: the generator knows {format_rates(self.rates)}")
+        return self.rate_start + next(i for i, rate in enumerate(self.rates)
+                                      if math.isclose(fps, rate, rel_tol=RATE_TOLERANCE))
+
     # --- ids ---
-    def prefix(self, pieces: list[int] | None) -> torch.Tensor:
-        """`[BOS][caption][PAD…][BOV]` for sentencepiece `pieces` (already truncated); None → the null caption."""
+    def prefix(self, pieces: list[int] | None, grid: Sequence[int], fps: float) -> torch.Tensor:
+        """`[BOS][caption][PAD…][SIZE][FPS][BOV]` for sentencepiece `pieces` (already truncated; None → the null
+        caption), a trained latent grid (h, w) and a trained frame rate."""
         if pieces is None:
             body = [NULL]
         else:
@@ -80,7 +151,14 @@ class Vocab:
                 raise ValueError(f"text piece out of range 0..{self.text_size - 1}: {pieces}")
             body = [self.text_start + p for p in pieces]
         body = body + [PAD] * (self.max_text_len - len(body))
-        return torch.tensor([BOS, *body, BOV], dtype=torch.long)
+        return torch.tensor([BOS, *body, self.size_id(grid), self.rate_id(fps), BOV], dtype=torch.long)
+
+    def null_prefix(self, prefixes: torch.Tensor) -> torch.Tensor:
+        """Prefixes (..., P) with their captions replaced by the null caption; size and rate ids kept."""
+        null = prefixes.clone()
+        null[..., 1] = NULL
+        null[..., 2: 1 + self.max_text_len] = PAD
+        return null
 
     def video_ids(self, codes: torch.Tensor) -> torch.Tensor:
         """Codebook entries (any shape) → video ids."""
@@ -93,10 +171,10 @@ class Vocab:
             raise ValueError("ids outside the video range cannot be turned into codes")
         return codes
 
-    def sequence(self, pieces: list[int] | None, codes: torch.Tensor) -> torch.Tensor:
-        """The whole training sequence for a caption (None: null caption) and codes (t, h, w)."""
+    def sequence(self, pieces: list[int] | None, codes: torch.Tensor, fps: float) -> torch.Tensor:
+        """The whole training sequence for a caption (None: null caption), codes (t, h, w) and their frame rate."""
         video = self.video_ids(codes.reshape(-1))  # (t h w) raster order
-        return torch.cat([self.prefix(pieces), video, torch.tensor([EOV])])
+        return torch.cat([self.prefix(pieces, codes.shape[1:], fps), video, torch.tensor([EOV])])
 
     def is_video(self, ids: torch.Tensor) -> torch.Tensor:
         return (ids >= self.video_start) & (ids < self.size)
@@ -123,4 +201,5 @@ class Vocab:
         return torch.cat([self.prefix_positions(), self.video_positions(t_start, t, h, w), eov], dim=1)
 
     def to_dict(self) -> dict:
-        return {"text_size": self.text_size, "codebook_size": self.codebook_size, "max_text_len": self.max_text_len}
+        return {"text_size": self.text_size, "codebook_size": self.codebook_size, "max_text_len": self.max_text_len,
+                "sizes": [list(grid) for grid in self.sizes], "rates": list(self.rates)}

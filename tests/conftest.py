@@ -82,11 +82,13 @@ CAPTIONS = _captions()
 
 
 def tiny_generator(text_size: int = 100, codebook_size: int = 64, seed: int = 0, **overrides):
-    """A 2-layer, 64-wide generator with random weights."""
+    """A 2-layer, 64-wide generator with random weights, conditioned on latent grids 2×2 and 2×3 (h, w) at 8 fps
+    (and 16 fps for tests of rates)."""
     from t2v.generator.model import GeneratorConfig, VideoGenerator
 
     torch.manual_seed(seed)
-    sizes = dict(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, max_text_len=10)
+    sizes = dict(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, max_text_len=10, sizes=[[2, 2], [2, 3]],
+                 rates=[8.0, 16.0])
     config = GeneratorConfig(**{**sizes, **overrides}, text_size=text_size, codebook_size=codebook_size)
     return VideoGenerator(config).eval()
 

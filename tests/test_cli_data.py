@@ -47,3 +47,13 @@ def test_help_has_examples():
     for command in ("shapes", "check"):
         result = runner.invoke(cli, ["data", command, "--help"])
         assert result.exit_code == 0 and f"t2v data {command} " in result.output
+
+
+def test_shapes_of_two_sizes_and_two_rates(tmp_path):
+    result = CliRunner().invoke(cli, ["data", "shapes", str(tmp_path / "m"), "--num", "4", "--frames", "3",
+                                      "--size", "64", "--size", "96x64", "--fps", "8", "--fps", "16"])
+    assert result.exit_code == 0, result.output
+    assert "64x64, 96x64 at 8, 16 fps" in result.output
+    rows = [json.loads(line) for line in (tmp_path / "m" / "index.jsonl").read_text().splitlines()]
+    assert [(row["size"], row["fps"]) for row in rows] == [([64, 64], 8.0), ([64, 64], 16.0), ([64, 96], 8.0),
+                                                          ([64, 96], 16.0)]

@@ -34,12 +34,12 @@ def test_generate_many_prompts_and_samples(pipeline_dir, tmp_path, monkeypatch, 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red circle moving left slowly\n\na blue square moving up quickly\n")
     code, _, _ = run_main(["generate", str(pipeline_dir), "--prompts-file", str(prompts), "-o",
-                           str(tmp_path / "v.gif"), "--num-samples", "2", "--seconds", "0.5", "--fps", "10",
+                           str(tmp_path / "v.gif"), "--num-samples", "2", "--seconds", "0.5", "--fps", "16",
                            "--cfg", "2", "--top-k", "10", "--top-p", "0.9"], monkeypatch, capsys)
     assert code == 0
     assert sorted(p.name for p in tmp_path.glob("v_*.gif")) == ["v_p000_s0.gif", "v_p000_s1.gif",
                                                                "v_p001_s0.gif", "v_p001_s1.gif"]
-    assert read_video(tmp_path / "v_p001_s1.gif")[0].shape[0] == 5
+    assert read_video(tmp_path / "v_p001_s1.gif")[0].shape[0] == 8  # 0.5 s at 16 fps
 
 
 def test_generate_bad_input_gives_one_line_errors(pipeline_dir, tmp_path, monkeypatch, capsys):

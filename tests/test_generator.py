@@ -25,31 +25,49 @@ def pipeline(text) -> TextToVideo:
 
 # --- vocab ---
 def test_vocab_ranges_are_disjoint_and_cover_every_id():
-    vocab = Vocab(text_size=30, codebook_size=100, max_text_len=6)
-    assert (vocab.text_start, vocab.video_start, vocab.size) == (5, 35, 135)
-    assert len({PAD, BOS, BOV, EOV, NULL}) == 5 and max(PAD, BOS, BOV, EOV, NULL) < vocab.text_start
+    vocab = Vocab(text_size=30, codebook_size=100, max_text_len=6, sizes=((8, 8), (8, 12)), rates=(8.0, 16.0))
+    assert (vocab.size_start, vocab.rate_start, vocab.text_start, vocab.video_start, vocab.size) == (5, 7, 9, 39, 139)
+    assert len({PAD, BOS, BOV, EOV, NULL}) == 5 and max(PAD, BOS, BOV, EOV, NULL) < vocab.size_start
     codes = torch.arange(100)
     assert torch.equal(vocab.codes(vocab.video_ids(codes)), codes)
     assert vocab.is_video(vocab.video_ids(codes)).all() and not vocab.is_video(torch.arange(35)).any()
     with pytest.raises(ValueError, match="video range"):
-        vocab.codes(torch.tensor([34]))
+        vocab.codes(torch.tensor([38]))
+    for sizes, rates in ((((8, 8), (8, 8)), (8.0,)), (((8, 8),), (8.0, 8.0001)), ((), (8.0,)), (((8, 8),), (0.0,))):
+        with pytest.raises(ValueError, match="size and rate tables"):
+            Vocab(30, 100, 6, sizes, rates)
 
 
 def test_sequence_layout_and_positions():
-    vocab = Vocab(text_size=30, codebook_size=100, max_text_len=4)
+    vocab = Vocab(text_size=30, codebook_size=100, max_text_len=4, sizes=((2, 2), (2, 3)), rates=(8.0, 16.0))
     codes = torch.arange(2 * 2 * 3).view(2, 2, 3)
-    ids = vocab.sequence([7, 8], codes)
-    assert ids.tolist()[:6] == [BOS, 12, 13, PAD, PAD, BOV]
-    assert ids[-1] == EOV and len(ids) == vocab.sequence_len(2, 2, 3) == 6 + 12 + 1
-    assert torch.equal(vocab.codes(ids[6:-1]), codes.flatten())
-    assert vocab.prefix(None).tolist() == [BOS, NULL, PAD, PAD, PAD, BOV]
+    ids = vocab.sequence([7, 8], codes, fps=16)
+    # [BOS][caption, padded][SIZE: grid (2, 3) is the 2nd size][FPS: 16 is the 2nd rate][BOV]
+    assert ids.tolist()[:8] == [BOS, 16, 17, PAD, PAD, vocab.size_start + 1, vocab.rate_start + 1, BOV]
+    assert ids[-1] == EOV and len(ids) == vocab.sequence_len(2, 2, 3) == 8 + 12 + 1
+    assert torch.equal(vocab.codes(ids[8:-1]), codes.flatten())
+    assert vocab.prefix(None, (2, 2), 8).tolist() == [BOS, NULL, PAD, PAD, PAD, 5, 7, BOV]
+    assert torch.equal(vocab.null_prefix(ids[:8]), vocab.prefix(None, (2, 3), 16))  # size and rate ids kept
     positions = vocab.positions(2, 2, 3)
     assert positions.shape == (3, len(ids))
-    assert positions[:, :6].tolist() == [list(range(6))] * 3
-    # the video id of latent (t=1, h=0, w=2) sits at index 6 + 1·6 + 2 and at position P + (1, 0, 2)
-    assert positions[:, 6 + 6 + 2].tolist() == [7, 6, 8]
+    assert positions[:, :8].tolist() == [list(range(8))] * 3
+    # the video id of latent (t=1, h=0, w=2) sits at index 8 + 1·6 + 2 and at position P + (1, 0, 2)
+    assert positions[:, 8 + 6 + 2].tolist() == [9, 8, 10]
     with pytest.raises(ValueError, match="max_text_len"):
-        vocab.prefix([1, 2, 3, 4, 5])
+        vocab.prefix([1, 2, 3, 4, 5], (2, 2), 8)
+    with pytest.raises(ValueError, match=r"grid 2x3 \(WxH\) has no size id: the generator knows 2x2, 3x2"):
+        vocab.prefix([1], (3, 2), 8)
+    with pytest.raises(ValueError, match="12 fps has no rate id: the generator knows 8, 16 fps"):
+        vocab.prefix([1], (2, 2), 12)
+
+
+def test_nearest_trained_grid_and_rate():
+    vocab = Vocab(30, 100, 4, sizes=((8, 8), (8, 12), (12, 8)), rates=(8.0, 16.0))
+    assert vocab.nearest_grid((4, 6)) == (8, 12)  # the aspect ratio first (3:2) ...
+    assert vocab.nearest_grid((16, 16)) == (8, 8)
+    assert vocab.nearest_grid((9, 7)) == (12, 8)  # ... 9:7 is nearer 3:2 portrait than 1:1
+    assert vocab.nearest_rate(10) == 8.0 and vocab.nearest_rate(12) == 16.0 and vocab.nearest_rate(30) == 16.0
+    assert vocab.knows_rate(16.00001) and not vocab.knows_rate(15.9)
 
 
 # --- text ---
@@ -68,10 +86,10 @@ def test_text_tokenizer_round_trip_and_bad_prompts(text, tmp_path):
 
 # --- data ---
 def test_shift_labels_masks_everything_but_video_targets():
-    vocab = Vocab(text_size=30, codebook_size=100, max_text_len=4)
-    ids = vocab.sequence([7], torch.tensor([[[5, 6]]]))
+    vocab = Vocab(text_size=30, codebook_size=100, max_text_len=4, sizes=((1, 2),), rates=(8.0,))
+    ids = vocab.sequence([7], torch.tensor([[[5, 6]]]), 8)
     labels = shift_labels(ids, vocab)
-    assert labels.tolist() == [IGNORE] * 5 + [5, 6, IGNORE, IGNORE]
+    assert labels.tolist() == [IGNORE] * 7 + [5, 6, IGNORE, IGNORE]
 
 
 @pytest.fixture()
@@ -80,25 +98,27 @@ def shards(tmp_path):
     rng = np.random.default_rng(0)
     for i, caption in enumerate(CAPTIONS[:12]):
         writer.add(rng.integers(0, 64, (2, 2, 2)), {"caption": caption, "split": "seen" if i % 4 else "heldout"})
-    return writer.close({})
+    return writer.close({"fps": 8.0})
 
 
 def test_token_sequences_pack_captions_and_drop_them_for_guidance(shards, text):
-    vocab = Vocab(text.size, 64, 10)
+    vocab = Vocab(text.size, 64, 10, ((2, 2),), (8.0,))
     data = TokenSequences(shards, text, vocab, split="seen", caption_dropout=0.0)
     assert len(data) == 9
     item = data[0]
     assert item["ids"].shape == (vocab.sequence_len(2, 2, 2),) and item["positions"].shape == (3, len(item["ids"]))
-    assert torch.equal(item["ids"][: vocab.prefix_len], vocab.prefix(text.encode(data.caption(0))))
+    assert torch.equal(item["ids"][: vocab.prefix_len], vocab.prefix(text.encode(data.caption(0)), (2, 2), 8))
     assert (item["labels"] != IGNORE).sum() == 8
     dropped = TokenSequences(shards, text, vocab, split="seen", caption_dropout=1.0)[0]
-    assert torch.equal(dropped["ids"][: vocab.prefix_len], vocab.prefix(None))
+    assert torch.equal(dropped["ids"][: vocab.prefix_len], vocab.prefix(None, (2, 2), 8))
     assert torch.equal(dropped["ids"][vocab.prefix_len:], item["ids"][vocab.prefix_len:])
     half = TokenSequences(shards, text, vocab, split="seen", caption_dropout=0.5, seed=3)
     draws = [bool(half[i]["ids"][1] == NULL) for i in range(9)]
     assert draws == [bool(half[i]["ids"][1] == NULL) for i in range(9)]  # same (seed, epoch, index): same draw
     with pytest.raises(ValueError, match="codes"):
-        TokenSequences(shards, text, Vocab(text.size, 128, 10))
+        TokenSequences(shards, text, Vocab(text.size, 128, 10, ((2, 2),), (8.0,)))
+    with pytest.raises(ValueError, match="of a latent grid and frame rate the generator knows"):
+        TokenSequences(shards, text, Vocab(text.size, 64, 10, ((2, 2),), (16.0,)))
 
 
 # --- model and cache ---
@@ -113,7 +133,7 @@ def test_cached_logits_equal_uncached_logits(levels):
     model = tiny_generator(code_levels=levels)
     vocab = model.vocab
     codes = torch.randint(0, 64, (3, 2, 3), generator=torch.Generator().manual_seed(1))
-    ids = torch.stack([vocab.sequence([1, 2, 3], codes), vocab.sequence(None, codes)])
+    ids = torch.stack([vocab.sequence([1, 2, 3], codes, 8), vocab.sequence(None, codes, 8)])
     positions = vocab.positions(3, 2, 3)
     with torch.no_grad():
         full = model(ids, positions)
@@ -128,7 +148,7 @@ def test_cached_logits_equal_uncached_logits(levels):
 def test_logits_do_not_depend_on_absolute_offsets_only_on_differences():
     model = tiny_generator()
     vocab = model.vocab
-    ids = vocab.sequence([4, 5], torch.randint(0, 64, (2, 2, 2)))[None]
+    ids = vocab.sequence([4, 5], torch.randint(0, 64, (2, 2, 2)), 8)[None]
     positions = vocab.positions(2, 2, 2)
     with torch.no_grad():
         torch.testing.assert_close(model(ids, positions), model(ids, positions + 7), rtol=1e-4, atol=1e-4)
@@ -164,7 +184,7 @@ def test_draw_makes_the_draws_of_torch_multinomial():
 
 def test_sampling_is_seeded_and_guidance_changes_the_draw():
     model = tiny_generator()
-    prefixes = torch.stack([model.vocab.prefix([1, 2]), model.vocab.prefix([3])])
+    prefixes = torch.stack([model.vocab.prefix([1, 2], (2, 3), 8), model.vocab.prefix([3], (2, 3), 8)])
     config = SamplingConfig(temperature=1.0, cfg_scale=1.0)
 
     def run(seed: int, config: SamplingConfig) -> torch.Tensor:
@@ -180,9 +200,9 @@ def test_sampling_is_seeded_and_guidance_changes_the_draw():
 def test_greedy_sampling_matches_uncached_argmax():
     model = tiny_generator()
     vocab = model.vocab
-    prefix = vocab.prefix([1, 2])[None]
+    prefix = vocab.prefix([1, 2], (2, 2), 8)[None]
     codes = sample_codes(model, prefix, (2, 2, 2), SamplingConfig(temperature=0, cfg_scale=1.0))
-    ids = vocab.sequence([1, 2], codes[0])[None]
+    ids = vocab.sequence([1, 2], codes[0], 8)[None]
     with torch.no_grad():
         logits = model(ids, vocab.positions(2, 2, 2))
     predicted = logits[0, vocab.prefix_len - 1: -2].argmax(-1)
@@ -192,9 +212,9 @@ def test_greedy_sampling_matches_uncached_argmax():
 def test_guidance_scale_zero_samples_the_null_caption():
     model = tiny_generator()
     greedy = dict(temperature=0)
-    scale_zero = sample_codes(model, model.vocab.prefix([1, 2])[None], (2, 2, 2), SamplingConfig(cfg_scale=0.0,
-                                                                                                 **greedy))
-    null = sample_codes(model, model.vocab.prefix(None)[None], (2, 2, 2), SamplingConfig(cfg_scale=1.0, **greedy))
+    prefix, null_prefix = model.vocab.prefix([1, 2], (2, 2), 16)[None], model.vocab.prefix(None, (2, 2), 16)[None]
+    scale_zero = sample_codes(model, prefix, (2, 2, 2), SamplingConfig(cfg_scale=0.0, **greedy))
+    null = sample_codes(model, null_prefix, (2, 2, 2), SamplingConfig(cfg_scale=1.0, **greedy))
     assert torch.equal(scale_zero, null)
 
 
@@ -278,7 +298,7 @@ def test_factorized_codes_change_the_logits_survive_a_round_trip_and_must_match_
     plain, factorized = tiny_generator(), tiny_generator(code_levels=[4, 4, 4])
     assert factorized.num_parameters() == plain.num_parameters() + 2 * 12 * plain.config.hidden
     vocab = plain.vocab
-    ids = vocab.sequence([4, 5], torch.randint(0, 64, (2, 2, 2)))[None]
+    ids = vocab.sequence([4, 5], torch.randint(0, 64, (2, 2, 2)), 8)[None]
     with torch.no_grad():
         assert not torch.allclose(plain(ids, vocab.positions(2, 2, 2)), factorized(ids, vocab.positions(2, 2, 2)))
         loaded = VideoGenerator.from_pretrained(factorized.save_pretrained(tmp_path / "g"))

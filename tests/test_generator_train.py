@@ -157,6 +157,55 @@ def test_micro_batches_are_a_function_of_seed_rank_step_micro(reference, shards)
         assert not torch.equal(first["ids"], draw_micro_batch(dataset, config, *other)["ids"]), other
 
 
+@pytest.fixture(scope="module")
+def two_grid_shards(tmp_path_factory):
+    """40 clips at two latent grids, (4, 4) and (4, 6) (h, w), and two rates, 8 and 16 fps (rows' fps)."""
+    captions = all_captions()
+    rng = np.random.default_rng(1)
+    writer = ShardWriter(tmp_path_factory.mktemp("tokens2") / "shards", CODEBOOK)
+    for i in range(40):
+        caption = captions[int(rng.integers(len(captions)))]
+        grid = (2, 4, 6) if i % 4 < 2 else GRID  # 20 clips each
+        writer.add(rng.integers(0, CODEBOOK, grid), {"caption": caption.text, "split": split_of(caption),
+                                                     "fps": 16.0 if i % 2 else 8.0})
+    return writer.close({"latent_grids": [[4, 4], [4, 6]]})
+
+
+def test_micro_batches_of_two_grids_hold_one_grid_each_and_are_deterministic(two_grid_shards):
+    from t2v.generator.data import TokenSequences
+    from t2v.generator.text import TextTokenizer
+    from t2v.generator.train import trained_tables
+    from t2v.generator.vocab import Vocab
+    from t2v.tokenizer.shards import ShardReader
+
+    sizes, rates = trained_tables(ShardReader.open(two_grid_shards), "seen")
+    assert sizes == [[4, 4], [4, 6]] and rates == [8.0, 16.0]
+    text = TextTokenizer.train([c.text for c in all_captions()], 64, 12)
+    vocab = Vocab(text.size, CODEBOOK, 12, tuple(map(tuple, sizes)), tuple(rates))
+    dataset = TokenSequences(two_grid_shards, text, vocab, "seen", caption_dropout=0.1)
+    assert len(dataset.buckets) == 2 and sum(map(len, dataset.buckets)) == len(dataset)
+    config = train_config(two_grid_shards)
+    lengths = set()
+    for step in range(12):
+        batch = draw_micro_batch(dataset, config, rank=0, step=step, micro=0)
+        size_ids = batch["ids"][:, vocab.prefix_len - 3]
+        assert len(set(size_ids.tolist())) == 1  # one grid per micro-batch ...
+        assert (batch["labels"] != -100).sum() == config.batch_size * (32 if size_ids[0] == vocab.size_start else 48)
+        lengths.add(batch["ids"].shape[1])  # ... so no padding
+        again = draw_micro_batch(dataset, config, rank=0, step=step, micro=0)
+        assert all(torch.equal(batch[k], v) for k, v in again.items())
+    assert lengths == {vocab.sequence_len(2, 4, 4), vocab.sequence_len(2, 4, 6)}
+
+
+def test_training_on_two_grids_records_the_size_and_rate_tables(two_grid_shards, tmp_path):
+    result = train(train_config(two_grid_shards, steps=2, checkpoint_every=2), tmp_path)
+    assert np.isfinite(result.loss)
+    saved = json.loads((tmp_path / "config.json").read_text())["model"]
+    assert saved["sizes"] == [[4, 4], [4, 6]] and saved["rates"] == [8.0, 16.0]
+    vocab = VideoGenerator.from_pretrained(tmp_path).vocab
+    assert vocab.sizes == ((4, 4), (4, 6)) and vocab.rates == (8.0, 16.0)
+
+
 @pytest.mark.parametrize("stage", [2, 3])
 def test_zero_stages_train_and_export(shards, tmp_path, stage):
     result = train(train_config(shards, steps=2, zero_stage=stage, checkpoint_every=2), tmp_path)

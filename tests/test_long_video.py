@@ -103,11 +103,12 @@ def test_cli_generate_with_a_prompt_schedule_and_extend(pipeline_dir, tmp_path, 
     assert read_video(out)[0].shape == (41, 16, 16, 3) and (tmp_path / "long.preview.png").is_file()
     given = write_video(tmp_path / "given.mp4", np.full((11, 32, 32, 3), 40, np.uint8), fps=8)
     code, _, err = run_main(["extend", str(pipeline_dir), str(given), "-o", str(tmp_path / "more.mp4"),
-                             "--frames", "10", "--prompt", UP], monkeypatch, capsys)
+                             "--frames", "10", "--prompt", UP, "--size", "16"], monkeypatch, capsys)
     assert code == 0, err
     assert read_video(tmp_path / "more.mp4")[0].shape == (21, 16, 16, 3)  # the original (resized) + 10 new
     code, _, err = run_main(["extend", str(pipeline_dir), str(given), "-o", str(tmp_path / "new.gif"),
-                             "--seconds", "1", "--only-new", "--context-frames", "5"], monkeypatch, capsys)
+                             "--seconds", "1", "--only-new", "--context-frames", "5", "--size", "16x16"],
+                            monkeypatch, capsys)
     assert code == 0, err
     assert read_video(tmp_path / "new.gif")[0].shape == (8, 16, 16, 3)
 

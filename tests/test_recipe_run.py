@@ -9,7 +9,7 @@ from t2v.generator.model import GeneratorConfig
 from t2v.generator.pipeline import TextToVideo
 from t2v.recipes.shapes import generator_config, tokenizer_config
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig
-from t2v.recipes.shapes.run import RecipeRunConfig, run_config, run_recipe
+from t2v.recipes.shapes.run import MULTI_RATES, MULTI_SIZES, RecipeRunConfig, multi_config, run_config, run_recipe
 from t2v.tokenizer.shards import ShardReader
 
 
@@ -45,11 +45,30 @@ def test_recipe_run_makes_a_scored_pipeline_and_resumes(tmp_path):
     assert skipped == ["data", "tokenizer", "encode", "generator", "pipeline"]
 
 
+def test_multi_variant_trains_two_sizes_and_two_rates_and_scores_each(tmp_path):
+    config = multi_config(dataclasses.replace(toy_run_config(), long_clips=0), sizes=[(16, 16), (16, 24)],
+                          rates=[8, 16])
+    reports = run_recipe(tmp_path, config, log=lambda line: None)
+    reader = ShardReader.open(tmp_path / "tokens")
+    assert reader.meta["latent_grids"] == [[2, 2], [2, 3]]
+    assert {(reader.grid(i), reader.fps(i)) for i in range(len(reader))} == {
+        ((2, 2), 8.0), ((2, 2), 16.0), ((2, 3), 8.0), ((2, 3), 16.0)}
+    pipeline = TextToVideo.from_pretrained(tmp_path / "pipeline")
+    assert pipeline.trained_sizes == [(16, 16), (16, 24)] and pipeline.trained_rates == [8.0, 16.0]
+    assert pipeline("a red circle moving left slowly", size=(16, 24), fps=16).shape == (1, 5, 16, 24, 3)
+    assert {"seen 24x16 16fps", "heldout 16x16 8fps", "24x16", "16fps"} <= set(reports)
+
+
 def test_recipe_configs_and_cli_help(monkeypatch, capsys):
     quick, full = run_config(quick=True), run_config(quick=False)
     assert quick.tokenizer.steps < full.tokenizer.steps and quick.generator.steps < full.generator.steps
     assert quick.num_clips < full.num_clips
+    multi = run_config(quick=True, variant="multi")
+    assert multi.sizes == MULTI_SIZES == [(64, 64), (64, 96)] and multi.rates == MULTI_RATES == [8.0, 16.0]
+    assert multi.tokenizer.data.buckets == MULTI_SIZES and multi.eval.rates == MULTI_RATES
+    assert dataclasses.replace(multi.tokenizer, name="shapes", data=quick.tokenizer.data) == quick.tokenizer
+    assert quick.sizes == [] and quick.tokenizer.data.buckets == []  # the existing variants are unchanged
     code, out, _ = run_main(["recipe", "run", "--help"], monkeypatch, capsys)
-    assert code == 0 and "--quick" in out
+    assert code == 0 and "--quick" in out and "--variant" in out
     code, _, err = run_main(["recipe", "run", "nope", "--out", "x"], monkeypatch, capsys)
     assert code == 2 and "nope" in err

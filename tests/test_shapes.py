@@ -128,3 +128,23 @@ def test_make_dataset_and_mp4_colours(tmp_path):
         assert np.abs(core_mean - PALETTE[caption.color]).max() <= 12, (caption, core_mean)
     heldout = make_dataset(tmp_path / "h", num=5, frames=3, seed=1, split="heldout")
     assert {json.loads(line)["split"] for line in heldout.read_text().splitlines()} == {"heldout"}
+
+
+def test_motion_per_second_is_the_same_at_16_fps():
+    caption = Caption("red", "circle", "right", "quickly")
+    at_8 = trajectory(caption, 17, (64, 64), start=(10, 0))
+    at_16 = trajectory(caption, 33, (64, 64), start=(10, 0), fps=16)
+    np.testing.assert_allclose(np.diff(at_16, axis=0), np.tile((0, 1.0), (32, 1)))  # half the pixels a frame
+    np.testing.assert_allclose(at_16[32] - at_16[0], at_8[16] - at_8[0])  # the same ground in 2 s
+
+
+def test_make_dataset_with_two_sizes_and_two_rates(tmp_path):
+    index = make_dataset(tmp_path / "m", num=8, frames=5, seed=2, sizes=[(64, 64), (64, 96)], rates=[8, 16])
+    rows = [json.loads(line) for line in index.read_text().splitlines()]
+    variants = [(tuple(row["size"]), row["fps"]) for row in rows]
+    assert variants == [((64, 64), 8.0), ((64, 64), 16.0), ((64, 96), 8.0), ((64, 96), 16.0)] * 2
+    for row in rows[:4]:
+        video, fps = read_video(tmp_path / "m" / row["path"])
+        assert video.shape == (5, *row["size"], 3) and fps == pytest.approx(row["fps"])
+    single = make_dataset(tmp_path / "s", num=2, frames=5, seed=2)  # the default: 64×64 at 8 fps, recorded
+    assert [json.loads(line)["fps"] for line in single.read_text().splitlines()] == [8.0, 8.0]

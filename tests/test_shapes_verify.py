@@ -174,3 +174,26 @@ def test_score_and_table():
     assert lines[0].split() == ["split", *ATTRIBUTES, "overall", "n"]
     assert lines[1].split() == ["seen", "75.0", "50.0", "75.0", "50.0", "50.0", "25.0", "4"]
     assert lines[2].split() == ["heldout", "-", "-", "-", "-", "-", "-", "0"]
+
+
+# --------------------------------------------------------------------------------------------- frame rates
+@pytest.mark.parametrize("size", [(64, 64), (64, 96)])
+def test_true_clips_at_16_fps_pass_when_checked_at_16_fps(size):
+    pairs = [(c, render_clip(c, 17, size, np.random.default_rng(i), fps=16))
+             for i, c in enumerate(all_captions()[::8])]
+    checks = [check_video(video, caption, fps=16) for caption, video in pairs]
+    assert all(c.passed for c in checks), [c for c in checks if not c.passed][:3]
+
+
+def test_a_wrong_speed_for_the_rate_fails_speed_only():
+    caption = Caption("red", "circle", "right", "slowly")
+    at_8 = render_clip(caption, 17, (64, 64), np.random.default_rng(0), fps=8)  # 1 px/frame
+    # 1 px/frame at 16 fps is 16 px/s: twice "slowly", i.e. "quickly" there
+    verdict = check_video(at_8, caption, fps=16)
+    assert not verdict.speed and verdict.direction and verdict.color and verdict.shape
+    assert check_video(at_8, dataclasses.replace(caption, speed="quickly"), fps=16).passed
+    quick_at_16 = render_clip(dataclasses.replace(caption, speed="quickly"), 17, (64, 64),
+                              np.random.default_rng(0), fps=16)
+    assert not check_video(quick_at_16, "a red circle moving right quickly").speed  # read as 8 fps: slowly
+    with pytest.raises(ValueError, match="fps must be positive"):
+        check_video(at_8, caption, fps=0)

@@ -36,7 +36,7 @@ def rolled_logits(model, prefix: torch.Tensor, frames: torch.Tensor, first: int)
 @torch.no_grad()
 def test_after_a_roll_one_layer_logits_equal_a_fresh_prefill_of_the_window(first):
     model = tiny_generator(layers=1)
-    prefix = model.vocab.prefix([3, 4, 5])[None]
+    prefix = model.vocab.prefix([3, 4, 5], (H, W), 8)[None]
     frames = frames_of(0, 4)
     # the window without the oldest frame: a continuation, from slot 1
     fresh = prefill(model, prefix, model.new_cache(1, 100), frames[:, 1:], first=1)
@@ -50,7 +50,7 @@ def test_after_a_roll_a_deep_cache_holds_the_first_layer_keys_of_a_fresh_prefill
     cache): they carry its context on, which is why the one-layer model is the one whose logits match exactly."""
     model = tiny_generator(layers=3)
     vocab, hw = model.vocab, H * W
-    prefix = vocab.prefix([7, 8])[None]
+    prefix = vocab.prefix([7, 8], (H, W), 8)[None]
     frames = frames_of(1, 4)
     ids = torch.cat([prefix, vocab.video_ids(frames.reshape(1, -1))], dim=1)
     positions = torch.cat([vocab.prefix_positions(), vocab.video_positions(1, 4, H, W)], dim=1)
@@ -67,7 +67,7 @@ def test_after_a_roll_a_deep_cache_holds_the_first_layer_keys_of_a_fresh_prefill
 
 def test_windowed_sampling_keeps_the_cache_bounded_and_starts_like_the_unrolled_one(monkeypatch):
     model = tiny_generator()
-    prefix = model.vocab.prefix([1, 2])[None]
+    prefix = model.vocab.prefix([1, 2], (H, W), 8)[None]
     capacities = []
     new_cache = model.new_cache
     monkeypatch.setattr(model, "new_cache", lambda batch, capacity: capacities.append(capacity) or
@@ -82,7 +82,7 @@ def test_windowed_sampling_keeps_the_cache_bounded_and_starts_like_the_unrolled_
 
 def test_context_continues_a_video_as_if_it_had_been_sampled():
     model = tiny_generator()
-    prefix = model.vocab.prefix([1, 2])[None]
+    prefix = model.vocab.prefix([1, 2], (H, W), 8)[None]
     whole = sample_codes(model, prefix, (5, H, W), GREEDY)
     continued = sample_codes(model, prefix, (3, H, W), GREEDY, context=whole[:, :2])
     assert torch.equal(continued, whole[:, 2:])
@@ -90,7 +90,7 @@ def test_context_continues_a_video_as_if_it_had_been_sampled():
 
 def test_prompt_schedule_changes_the_caption_and_keeps_the_frames_so_far():
     model = tiny_generator()
-    first, second = model.vocab.prefix([1, 2])[None], model.vocab.prefix([30, 31, 32])[None]
+    first, second = model.vocab.prefix([1, 2], (H, W), 8)[None], model.vocab.prefix([30, 31, 32], (H, W), 8)[None]
     plain = sample_codes(model, first, (5, H, W), GREEDY)
     # The same caption again at frame 2: a fresh prefill of the frames so far equals the cache it replaces.
     assert torch.equal(sample_codes(model, [(0, first), (2, first)], (5, H, W), GREEDY), plain)
@@ -102,7 +102,7 @@ def test_prompt_schedule_changes_the_caption_and_keeps_the_frames_so_far():
 
 def test_bad_windows_and_schedules_are_refused():
     model = tiny_generator()
-    prefix = model.vocab.prefix([1])[None]
+    prefix = model.vocab.prefix([1], (H, W), 8)[None]
     with pytest.raises(ValueError, match="start at frame 0"):
         sample_codes(model, [(1, prefix)], (3, H, W), GREEDY)
     with pytest.raises(ValueError, match="at least 2 latent frames"):
@@ -118,9 +118,9 @@ def test_training_windows_are_cut_at_random_offsets_and_noise_spares_the_labels(
     writer = ShardWriter(tmp_path / "tokens", codebook_size=64)
     clips = [np.random.default_rng(i).integers(0, 64, (t, H, W)) for i, t in enumerate((7, 7, 2))]
     for clip, caption in zip(clips, CAPTIONS):
-        writer.add(clip, {"caption": caption, "split": "seen"})
+        writer.add(clip, {"caption": caption, "split": "seen", "fps": 8.0})
     shards = writer.close({})
-    vocab = Vocab(text.size, 64, 10)
+    vocab = Vocab(text.size, 64, 10, ((H, W),), (8.0,))
     data = TokenSequences(shards, text, vocab, split="seen", window=4)
     assert len(data) == 2  # the 2-frame clip is shorter than the window
     starts = set()

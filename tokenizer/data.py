@@ -7,7 +7,11 @@ Notable choices:
   DataLoader worker, a new clip each epoch (`set_epoch`).
 - A file that is missing, unreadable, truncated or too short (frames actually decoded, not the header's count)
   is skipped: warned about once, recorded in `skipped` (path → reason; per worker process), and another item
-  is returned instead. `max_retries` consecutive failures mean the index itself is bad: RuntimeError.
+  of the same bucket is returned instead. `max_retries` consecutive failures mean the index itself is bad:
+  RuntimeError.
+- Several sizes (`buckets`, (H, W) each, e.g. 1:1, 4:3, 16:9, 9:16 at one pixel budget): each row goes to the
+  bucket of nearest aspect ratio (its "size" [H, W] from the index, else the file's header) and its clips are
+  resized and cropped to that bucket's size; `buckets` lists the items of each, so a batch can hold one size.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -48,6 +53,28 @@ def read_index(path: str | os.PathLike) -> list[dict]:
         row["path"] = str(path.parent / row["path"])
         rows.append(row)
     return rows
+
+
+def row_size(row: dict) -> tuple[int, int] | None:
+    """(H, W) of a row's video: its "size" field (the prepared index format), else the file's header; None when
+    the file cannot be probed (it is skipped later, when read)."""
+    size = row.get("size")
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        return int(size[0]), int(size[1])
+    try:
+        info = probe(row["path"])
+    except (FileNotFoundError, ValueError):
+        return None
+    return info.height, info.width
+
+
+def nearest_bucket(size: tuple[int, int] | None, buckets: Sequence[tuple[int, int]]) -> int:
+    """Index of the bucket (H, W) whose aspect ratio is nearest to that of `size` (H, W) (ties and None: the
+    first)."""
+    if size is None or len(buckets) == 1:
+        return 0
+    aspect = math.log(size[1] / size[0])
+    return min(range(len(buckets)), key=lambda i: abs(math.log(buckets[i][1] / buckets[i][0]) - aspect))
 
 
 class SkipClip(Exception):
@@ -90,7 +117,8 @@ def load_clip(row: dict, *, num_frames: int, fps: float | None, rng: np.random.G
 
 
 class ClipDataset(torch.utils.data.Dataset):
-    """Random clips of `num_frames` frames at `fps`, resized and cropped to size=(H, W).
+    """Random clips of `num_frames` frames at `fps`, resized and cropped to size=(H, W), or, given `buckets`,
+    to the size of each row's bucket (nearest aspect ratio).
 
     Items are {"video": float32 (3,T,H,W) in [-1,1], "caption": str, "path": str}.
     Example: `ClipDataset("data/shapes/index.jsonl", num_frames=17, size=(64, 64), split="seen")`
@@ -98,7 +126,7 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __init__(self, index_path: str | os.PathLike, *, num_frames: int, size: tuple[int, int],
                  fps: float | None = None, crop: str = "random", split: str | None = None, seed: int = 0,
-                 max_retries: int = 20) -> None:
+                 max_retries: int = 20, buckets: Sequence[tuple[int, int]] = ()) -> None:
         if num_frames < 1 or max_retries < 1:
             raise ValueError(f"need num_frames >= 1 and max_retries >= 1, got {num_frames}, {max_retries}")
         if crop not in ("center", "random"):
@@ -110,6 +138,16 @@ class ClipDataset(torch.utils.data.Dataset):
         self.num_frames, self.size, self.fps, self.crop = num_frames, tuple(size), fps, crop
         self.seed, self.max_retries, self.epoch = seed, max_retries, 0
         self.skipped: dict[str, str] = {}
+        self.sizes = [tuple(bucket) for bucket in buckets] or [self.size]  # (H, W) of each bucket
+        self.bucket_of = [nearest_bucket(row_size(row), self.sizes) if buckets else 0 for row in self.rows]
+        members: list[list[int]] = [[] for _ in self.sizes]
+        for index, bucket in enumerate(self.bucket_of):
+            members[bucket].append(index)
+        self.buckets = members  # item indices of each bucket (in `sizes` order; some may be empty)
+
+    def size_of(self, i: int) -> tuple[int, int]:
+        """(H, W) of item i's clips."""
+        return self.sizes[self.bucket_of[i]]
 
     def set_epoch(self, epoch: int) -> None:
         """Draw new clips: item i of epoch e uses the generator seeded by (seed, e, i)."""
@@ -129,9 +167,10 @@ class ClipDataset(torch.utils.data.Dataset):
                 except SkipClip as reason:
                     self._skip(row["path"], str(reason))
                 else:
-                    frames = resize_and_crop(frames, self.size, self.crop, rng)
+                    frames = resize_and_crop(frames, self.size_of(index), self.crop, rng)
                     return {"video": to_pixels(frames)[0], "caption": row["caption"], "path": row["path"]}
-            index = int(rng.integers(len(self.rows)))
+            bucket = self.buckets[self.bucket_of[index]]  # another clip of the same size
+            index = bucket[int(rng.integers(len(bucket)))]
         raise RuntimeError(f"{self.max_retries} clips in a row could not be read (last: {row['path']}: "
                            f"{self.skipped.get(row['path'])}); run `t2v data check` on the index")
 

@@ -3,6 +3,10 @@
 Each index row is streamed through the tokenizer's causal caches (any length, bounded memory); clips of a few
 chunks are batched. A clip keeps 1 + s·k frames: when the last chunk had to be padded, its last latent frame
 is dropped, so the shards hold only real content. Unreadable or missing files are skipped with a warning and counted, never fatal.
+
+Several sizes (`buckets`): each clip is encoded at the size of its bucket (nearest aspect ratio, as the tokenizer's
+bucketed training data), so the shards hold several latent grids (meta.json's `latent_grids`; each row's shape).
+Each row records its clip's frame rate (`fps`: the resampled rate, else the index row's, else the file's).
 """
 from __future__ import annotations
 
@@ -11,17 +15,18 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from t2v.tokenizer.data import read_index
+from t2v.tokenizer.data import nearest_bucket, read_index, row_size
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.shards import ShardWriter
 from t2v.tokenizer.streaming import read_tokenizer_chunks, to_pixels
+from t2v.tokenizer.video_io import probe
 
 
 @dataclass
@@ -67,8 +72,8 @@ class _ClipBatch:
         self.clips: list[Chunks] = []
 
     @staticmethod
-    def key(chunks: Chunks) -> list[tuple[int, int]]:
-        return [(len(frames), real) for frames, real in chunks]
+    def key(chunks: Chunks) -> list[tuple[tuple[int, ...], int]]:
+        return [(frames.shape, real) for frames, real in chunks]  # (T, H, W, 3) and real frames of each chunk
 
     def fits(self, chunks: Chunks) -> bool:
         return not self.rows or (self.key(self.clips[0]) == self.key(chunks) and len(self.rows) < self.size)
@@ -83,24 +88,33 @@ class _ClipBatch:
         if not self.rows:
             return
         cache, pieces = ConvCache(), []
-        for index, (length, real) in enumerate(self.key(self.clips[0])):
+        for index, (shape, real) in enumerate(self.key(self.clips[0])):
             video = torch.cat([to_pixels(clip[index][0], self.device) for clip in self.clips])  # (B, 3, T, H, W)
             codes = self.model.encode_chunk(video, cache)  # (B, t_i, h, w)
-            pieces.append(_trim(codes, real < length, first=index == 0))
+            pieces.append(_trim(codes, real < shape[0], first=index == 0))
         rows, self.rows, self.clips = self.rows, [], []
         yield from zip(rows, torch.cat(pieces, dim=1).cpu())
 
 
+def clip_fps(row: dict, fps: float | None) -> float:
+    """The frame rate a row's clip is encoded at: `fps` when resampling, else the row's, else the file's."""
+    return float(fps or row.get("fps") or probe(row["path"]).fps)
+
+
 def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str | Path, size: tuple[int, int],
                    fps: float | None = None, max_frames: int | None = None, split: str | None = None,
-                   device: str = "cpu", batch_size: int = 16, batch_chunks: int = 8) -> EncodeReport:
-    """Encode every row of `index_path` (optionally one split) into a new shard directory `out_dir`.
+                   device: str = "cpu", batch_size: int = 16, batch_chunks: int = 8,
+                   buckets: Sequence[tuple[int, int]] = ()) -> EncodeReport:
+    """Encode every row of `index_path` (optionally one split) into a new shard directory `out_dir`, at `size`
+    (H, W), or, given `buckets`, at the size of each row's bucket (nearest aspect ratio).
 
     Rows keep their order. Clips of at most `batch_chunks` tokenizer chunks (129 frames with 4 latent frames a
     chunk) are encoded `batch_size` at a time (the same codes: a clip of a batch does not see its neighbours);
     longer ones are streamed alone through the causal cache, in bounded memory.
     """
-    model.latent_shape(1, *size)
+    sizes = [tuple(bucket) for bucket in buckets] or [tuple(size)]
+    for bucket in sizes:
+        model.latent_shape(1, *bucket)
     model = model.to(device).eval()
     rows = [row for row in read_index(index_path) if split is None or row.get("split") == split]
     if not rows:
@@ -116,7 +130,9 @@ def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str |
     try:
         for row in tqdm(rows, desc="encode", unit="clip", dynamic_ncols=True):
             try:
-                chunks = read_tokenizer_chunks(row["path"], size, model.config.temporal_stride,
+                row = {**row, "fps": clip_fps(row, fps)}
+                clip_size = sizes[nearest_bucket(row_size(row), sizes)] if len(sizes) > 1 else sizes[0]
+                chunks = read_tokenizer_chunks(row["path"], clip_size, model.config.temporal_stride,
                                                model.config.chunk_latent_frames, fps, row.get("start", 0.0),
                                                row.get("end"), max_frames)
                 head = list(itertools.islice(chunks, batch_chunks + 1))
@@ -146,9 +162,11 @@ def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str |
         writer.abort()
         raise ValueError(f"none of the {len(rows)} files in {index_path} could be read: {next(iter(skipped.values()))}")
     config = model.config
-    meta = {"temporal_stride": config.temporal_stride, "spatial_stride": config.spatial_stride,
-            "latent_grid": [size[0] // config.spatial_stride, size[1] // config.spatial_stride],
-            "size": list(size), "fps": fps, "source_index": str(index_path), "skipped": len(skipped),
+    grids = [[h // config.spatial_stride, w // config.spatial_stride] for h, w in sizes]
+    one = {"latent_grid": grids[0], "size": list(sizes[0])} if len(sizes) == 1 else {}  # the single-size keys
+    meta = {"temporal_stride": config.temporal_stride, "spatial_stride": config.spatial_stride, **one,
+            "latent_grids": grids, "sizes": [list(bucket) for bucket in sizes], "fps": fps,
+            "source_index": str(index_path), "skipped": len(skipped),
             "tokenizer": {key: getattr(config, key) for key in config.__dataclass_fields__}}
     writer.close(meta)
     return EncodeReport(Path(out_dir), clips=len(writer.rows),

@@ -1,5 +1,6 @@
 """Held-out evaluation of a tokenizer: PSNR, SSIM, LPIPS (when its weights are on disk), codebook usage and
-perplexity; and side-by-side sample videos (original | reconstruction)."""
+perplexity; and side-by-side sample videos (original | reconstruction). Clips of several sizes (a bucketed
+dataset) are batched by size, and sample rows narrower than the widest are padded with black."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -42,6 +43,18 @@ def _optional_lpips():
         return None
 
 
+def size_batches(dataset, count: int, batch_size: int) -> list[list[int]]:
+    """Indices 0 … count-1 in runs of at most `batch_size` consecutive items of one size (`dataset.size_of`)."""
+    size_of = getattr(dataset, "size_of", lambda index: None)
+    batches: list[list[int]] = []
+    for index in range(count):
+        if batches and len(batches[-1]) < batch_size and size_of(batches[-1][0]) == size_of(index):
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
 @torch.no_grad()
 def evaluate(model: VideoTokenizer, dataset, num_clips: int, device: torch.device, batch_size: int = 8) -> EvalResult:
     """Reconstruct the first `num_clips` clips of `dataset` (deterministic: center crop, fixed seeds)."""
@@ -51,8 +64,8 @@ def evaluate(model: VideoTokenizer, dataset, num_clips: int, device: torch.devic
     psnrs, ssims, lpipses = [], [], []
     count = min(num_clips, len(dataset))
     dataset.set_epoch(0)  # the same clips at every evaluation
-    for start in range(0, count, batch_size):
-        video = torch.stack([dataset[i]["video"] for i in range(start, min(count, start + batch_size))]).to(device)
+    for batch in size_batches(dataset, count, batch_size):
+        video = torch.stack([dataset[i]["video"] for i in batch]).to(device)  # (B, 3, T, H, W)
         codes = model.encode(video)
         reconstruction = model.decode(codes)
         counts += torch.bincount(codes.flatten().cpu(), minlength=model.codebook_size)
@@ -82,4 +95,6 @@ def write_samples(model: VideoTokenizer, dataset, count: int, out_dir: Path, nam
         reconstruction = model.decode(model.encode(video))
         rows.append(np.concatenate([to_uint8(video[0]), to_uint8(reconstruction[0])], axis=2))  # side by side
     model.train()
+    width = max(row.shape[2] for row in rows)
+    rows = [np.pad(row, ((0, 0), (0, 0), (0, width - row.shape[2]), (0, 0))) for row in rows]  # (T, H, width, 3)
     return write_video(Path(out_dir) / f"{name}.mp4", np.concatenate(rows, axis=1), fps=fps)

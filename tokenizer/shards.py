@@ -1,8 +1,9 @@
 """The token-shard format: its single writer and single reader.
 
 A shard directory holds
-- `meta.json`: format version, codebook size, dtype, strides, latent grid (h, w), tokenizer config, counts, shards;
-- `index.jsonl`: one line per clip: caption, split, source path, shard number, token offset, (t, h, w);
+- `meta.json`: format version, codebook size, dtype, strides, latent grids (h, w) (several when the clips were
+  encoded at several sizes), tokenizer config, counts, shards;
+- `index.jsonl`: one line per clip: caption, split, source path, fps, shard number, token offset, (t, h, w);
 - `shard_00000.bin` …: the clips' codes back to back, flat, little-endian uint16 (codebook ≤ 65,536) or uint32.
 Readers memory-map the shards, so a dataset of any size is read without loading it.
 The directory is built under a temporary name and renamed when complete.
@@ -106,6 +107,16 @@ class ShardReader:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def grid(self, index: int) -> tuple[int, int]:
+        """The latent grid (h, w) of clip `index`."""
+        _, h, w = self.rows[index]["shape"]
+        return int(h), int(w)
+
+    def fps(self, index: int) -> float | None:
+        """The frame rate of clip `index`: its row's, else the shards' (meta.json), else None (unknown)."""
+        rate = self.rows[index].get("fps") or self.meta.get("fps")
+        return float(rate) if rate else None
 
     def codes(self, index: int) -> np.ndarray:
         """The codes of clip `index` as an int64 array (t, h, w)."""

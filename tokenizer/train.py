@@ -4,6 +4,9 @@ Runs as one process, or as several launched by `torchrun` / `deepspeed` (gloo on
 averaged by an all-reduce). Batches are a pure function of (seed, rank, step), and the RNG states are saved per
 rank, so `--resume` continues with exactly the losses the uninterrupted run would have had.
 
+With `data.buckets` (several (H, W) sizes), each clip goes to the bucket of nearest aspect ratio and each batch
+holds clips of one bucket (drawn from (seed, rank, step) as well).
+
 Training may open with an image phase: its first `image_steps` steps see single frames (one-frame videos, which
 the causal encoder codes exactly as a clip's first frame), `image_batch_size` at a time. On the shapes data this
 learns colours and shapes at about 4× the frames per second of clips; the clip steps then learn motion.
@@ -14,6 +17,7 @@ Steps of one iteration: 1. draw the batch (frames in the image phase, clips afte
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -47,6 +51,13 @@ class DataConfig:
     size: tuple[int, int] = (64, 64)  # (H, W)
     fps: float | None = None  # None = the files' own rate
     eval_clips: int = 64
+    # (H, W) sizes clips are sorted into by aspect ratio, each batch of one size (e.g. 1:1, 4:3, 16:9, 9:16 at one
+    # pixel budget); empty: every clip at `size`
+    buckets: list[tuple[int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if any(len(bucket) != 2 or min(bucket) < 1 for bucket in self.buckets):
+            raise ValueError(f"data.buckets must be positive (H, W) pairs, got {self.buckets}")
 
 
 @dataclass
@@ -101,9 +112,16 @@ def lr_factor(step: int, config: OptimConfig, total_steps: int) -> float:
 
 
 def draw_batch(dataset: ClipDataset, batch_size: int, seed: int, rank: int, step: int) -> torch.Tensor:
-    """The batch of `rank` at `step`: indices and the clips' own randomness depend on (seed, rank, step) only."""
+    """The batch of `rank` at `step`, clips of one size: its bucket (drawn in proportion to the bucket's clips),
+    indices and the clips' own randomness depend on (seed, rank, step) only."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + rank * 7_919 + step)
-    indices = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
+    buckets = [bucket for bucket in dataset.buckets if bucket]
+    if len(buckets) == 1:
+        indices = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
+    else:
+        weights = torch.tensor([len(bucket) for bucket in buckets], dtype=torch.float64)
+        bucket = buckets[int(torch.multinomial(weights, 1, generator=generator))]
+        indices = [bucket[i] for i in torch.randint(len(bucket), (batch_size,), generator=generator).tolist()]
     dataset.set_epoch(step)  # the clips' start times and crops: a function of (seed, step, index)
     return torch.stack([dataset[index]["video"] for index in indices])  # (B, 3, T, H, W)
 
@@ -128,12 +146,11 @@ class Trainer:
                                        betas=opt.betas, weight_decay=opt.weight_decay)
         self.step = 0  # the learning rate is lr_factor(step): restoring the step restores the schedule
         data = config.data
-        self.train_set = ClipDataset(data.index, num_frames=data.num_frames, size=tuple(data.size), fps=data.fps,
-                                     crop="random", split=data.train_split, seed=config.seed)
-        self.eval_set = ClipDataset(data.index, num_frames=data.num_frames, size=tuple(data.size), fps=data.fps,
-                                    crop="center", split=data.eval_split, seed=config.seed + 1)
-        self.image_set = ClipDataset(data.index, num_frames=1, size=tuple(data.size), fps=data.fps, crop="random",
-                                     split=data.train_split, seed=config.seed) if config.image_steps else None
+        clips = functools.partial(ClipDataset, data.index, size=tuple(data.size), fps=data.fps, buckets=data.buckets)
+        self.train_set = clips(num_frames=data.num_frames, crop="random", split=data.train_split, seed=config.seed)
+        self.eval_set = clips(num_frames=data.num_frames, crop="center", split=data.eval_split, seed=config.seed + 1)
+        self.image_set = clips(num_frames=1, crop="random", split=data.train_split,
+                               seed=config.seed) if config.image_steps else None
 
     def batch(self, step: int) -> torch.Tensor:
         """The training batch of this rank at `step`: single frames in the image phase, clips after."""

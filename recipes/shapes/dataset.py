@@ -1,7 +1,9 @@
 """The `shapes` synthetic dataset (SHAPES.md): captions, the held-out rule, the motion law, rendering, writing.
 
 Notable choices:
-- Lengths scale with s = min(H, W) / 64: the bounding box is round(16·s) px, speeds are 1·s and 2·s px/frame.
+- Lengths scale with s = min(H, W) / 64: the bounding box is round(16·s) px, speeds are 1·s and 2·s px/frame at
+  8 fps. At another rate f the motion per second is the same: speeds per frame are multiplied by 8 / f (at 16 fps
+  the object moves half the pixels per frame).
 - Positions are float top-left corners (y, x); the bounce is the closed-form triangle wave of the unbounded
   motion, so any frame of any length is exact (no accumulated drift). Frames draw the object at the rounded
   position.
@@ -10,7 +12,8 @@ Notable choices:
 - `render_clip` consumes `rng` only through `trajectory`, so `trajectory(..., rng=same seed)` gives the
   positions of the rendered frames (for the verifier).
 - Each clip of `make_dataset` draws from its own generator seeded by (seed, clip index): clip i does not
-  depend on how many clips come before it.
+  depend on how many clips come before it. With several sizes and rates, clip i takes variant i mod (sizes ×
+  rates), sizes outermost; each index row records its `fps` and `size` [H, W] (the prepare index format).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -98,6 +102,11 @@ def scale(size: tuple[int, int]) -> float:
     return min(size) / 64
 
 
+def frame_speed(caption: Caption, size: tuple[int, int], fps: float = FPS) -> float:
+    """px per frame: the caption's speed × s at 8 fps, scaled so the motion per second is the same at `fps`."""
+    return SPEEDS[caption.speed] * scale(size) * FPS / fps
+
+
 def box_size(size: tuple[int, int]) -> int:
     """The object's bounding box side, 16·s px (at least 1)."""
     return max(1, round(16 * scale(size)))
@@ -126,11 +135,12 @@ def _bounce(position: np.ndarray, limit: float) -> np.ndarray:
     return np.where(folded <= limit, folded, 2 * limit - folded)
 
 
-def start_position(caption: Caption, size: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
-    """Top-left (y, x) at frame 0 per SHAPES.md's start rule."""
+def start_position(caption: Caption, size: tuple[int, int], rng: np.random.Generator,
+                   fps: float = FPS) -> tuple[int, int]:
+    """Top-left (y, x) at frame 0 per SHAPES.md's start rule (at `fps`: frames 0..16 cover less ground when faster)."""
     box = box_size(size)
     limits = (size[0] - box, size[1] - box)
-    speed = SPEEDS[caption.speed] * scale(size)
+    speed = frame_speed(caption, size, fps)
     start = []
     for axis, step in enumerate(DIRECTIONS[caption.direction]):
         if step == 0:
@@ -144,12 +154,13 @@ def start_position(caption: Caption, size: tuple[int, int], rng: np.random.Gener
 
 
 def trajectory(caption: Caption, num_frames: int, size: tuple[int, int] = (64, 64),
-               rng: np.random.Generator | None = None, start: tuple[int, int] | None = None) -> np.ndarray:
-    """float (T, 2) top-left (y, x) per frame; the start from `start`, else drawn from `rng`."""
+               rng: np.random.Generator | None = None, start: tuple[int, int] | None = None,
+               fps: float = FPS) -> np.ndarray:
+    """float (T, 2) top-left (y, x) per frame at `fps`; the start from `start`, else drawn from `rng`."""
     if start is None:
-        start = start_position(caption, size, rng if rng is not None else np.random.default_rng())
+        start = start_position(caption, size, rng if rng is not None else np.random.default_rng(), fps)
     box = box_size(size)
-    speed = SPEEDS[caption.speed] * scale(size)
+    speed = frame_speed(caption, size, fps)
     steps = np.arange(num_frames, dtype=np.float64)[:, None]  # (T, 1)
     velocity = np.array(DIRECTIONS[caption.direction], np.float64) * speed  # (2,)
     free = np.asarray(start, np.float64) + steps * velocity  # (T, 2) unbounded motion
@@ -168,23 +179,29 @@ def draw_frames(caption: Caption, positions: np.ndarray, size: tuple[int, int]) 
 
 
 def render_clip(caption: Caption | str, num_frames: int = START_FRAMES, size: tuple[int, int] = (64, 64),
-                rng: np.random.Generator | None = None) -> np.ndarray:
-    """uint8 (T,H,W,3) clip of a caption; the start is drawn from `rng`."""
+                rng: np.random.Generator | None = None, fps: float = FPS) -> np.ndarray:
+    """uint8 (T,H,W,3) clip of a caption at `fps`; the start is drawn from `rng`."""
     caption = Caption.parse(caption) if isinstance(caption, str) else caption
-    if num_frames < 1 or min(size) < 1:
-        raise ValueError(f"need num_frames >= 1 and a positive size, got {num_frames} frames of {size}")
-    return draw_frames(caption, trajectory(caption, num_frames, size, rng), size)
+    if num_frames < 1 or min(size) < 1 or fps <= 0:
+        raise ValueError(f"need num_frames >= 1, a positive size and fps, got {num_frames} frames of {size} at {fps}")
+    return draw_frames(caption, trajectory(caption, num_frames, size, rng, fps=fps), size)
 
 
 # --------------------------------------------------------------------------------------------- writing
 def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FRAMES,
-                 size: tuple[int, int] = (64, 64), seed: int = 0, split: str = "all", fps: float = FPS) -> Path:
+                 size: tuple[int, int] = (64, 64), seed: int = 0, split: str = "all", fps: float = FPS,
+                 sizes: Sequence[tuple[int, int]] = (), rates: Sequence[float] = ()) -> Path:
     """Write `num` clips to out_dir/videos/*.mp4 and out_dir/index.jsonl; returns the index path.
 
-    Captions are drawn uniformly from the split's captions ('all' = both, each row tagged with its split).
+    Captions are drawn uniformly from the split's captions ('all' = both, each row tagged with its split). Clips
+    are `size` (H, W) at `fps`, or, given `sizes` and/or `rates`, each variant in turn (clip i: variant i mod
+    their count); the motion per second is the same at every rate.
     """
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
+    variants = [(tuple(s), float(r)) for s in (sizes or [size]) for r in (rates or [fps])]
+    if any(min(s) < 1 or r <= 0 for s, r in variants):
+        raise ValueError(f"sizes and rates must be positive, got {variants}")
     captions = captions_of_split(split)
     out_dir = Path(out_dir)
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
@@ -192,9 +209,11 @@ def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FR
     for i in tqdm(range(num), desc="shapes", unit="clip"):
         rng = np.random.default_rng([seed, i])
         caption = captions[int(rng.integers(len(captions)))]
+        clip_size, clip_fps = variants[i % len(variants)]
         relative = f"videos/{i:05d}.mp4"
-        write_video(out_dir / relative, render_clip(caption, frames, size, rng), fps=fps)
-        rows.append({"path": relative, "caption": caption.text, "split": split_of(caption)})
+        write_video(out_dir / relative, render_clip(caption, frames, clip_size, rng, clip_fps), fps=clip_fps)
+        rows.append({"path": relative, "caption": caption.text, "split": split_of(caption), "fps": clip_fps,
+                     "size": list(clip_size)})
     index = out_dir / "index.jsonl"
     temp = index.with_name(f".{index.name}.tmp-{os.getpid()}")
     temp.write_text("".join(json.dumps(row) + "\n" for row in rows))

@@ -2,11 +2,17 @@
 
 Captions are taken in a fixed shuffled order of the split's captions (cycled when N exceeds them) and each video
 gets its own seed, so a report is reproducible. Videos are generated in batches (one sampling run per batch).
+
+Variants: with several sizes and/or rates (`sizes`, `rates`), every split is scored at each (size, rate), and the
+report has a row per split and variant ("seen 96x64 16fps"), per split over all variants ("seen"), per size
+("96x64") and per rate ("16fps"); with one variant (the default: the pipeline's size and rate), a row per split.
+The verifier is told each video's rate, so its speeds are per second.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -33,8 +39,25 @@ class ShapesEvalConfig:
     batch: int = 16
     seed: int = 0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    save_videos: int = 4  # per split, as GIFs beside the report
+    save_videos: int = 4  # per split (and variant), as GIFs beside the report
+    sizes: Sequence[tuple[int, int]] = ()  # (H, W) frame sizes to score at (empty: the pipeline's)
+    rates: Sequence[float] = ()  # frame rates to score at (empty: the pipeline's)
 
+    def __post_init__(self) -> None:
+        if self.num < 1 or self.batch < 1 or self.frames < 2:
+            raise ValueError(f"need num ≥ 1, batch ≥ 1 and frames ≥ 2, got {self.num}, {self.batch}, {self.frames}")
+        if any(len(size) != 2 or min(size) < 1 for size in self.sizes) or any(rate <= 0 for rate in self.rates):
+            raise ValueError(f"sizes must be positive (H, W) pairs and rates positive, got {self.sizes}, {self.rates}")
+
+    def variants(self, pipeline: TextToVideo) -> list[tuple[tuple[int, int], float]]:
+        """Every (size (H, W), rate) to score at: the given ones crossed, the pipeline's where none is given."""
+        return [(tuple(size), float(rate)) for size in (self.sizes or [tuple(pipeline.info.size)])
+                for rate in (self.rates or [pipeline.info.fps])]
+
+
+def variant_name(size: tuple[int, int], fps: float) -> str:
+    """(64, 96), 16 → '96x64 16fps' (WxH, as --size)."""
+    return f"{size[1]}x{size[0]} {fps:g}fps"
 
 def eval_captions(split: str, num: int, seed: int) -> list[str]:
     """`num` captions of `split`: a seeded permutation of its captions, repeated as needed."""
@@ -43,38 +66,60 @@ def eval_captions(split: str, num: int, seed: int) -> list[str]:
     return [captions[order[i % len(captions)]] for i in range(num)]
 
 
-def evaluate_split(pipeline: TextToVideo, split: str, config: ShapesEvalConfig, out_dir: Path | None = None,
-                   progress: Callable[[int], None] | None = None) -> tuple[dict, list[dict]]:
-    """Generate and check `config.num` videos of one split; the score and one record per video."""
+def check_split(pipeline: TextToVideo, split: str, config: ShapesEvalConfig, size: tuple[int, int] | None = None,
+                fps: float | None = None, out_dir: Path | None = None, progress: Callable[[int], None] | None = None,
+                tag: str = "") -> tuple[list[VideoCheck], list[dict]]:
+    """Generate and check `config.num` videos of one split at `size` (H, W) and `fps` (default: the pipeline's);
+    the checks and one record per video (GIF names start with the split and `tag`)."""
+    size, fps = tuple(size or pipeline.info.size), fps or pipeline.info.fps
     captions = eval_captions(split, config.num, config.seed)
     checks: list[VideoCheck] = []
     records: list[dict] = []
     for start in range(0, len(captions), config.batch):
         batch = captions[start: start + config.batch]
-        videos = pipeline(batch, frames=config.frames, sampling=config.sampling, seed=config.seed + start)
+        videos = pipeline(batch, frames=config.frames, size=size, sampling=config.sampling, seed=config.seed + start,
+                          fps=fps)
         for offset, (caption, video) in enumerate(zip(batch, videos)):
-            check = check_video(video, caption)
+            check = check_video(video, caption, fps=fps)
             checks.append(check)
-            records.append({"split": split, "caption": caption, **check.to_dict()})
+            records.append({"split": split, "caption": caption, "size": list(size), "fps": fps, **check.to_dict()})
             number = start + offset
             if out_dir is not None and number < config.save_videos:
-                name = f"{split}_{number:03d}_{'pass' if check.passed else 'fail'}_{caption.replace(' ', '_')}.gif"
-                write_video(out_dir / name, video, pipeline.info.fps)
+                name = (f"{split}{tag}_{number:03d}_{'pass' if check.passed else 'fail'}_"
+                        f"{caption.replace(' ', '_')}.gif")
+                write_video(out_dir / name, video, fps)
         if progress is not None:
             progress(len(batch))
-    return score(checks), records
+    return checks, records
 
 
 def evaluate_pipeline(pipeline: TextToVideo, config: ShapesEvalConfig, out_dir: str | Path | None = None,
                       progress: Callable[[int], None] | None = None) -> dict[str, dict]:
-    """Scores per split; with `out_dir`, also eval.json (scores + every video's checks), eval.txt and sample GIFs."""
+    """Scores per split (and per variant, size and rate when there are several, see the file header); with
+    `out_dir`, also eval.json (scores + every video's checks), eval.txt and sample GIFs."""
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    reports, records = {}, []
-    for split in config.splits:
-        reports[split], split_records = evaluate_split(pipeline, split, config, out, progress)
-        records += split_records
+    variants = config.variants(pipeline)
+    checks: dict[tuple[str, tuple[int, int], float], list[VideoCheck]] = {}
+    records: list[dict] = []
+    for split, (size, fps) in product(config.splits, variants):
+        tag = f"_{variant_name(size, fps).replace(' ', '_')}" if len(variants) > 1 else ""
+        checks[split, size, fps], variant_records = check_split(pipeline, split, config, size, fps, out, progress,
+                                                                tag)
+        records += variant_records
+
+    def pooled(split: str | None = None, size: tuple[int, int] | None = None, fps: float | None = None) -> dict:
+        """The score of every video of the split, size and rate given (None: any)."""
+        return score([check for (s, z, r), found in checks.items() for check in found
+                      if split in (None, s) and size in (None, z) and fps in (None, r)])
+
+    reports = {split: pooled(split=split) for split in config.splits}
+    if len(variants) > 1:
+        reports.update({f"{split} {variant_name(size, fps)}": score(found)
+                        for (split, size, fps), found in checks.items()})
+        reports.update({f"{size[1]}x{size[0]}": pooled(size=size) for size in dict.fromkeys(z for z, _ in variants)})
+        reports.update({f"{fps:g}fps": pooled(fps=fps) for fps in dict.fromkeys(r for _, r in variants)})
     if out is not None:
         atomic_write_text(out / "eval.json", json.dumps({"scores": reports, "videos": records}, indent=2))
         atomic_write_text(out / "eval.txt", format_table(reports) + "\n")

@@ -10,6 +10,11 @@ OUT/
   run.json       wall time of each stage
 A stage whose output is complete is skipped, an interrupted training resumes: running the command again after a
 crash continues where it stopped.
+
+Variants: `default` (64×64 clips at 8 fps) and `multi`, which derives from it: clips at 64×64 and 96×64 (WxH),
+each at 8 and 16 fps (the same motion per second); the tokenizer buckets them by aspect ratio, the shards hold two
+latent grids, the generator learns the four (size, rate) conditions and the evaluation scores each. `quick`
+shortens either.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -36,27 +41,63 @@ from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.train import TokenizerTrainConfig, train as train_tokenizer
 
 
+RUN_VARIANTS = ("default", "multi")
+MULTI_SIZES = [(64, 64), (64, 96)]  # (H, W): 64x64 and 96x64 (WxH)
+MULTI_RATES = [8.0, 16.0]
+
+
 @dataclass
 class RecipeRunConfig:
     """Every stage's config: the tokenizer's and the generator's (paths are set by `run_recipe`), the number of
     clips, the long clips the generator also learns from (its windows cut at random offsets: it learns to continue
-    videos of any length) and the evaluation."""
+    videos of any length), the clips' sizes and rates, and the evaluation."""
 
     tokenizer: TokenizerTrainConfig
     generator: GeneratorTrainConfig
     num_clips: int = 4000
     long_clips: int = 1000
     long_frames: int = 129
-    eval: ShapesEvalConfig = dataclasses.field(default_factory=ShapesEvalConfig)
+    eval: ShapesEvalConfig = field(default_factory=ShapesEvalConfig)
+    sizes: list[tuple[int, int]] = field(default_factory=list)  # (H, W) of the clips, in turn; empty: tokenizer's
+    rates: list[float] = field(default_factory=list)  # frame rates of the clips, in turn; empty: 8 fps
+
+    def __post_init__(self) -> None:
+        if any(min(size) < 1 for size in self.sizes) or any(rate <= 0 for rate in self.rates):
+            raise ValueError(f"sizes and rates must be positive, got {self.sizes}, {self.rates}")
+
+    @property
+    def clip_sizes(self) -> list[tuple[int, int]]:
+        return [tuple(size) for size in self.sizes] or [tuple(self.tokenizer.data.size)]
+
+    @property
+    def clip_rates(self) -> list[float]:
+        return list(self.rates) or [FPS]
 
 
-def run_config(quick: bool) -> RecipeRunConfig:
-    """The recipe's configs; `quick` trades quality for a run of minutes."""
-    variant = "quick" if quick else "default"
-    config = RecipeRunConfig(tokenizer_config(variant), generator_config(variant))
+def run_config(quick: bool, variant: str = "default") -> RecipeRunConfig:
+    """The recipe's configs: `variant` default or multi (several sizes and rates); `quick` trades quality for a
+    run of minutes."""
+    if variant not in RUN_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} of recipe run shapes: choose one of {', '.join(RUN_VARIANTS)}")
+    stage = "quick" if quick else "default"
+    config = RecipeRunConfig(tokenizer_config(stage), generator_config(stage))
     if quick:
         config = dataclasses.replace(config, num_clips=600, long_clips=0, eval=ShapesEvalConfig(num=16, save_videos=4))
-    return config
+    return multi_config(config) if variant == "multi" else config
+
+
+def multi_config(config: RecipeRunConfig, sizes: list[tuple[int, int]] | None = None,
+                 rates: list[float] | None = None) -> RecipeRunConfig:
+    """`config` on clips of several sizes and rates (default: 64x64 and 96x64 WxH, 8 and 16 fps): the tokenizer
+    buckets the sizes by aspect ratio, the generator's size and rate tables come from the shards, and the
+    evaluation scores every (size, rate)."""
+    sizes, rates = sizes or MULTI_SIZES, rates or MULTI_RATES
+    tokenizer = dataclasses.replace(config.tokenizer, name="shapes-multi", data=dataclasses.replace(
+        config.tokenizer.data, size=tuple(sizes[0]), buckets=list(sizes)))
+    generator = dataclasses.replace(config.generator, name="shapes-multi")
+    evaluation = dataclasses.replace(config.eval, sizes=list(sizes), rates=list(rates))
+    return dataclasses.replace(config, tokenizer=tokenizer, generator=generator, eval=evaluation, sizes=list(sizes),
+                               rates=list(rates))
 
 
 def join_indexes(out_index: Path, indexes: list[Path]) -> Path:
@@ -106,11 +147,13 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
     generator_cfg = dataclasses.replace(config.generator, tokenizer_dir=str(tokenizer_dir), data=dataclasses.replace(
         config.generator.data, shards=str(tokens)))
 
+    variants = dict(sizes=config.clip_sizes, rates=config.clip_rates)
+
     def make_data() -> None:
-        indexes = [make_dataset(data, num=config.num_clips, frames=frames, size=size, seed=0)]
+        indexes = [make_dataset(data, num=config.num_clips, frames=frames, seed=0, **variants)]
         if config.long_clips:
-            indexes.append(make_dataset(data / "long", num=config.long_clips, frames=config.long_frames, size=size,
-                                        seed=1))
+            indexes.append(make_dataset(data / "long", num=config.long_clips, frames=config.long_frames, seed=1,
+                                        **variants))
         join_indexes(data / "clips.jsonl", indexes)
 
     stage("data", (data / "clips.jsonl").is_file(), make_data)
@@ -118,14 +161,14 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
           lambda: train_tokenizer(tokenizer_cfg, tokenizer_dir, resume=_has_checkpoint(tokenizer_dir)))
     stage("encode", (tokens / "meta.json").is_file(),
           lambda: log(encode_dataset(VideoTokenizer.from_pretrained(tokenizer_dir), data / "clips.jsonl", tokens,
-                                     size=size).summary()))
+                                     size=size, buckets=tokenizer_cfg.data.buckets).summary()))
     stage("generator", "generator" in timings,
           lambda: train_generator(generator_cfg, generator_dir, resume=_has_checkpoint(generator_dir)))
 
     def assemble() -> None:
         pipeline = TextToVideo(VideoTokenizer.from_pretrained(tokenizer_dir),
                                VideoGenerator.from_pretrained(generator_dir), TextTokenizer.load(generator_dir),
-                               PipelineInfo(fps=FPS, size=size, frames=frames))
+                               PipelineInfo(fps=config.clip_rates[0], size=size, frames=frames))
         pipeline.save_pretrained(pipeline_dir)
 
     stage("pipeline", (pipeline_dir / "pipeline.json").is_file(), assemble)

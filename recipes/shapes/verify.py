@@ -18,7 +18,8 @@ Lengths scale with s = min(H, W) / 64; b = box_size((H, W)) is the object's box 
    motion the video shows). The least-squares centroid velocity over the run gives the direction (dominant axis
    and sign, at least 0.5·s px/frame) and the speed (nearer to the caption's 1·s or 2·s px/frame than the other).
    `either_sign=True` accepts both signs on the caption's axis: for later segments of a long video, where
-   bounces may have reversed the motion.
+   bounces may have reversed the motion. At a frame rate `fps` other than 8 the motion per second is the same, so
+   the speeds per frame (1·s, 2·s and the 0.5·s floor) are scaled by 8 / fps: at 16 fps half the pixels a frame.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from t2v.recipes.shapes.dataset import (
-    DIRECTIONS, PALETTE, SHAPES, SPEEDS, Caption, box_size, scale, shape_mask,
+    DIRECTIONS, FPS, PALETTE, SHAPES, SPEEDS, Caption, box_size, scale, shape_mask,
 )
 
 ATTRIBUTES = ("object", "color", "shape", "direction", "speed")
@@ -143,16 +144,17 @@ def _velocity(times: np.ndarray, centroids: np.ndarray, end: int) -> np.ndarray:
     return np.polyfit(times[:end + 1], centroids[:end + 1], 1)[0]
 
 
-def _direction_ok(velocity: np.ndarray, caption: Caption, s: float, either_sign: bool) -> bool:
+def _direction_ok(velocity: np.ndarray, caption: Caption, unit: float, either_sign: bool) -> bool:
+    """`unit`: px/frame of speed 1 (s at 8 fps)."""
     step = np.array(DIRECTIONS[caption.direction])
     axis = int(np.abs(step).argmax())
     along = velocity[axis] * step[axis]  # px/frame in the caption's direction
     along = abs(along) if either_sign else along
-    return bool(abs(velocity[axis]) > abs(velocity[1 - axis]) and along >= MIN_SPEED * s)
+    return bool(abs(velocity[axis]) > abs(velocity[1 - axis]) and along >= MIN_SPEED * unit)
 
 
-def _speed_ok(velocity: np.ndarray, caption: Caption, s: float) -> bool:
-    speed = float(np.hypot(*velocity)) / s
+def _speed_ok(velocity: np.ndarray, caption: Caption, unit: float) -> bool:
+    speed = float(np.hypot(*velocity)) / unit
     other = next(value for name, value in SPEEDS.items() if name != caption.speed)
     return abs(speed - SPEEDS[caption.speed]) < abs(speed - other)
 
@@ -165,15 +167,20 @@ def _nearest_colour(rgb: np.ndarray) -> str:
     return names[int(distances.argmin())]
 
 
-def check_video(frames: np.ndarray, caption: str | Caption, *, either_sign: bool = False) -> VideoCheck:
-    """Check uint8 (T,H,W,3) frames (T ≥ 2, any H×W) against a caption, per SHAPES.md (see the file header)."""
+def check_video(frames: np.ndarray, caption: str | Caption, *, either_sign: bool = False,
+                fps: float = FPS) -> VideoCheck:
+    """Check uint8 (T,H,W,3) frames (T ≥ 2, any H×W) at `fps` against a caption, per SHAPES.md (see the file
+    header)."""
     caption = Caption.parse(caption) if isinstance(caption, str) else caption
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) < 2:
         raise ValueError(f"check_video needs uint8 (T,H,W,3) frames with T >= 2, got {frames.dtype} "
                          f"{frames.shape}; convert with np.asarray(video, np.uint8) or read_video")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
     size = frames.shape[1:3]
     s, box = scale(size), box_size(size)
+    unit = s * FPS / fps  # px/frame of speed 1
     # 1. object
     found = [(t, blob) for t, frame in enumerate(frames) if (blob := find_blob(frame, box)) is not None]
     fraction = len(found) / len(frames)
@@ -192,7 +199,7 @@ def check_video(frames: np.ndarray, caption: str | Caption, *, either_sign: bool
     velocity = _velocity(times, centroids, end)
     return VideoCheck(
         object=True, color=colour == caption.color, shape=shape == caption.shape and iou >= MIN_IOU,
-        direction=_direction_ok(velocity, caption, s, either_sign), speed=_speed_ok(velocity, caption, s),
+        direction=_direction_ok(velocity, caption, unit, either_sign), speed=_speed_ok(velocity, caption, unit),
         object_fraction=fraction, measured_color=colour, rgb=tuple(int(round(c)) for c in rgb),
         measured_shape=shape, iou=iou, velocity=(float(velocity[0]), float(velocity[1])),
         run_frames=int(times[end] - times[0]) + 1,
