@@ -59,6 +59,7 @@ def variant_name(size: tuple[int, int], fps: float) -> str:
     """(64, 96), 16 → '96x64 16fps' (WxH, as --size)."""
     return f"{size[1]}x{size[0]} {fps:g}fps"
 
+
 def eval_captions(split: str, num: int, seed: int) -> list[str]:
     """`num` captions of `split`: a seeded permutation of its captions, repeated as needed."""
     captions = [c.text for c in captions_of_split(split)]
