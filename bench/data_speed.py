@@ -190,14 +190,14 @@ def print_table(result: dict) -> None:
     print("(! = the loader does not keep up with that step)")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and presets: check that the script runs")
     parser.add_argument("--tokenizer-clips-per-s", type=float, help="a tokenizer step's consumption measured elsewhere")
     parser.add_argument("--generator-tokens-per-s", type=float, help="a generator step's consumption measured elsewhere")
     parser.add_argument("--step-repeats", type=int, default=1, help="timed training steps after the warm-up one")
     parser.add_argument("--out", default="bench/results/data_speed.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     settings = dataclasses.replace(QUICK if args.quick else Settings(), step_repeats=args.step_repeats)
     load = os.getloadavg()[0]
 
