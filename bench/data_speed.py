@@ -193,8 +193,10 @@ def print_table(result: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and presets: check that the script runs")
-    parser.add_argument("--tokenizer-clips-per-s", type=float, help="a tokenizer step's consumption measured elsewhere")
-    parser.add_argument("--generator-tokens-per-s", type=float, help="a generator step's consumption measured elsewhere")
+    parser.add_argument("--tokenizer-clips-per-s", type=float,
+                        help="a tokenizer step's consumption measured elsewhere (a GPU)")
+    parser.add_argument("--generator-tokens-per-s", type=float,
+                        help="a generator step's consumption measured elsewhere (a GPU)")
     parser.add_argument("--step-repeats", type=int, default=1, help="timed training steps after the warm-up one")
     parser.add_argument("--out", default="bench/results/data_speed.json")
     args = parser.parse_args(argv)
@@ -208,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
         shards = make_shards(tmp / "shards", settings.shard_clips, settings.grid, settings.codebook)
         sequences = token_sequences(shards)
         loaders = {n: loader_clips_per_s(index, settings, n) for n in settings.worker_counts}
-        print(f"tokenizer loader: {', '.join(f'{n} workers {r:.1f}' for n, r in loaders.items())} clips/s", flush=True)
+        print("tokenizer loader: " + ", ".join(f"{n} workers {r:.1f}" for n, r in loaders.items()) + " clips/s",
+              flush=True)
         reader = reader_tokens_per_s(sequences, settings)
         print(f"generator shard reader: {reader:,.0f} tokens/s", flush=True)
         tokenizer_step = tokenizer_step_clips_per_s(index, settings, tmp / "run")

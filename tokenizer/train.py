@@ -8,12 +8,13 @@ Training may open with an image phase: its first `image_steps` steps see single 
 the causal encoder codes exactly as a clip's first frame), `image_batch_size` at a time. On the shapes data this
 learns colours and shapes at about 4× the frames per second of clips; the clip steps then learn motion.
 
-Batches are drawn ahead of the step in `data.num_workers` DataLoader worker processes (`data.step_loader`: the
+Batches are drawn ahead of the step in `data.num_workers` DataLoader worker processes (`step_loader` in data.py: a
 worker computes exactly the batch of (seed, rank, step) the trainer would, so workers change speed, never data);
 files skipped in workers come back with the batches and are listed when training ends.
 
-Steps of one iteration: 1. take the step's batch from the loader (frames in the image phase, clips after) 2. tokenizer forward 3. generator-side loss (L1, LPIPS, quantizer, adaptive-weight GAN)
-4. backward, all-reduce, clip, step 5. discriminator step once the GAN is on 6. log / evaluate / checkpoint.
+Steps of one iteration: 1. take the step's batch from the loader (frames in the image phase, clips after)
+2. tokenizer forward 3. generator-side loss (L1, LPIPS, quantizer, adaptive-weight GAN) 4. backward, all-reduce,
+clip, step 5. discriminator step once the GAN is on 6. log / evaluate / checkpoint.
 """
 from __future__ import annotations
 
