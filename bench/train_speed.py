@@ -51,16 +51,17 @@ def matmul_peak(threads: int, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best
 
 
-def make_shards(directory: Path, clips: int = 256) -> Path:
+def make_shards(directory: Path, clips: int = 256, grid: tuple[int, int, int] = GRID, codebook: int = CODEBOOK) -> Path:
+    """Token shards of `clips` random code grids (t, h, w) with the shapes captions (also used by data_speed.py)."""
     from t2v.recipes.shapes.dataset import all_captions, split_of
     from t2v.tokenizer.shards import ShardWriter
 
     rng = np.random.default_rng(0)
     captions = all_captions()
-    writer = ShardWriter(directory, CODEBOOK)
+    writer = ShardWriter(directory, codebook)
     for i in range(clips):
         caption = captions[i % len(captions)]
-        writer.add(rng.integers(0, CODEBOOK, GRID), {"caption": caption.text, "split": split_of(caption),
+        writer.add(rng.integers(0, codebook, grid), {"caption": caption.text, "split": split_of(caption),
                                                       "path": f"clip{i}.mp4"})
     return writer.close({"fps": 8.0})
 

@@ -16,7 +16,8 @@ from t2v.tokenizer.encode import encode_dataset
 from t2v.tokenizer.losses import LossConfig
 from t2v.tokenizer.shards import ShardReader
 from t2v.tokenizer.streaming import to_pixels
-from t2v.tokenizer.train import DataConfig, TokenizerTrainConfig, draw_batch, train
+from t2v.tokenizer.data import draw_batch
+from t2v.tokenizer.train import DataConfig, TokenizerTrainConfig, train
 from t2v.tokenizer.video_io import read_video, resize_and_crop
 
 BUCKETS = [(16, 16), (16, 24)]  # (H, W): 1:1 and 3:2

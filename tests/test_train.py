@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import tiny_config
-from t2v.tokenizer.data import ClipDataset
+from t2v.tokenizer.data import ClipDataset, draw_batch
 from t2v.tokenizer.losses import LossConfig
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.train import DataConfig, OptimConfig, TokenizerTrainConfig, Trainer, draw_batch, lr_factor, train
+from t2v.tokenizer.train import DataConfig, OptimConfig, TokenizerTrainConfig, Trainer, lr_factor, train
 
 COMPARED = ("loss", "l1", "grad_norm", "lr", "d_loss", "adversarial", "adaptive_weight")
 

@@ -8,10 +8,14 @@ Notable choices:
 - A file that is missing, unreadable, truncated or too short (frames actually decoded, not the header's count)
   is skipped: warned about once, recorded in `skipped` (path → reason; per worker process), and another item
   of the same bucket is returned instead. `max_retries` consecutive failures mean the index itself is bad:
-  RuntimeError.
+  RuntimeError. Attempt j of item i draws from its own generator (seed, e, i, j) and a known-bad file is tried
+  again, so an item never depends on which files earlier items found bad: the same in any worker and after a resume.
 - Several sizes (`buckets`, (H, W) each, e.g. 1:1, 4:3, 16:9, 9:16 at one pixel budget): each row goes to the
   bucket of nearest aspect ratio (its "size" [H, W] from the index, else the file's header) and its clips are
   resized and cropped to that bucket's size; `buckets` lists the items of each, so a batch can hold one size.
+- Tokenizer training draws the batch of each step with `draw_batch` (a function of (seed, rank, step)) inside
+  DataLoader workers: `step_loader` iterates `StepBatches`, whose item k is the whole batch of step k, with the
+  skipped files carried back beside the video (a worker's `skipped` is not the trainer's).
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ import numpy as np
 import torch
 
 from t2v.tokenizer.streaming import to_pixels
-from t2v.tokenizer.video_io import iter_video, probe, read_video, resize_and_crop
+from t2v.tokenizer.video_io import iter_video, probe, read_video, resize_and_crop, set_decode_threads
 
 
 def read_index(path: str | os.PathLike) -> list[dict]:
@@ -157,26 +161,99 @@ class ClipDataset(torch.utils.data.Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        index = i
-        for _ in range(self.max_retries):
+        bucket = self.buckets[self.bucket_of[i]]  # retries draw another clip of the same size
+        for attempt in range(self.max_retries):
+            # attempt 0 reads row i; a retry draws another row, from a generator of its own (see the header)
+            rng = np.random.default_rng([self.seed, self.epoch, i, attempt] if attempt else [self.seed, self.epoch, i])
+            index = bucket[int(rng.integers(len(bucket)))] if attempt else i
             row = self.rows[index]
-            if row["path"] not in self.skipped:
-                try:
-                    frames = load_clip(row, num_frames=self.num_frames, fps=self.fps, rng=rng)
-                except SkipClip as reason:
-                    self._skip(row["path"], str(reason))
-                else:
-                    frames = resize_and_crop(frames, self.size_of(index), self.crop, rng)
-                    return {"video": to_pixels(frames)[0], "caption": row["caption"], "path": row["path"]}
-            bucket = self.buckets[self.bucket_of[index]]  # another clip of the same size
-            index = bucket[int(rng.integers(len(bucket)))]
+            try:
+                frames = load_clip(row, num_frames=self.num_frames, fps=self.fps, rng=rng)
+            except SkipClip as reason:
+                self._skip(row["path"], str(reason))
+            else:
+                frames = resize_and_crop(frames, self.size_of(index), self.crop, rng)
+                return {"video": to_pixels(frames)[0], "caption": row["caption"], "path": row["path"]}
         raise RuntimeError(f"{self.max_retries} clips in a row could not be read (last: {row['path']}: "
                            f"{self.skipped.get(row['path'])}); run `t2v data check` on the index")
 
     def _skip(self, path: str, reason: str) -> None:
+        if path not in self.skipped:
+            warnings.warn(f"skipping {path}: {reason}", stacklevel=3)
         self.skipped[path] = reason
-        warnings.warn(f"skipping {path}: {reason}", stacklevel=3)
+
+
+def draw_batch(dataset: ClipDataset, batch_size: int, seed: int, rank: int, step: int) -> torch.Tensor:
+    """The batch of `rank` at `step`, clips of one size: its bucket (drawn in proportion to the bucket's clips),
+    indices and the clips' own randomness depend on (seed, rank, step) only."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + rank * 7_919 + step)
+    buckets = [bucket for bucket in dataset.buckets if bucket]
+    if len(buckets) == 1:
+        indices = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
+    else:
+        weights = torch.tensor([len(bucket) for bucket in buckets], dtype=torch.float64)
+        bucket = buckets[int(torch.multinomial(weights, 1, generator=generator))]
+        indices = [bucket[i] for i in torch.randint(len(bucket), (batch_size,), generator=generator).tolist()]
+    dataset.set_epoch(step)  # the clips' start times and crops: a function of (seed, step, index)
+    return torch.stack([dataset[index]["video"] for index in indices])  # (B, 3, T, H, W)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Training steps before `until` draw `batch_size` items of `dataset` (an image phase of single frames, then
+    clips); the last phase also covers every step after its `until`."""
+
+    dataset: ClipDataset
+    batch_size: int
+    until: float = math.inf
+
+
+def phase_at(phases: Sequence[Phase], step: int) -> Phase:
+    """The phase of `step`: the first whose `until` is past it, else the last."""
+    return next((phase for phase in phases if step < phase.until), phases[-1])
+
+
+def draw_step(phases: Sequence[Phase], seed: int, rank: int, step: int) -> torch.Tensor:
+    """The batch of `rank` at `step`, from the dataset of the step's phase."""
+    phase = phase_at(phases, step)
+    return draw_batch(phase.dataset, phase.batch_size, seed, rank, step)
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item k is the batch of `rank` at step `steps[k]`: {"video": (B,3,T,H,W), "skipped": {path: reason}}, the
+    skipped files being every file this process's datasets have skipped so far."""
+
+    def __init__(self, phases: Sequence[Phase], *, seed: int, rank: int, steps: range) -> None:
+        if not phases:
+            raise ValueError("StepBatches needs at least one phase")
+        self.phases, self.seed, self.rank, self.steps = tuple(phases), seed, rank, steps
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, k: int) -> dict:
+        video = draw_step(self.phases, self.seed, self.rank, self.steps[k])
+        skipped = {path: reason for phase in self.phases for path, reason in phase.dataset.skipped.items()}
+        return {"video": video, "skipped": skipped}
+
+
+def init_worker(worker_id: int) -> None:
+    """A DataLoader worker computes on one thread and decodes without a pool: the trainer keeps the cores."""
+    torch.set_num_threads(1)
+    set_decode_threads(1)
+
+
+def step_loader(phases: Sequence[Phase], *, seed: int, rank: int, steps: range, num_workers: int,
+                prefetch_batches: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """The batches of `steps` in order, drawn by `num_workers` worker processes (0: in this process), each keeping
+    up to `prefetch_batches` batches ready. The loader has its own generator: iterating it never draws from the
+    global torch RNG, which a resumed run restores exactly."""
+    if num_workers < 0 or prefetch_batches < 1:
+        raise ValueError(f"need num_workers >= 0 and prefetch_batches >= 1, got {num_workers}, {prefetch_batches}")
+    workers = dict(prefetch_factor=prefetch_batches, worker_init_fn=init_worker) if num_workers else {}
+    return torch.utils.data.DataLoader(StepBatches(phases, seed=seed, rank=rank, steps=steps), batch_size=None,
+                                       num_workers=num_workers, pin_memory=pin_memory,
+                                       generator=torch.Generator().manual_seed(seed), **workers)
 
 
 @dataclass

@@ -11,8 +11,13 @@ Training may open with an image phase: its first `image_steps` steps see single 
 the causal encoder codes exactly as a clip's first frame), `image_batch_size` at a time. On the shapes data this
 learns colours and shapes at about 4× the frames per second of clips; the clip steps then learn motion.
 
-Steps of one iteration: 1. draw the batch (frames in the image phase, clips after) 2. tokenizer forward 3. generator-side loss (L1, LPIPS, quantizer, adaptive-weight GAN)
-4. backward, all-reduce, clip, step 5. discriminator step once the GAN is on 6. log / evaluate / checkpoint.
+Batches are drawn ahead of the step in `data.num_workers` DataLoader worker processes (`step_loader` in data.py: a
+worker computes exactly the batch of (seed, rank, step) the trainer would, so workers change speed, never data);
+files skipped in workers come back with the batches and are listed when training ends.
+
+Steps of one iteration: 1. take the step's batch from the loader (frames in the image phase, clips after)
+2. tokenizer forward 3. generator-side loss (L1, LPIPS, quantizer, adaptive-weight GAN) 4. backward, all-reduce,
+clip, step 5. discriminator step once the GAN is on 6. log / evaluate / checkpoint.
 """
 from __future__ import annotations
 
@@ -22,9 +27,10 @@ import json
 import math
 import os
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -34,7 +40,7 @@ from t2v.tokenizer import distributed
 from t2v.tokenizer.atomic import atomic_write_text
 from t2v.tokenizer.checkpoint import (latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                       truncate_metrics)
-from t2v.tokenizer.data import ClipDataset
+from t2v.tokenizer.data import ClipDataset, Phase, draw_step, step_loader
 from t2v.tokenizer.evaluate import EvalResult, evaluate, write_samples
 from t2v.tokenizer.losses import LossConfig, TokenizerLoss
 from t2v.tokenizer.model import TokenizerConfig, VideoTokenizer
@@ -54,10 +60,15 @@ class DataConfig:
     # (H, W) sizes clips are sorted into by aspect ratio, each batch of one size (e.g. 1:1, 4:3, 16:9, 9:16 at one
     # pixel budget); empty: every clip at `size`
     buckets: list[tuple[int, int]] = field(default_factory=list)
+    num_workers: int = 2  # DataLoader worker processes drawing batches ahead; 0 = in the training process
+    prefetch_batches: int = 2  # batches each worker keeps ready
 
     def __post_init__(self) -> None:
         if any(len(bucket) != 2 or min(bucket) < 1 for bucket in self.buckets):
             raise ValueError(f"data.buckets must be positive (H, W) pairs, got {self.buckets}")
+        if self.num_workers < 0 or self.prefetch_batches < 1:
+            raise ValueError(f"data.num_workers must be >= 0 and data.prefetch_batches >= 1, got "
+                             f"{self.num_workers} and {self.prefetch_batches}")
 
 
 @dataclass
@@ -111,21 +122,6 @@ def lr_factor(step: int, config: OptimConfig, total_steps: int) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def draw_batch(dataset: ClipDataset, batch_size: int, seed: int, rank: int, step: int) -> torch.Tensor:
-    """The batch of `rank` at `step`, clips of one size: its bucket (drawn in proportion to the bucket's clips),
-    indices and the clips' own randomness depend on (seed, rank, step) only."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + rank * 7_919 + step)
-    buckets = [bucket for bucket in dataset.buckets if bucket]
-    if len(buckets) == 1:
-        indices = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
-    else:
-        weights = torch.tensor([len(bucket) for bucket in buckets], dtype=torch.float64)
-        bucket = buckets[int(torch.multinomial(weights, 1, generator=generator))]
-        indices = [bucket[i] for i in torch.randint(len(bucket), (batch_size,), generator=generator).tolist()]
-    dataset.set_epoch(step)  # the clips' start times and crops: a function of (seed, step, index)
-    return torch.stack([dataset[index]["video"] for index in indices])  # (B, 3, T, H, W)
-
-
 class Trainer:
     """Holds the model, discriminator, optimizers and schedules of one tokenizer run."""
 
@@ -151,12 +147,23 @@ class Trainer:
         self.eval_set = clips(num_frames=data.num_frames, crop="center", split=data.eval_split, seed=config.seed + 1)
         self.image_set = clips(num_frames=1, crop="random", split=data.train_split,
                                seed=config.seed) if config.image_steps else None
+        self.phases = ([Phase(self.image_set, config.image_batch_size, until=config.image_steps)]
+                       if config.image_steps else []) + [Phase(self.train_set, config.batch_size)]
+        self.skipped: dict[str, str] = {}  # path → reason, from every process that drew batches
 
     def batch(self, step: int) -> torch.Tensor:
-        """The training batch of this rank at `step`: single frames in the image phase, clips after."""
-        if step < self.config.image_steps:
-            return draw_batch(self.image_set, self.config.image_batch_size, self.config.seed, self.rank, step)
-        return draw_batch(self.train_set, self.config.batch_size, self.config.seed, self.rank, step)
+        """The training batch of this rank at `step`, drawn here: single frames in the image phase, clips after."""
+        return draw_step(self.phases, self.config.seed, self.rank, step)
+
+    def batches(self, start: int) -> Iterator[torch.Tensor]:
+        """The batches of steps [start, steps), drawn ahead by the data workers; records the files they skipped."""
+        data = self.config.data
+        loader = step_loader(self.phases, seed=self.config.seed, rank=self.rank, steps=range(start, self.config.steps),
+                             num_workers=data.num_workers, prefetch_batches=data.prefetch_batches,
+                             pin_memory=self.device.type == "cuda")
+        for batch in loader:
+            self.skipped.update(batch["skipped"])
+            yield batch["video"]
 
     # 1. One optimisation step ---------------------------------------------------------------------------------
     def train_step(self, video: torch.Tensor) -> dict[str, float]:
@@ -243,9 +250,10 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
     progress = tqdm(total=config.steps, initial=trainer.step, desc=f"tokenizer {config.name}", unit="step",
                     disable=trainer.rank != 0, dynamic_ncols=True)
     started = time.time()
-    with open(run_dir / "metrics.jsonl" if trainer.rank == 0 else os.devnull, "a") as metrics_file:
-        while trainer.step < config.steps:
-            logs = trainer.train_step(trainer.batch(trainer.step))
+    with open(run_dir / "metrics.jsonl" if trainer.rank == 0 else os.devnull, "a") as metrics_file, \
+            closing(trainer.batches(trainer.step)) as batches:  # closing: the workers end with the loop, even on error
+        for video in batches:
+            logs = trainer.train_step(video)
             trainer.step += 1
             progress.update(1)
             record: dict[str, Any] = {}
@@ -264,11 +272,17 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
             if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
                 trainer.save()
     progress.close()
-    skipped = getattr(trainer.train_set, "skipped", None)
-    if skipped and trainer.rank == 0:
-        print(f"skipped {len(skipped)} unreadable or too-short files (see warnings above)")
+    if trainer.skipped:
+        print(skipped_message(trainer.skipped, trainer.rank, trainer.world))
     distributed.teardown()
     return result
+
+
+def skipped_message(skipped: dict[str, str], rank: int, world: int) -> str:
+    """'skipped 2 unreadable or too-short files: …' with one line per file (each rank reports its own)."""
+    where = f" on rank {rank}" if world > 1 else ""
+    lines = [f"skipped {len(skipped)} unreadable or too-short files{where}:"]
+    return "\n".join(lines + [f"  {path}: {reason}" for path, reason in sorted(skipped.items())])
 
 
 def _run_config(config: TokenizerTrainConfig) -> dict[str, Any]:
