@@ -186,3 +186,30 @@ def test_tokenizer_loss_without_perceptual_term_needs_no_weights():
 def test_loss_config_rejects_negative_weights():
     with pytest.raises(ValueError, match="perceptual_weight"):
         LossConfig(perceptual_weight=-0.1)
+
+
+def test_gradient_difference_counts_a_blurred_edge_and_ignores_a_flat_offset():
+    from t2v.tokenizer.losses import gradient_difference
+
+    sharp = torch.zeros(1, 3, 1, 2, 8)
+    sharp[..., 4:] = 1.0  # a vertical step edge (along W), the same in both rows
+    blurred = sharp.clone()
+    blurred[..., 3], blurred[..., 4] = 0.25, 0.75  # the same edge spread over two pixels
+    assert torch.equal(gradient_difference(sharp, sharp), torch.tensor(0.0))
+    # by hand: differences along W are [0,0,0,1,0,0,0] vs [0,0,.25,.5,.25,0,0]: |.25|+|.5|+|.25| over 7, along H none
+    torch.testing.assert_close(gradient_difference(sharp, blurred), torch.tensor(1.0 / 7))
+    torch.testing.assert_close(gradient_difference(sharp, sharp + 0.3), torch.tensor(0.0))  # only edges count
+
+
+def test_gradient_weight_enters_the_loss_and_its_log():
+    from t2v.tokenizer.losses import LossConfig, TokenizerLoss
+
+    video = torch.rand(1, 3, 2, 8, 8) * 2 - 1
+    reconstruction = video.flip(-1)
+    plain = TokenizerLoss(LossConfig(perceptual_weight=0, adversarial_weight=0))
+    edged = TokenizerLoss(LossConfig(perceptual_weight=0, adversarial_weight=0, gradient_weight=2.0))
+    base, _ = plain.generator_loss(video, reconstruction, torch.tensor(0.0), None, 0)
+    total, logs = edged.generator_loss(video, reconstruction, torch.tensor(0.0), None, 0)
+    torch.testing.assert_close(total, base + 2.0 * torch.tensor(logs["gradient"]))
+    with pytest.raises(ValueError, match="gradient_weight"):
+        LossConfig(gradient_weight=-1)
