@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import tempfile
@@ -34,7 +33,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from train_speed import make_shards  # bench/ is the script's directory, so on sys.path
+from report import write_report  # bench/ is the script's directory, so on sys.path
+from train_speed import make_shards
 
 from t2v.generator.data import IGNORE, TokenSequences
 from t2v.generator.model import VideoGenerator, preset as generator_preset
@@ -239,10 +239,7 @@ def main(argv: list[str] | None = None) -> None:
                                       "given": args.generator_tokens_per_s}},
               "loaders": rows}
     print_table(result)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten to {out}")
+    write_report(result, args.out)
 
 
 if __name__ == "__main__":

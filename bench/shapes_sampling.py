@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 from pathlib import Path
 
 import torch
+from report import write_report  # bench/ is the script's directory, so on sys.path
 
 from t2v.generator.pipeline import TextToVideo
 from t2v.generator.sample import SamplingConfig
@@ -68,10 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         attributes = " ".join(f"{100 * mean[name]:>5.1f}%" for name in ("object", "color", "shape", "direction",
                                                                           "speed"))
         print(f"{label(sampling):<42} {overall} {attributes} {rows[-1]['seconds']:>5.0f}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"pipeline": str(args.pipeline), "num": args.num, "seed": args.seed,
-                                    "rows": rows}, indent=2))
-    print(f"(attribute columns: mean of the two splits)\nJSON → {args.out}")
+    print("(attribute columns: the mean of the two splits)")
+    write_report({"pipeline": str(args.pipeline), "num": args.num, "seed": args.seed, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import write_report  # bench/ is the script's directory, so on sys.path
 
 GRID, CODEBOOK, MAX_TEXT_LEN = (5, 8, 8), 1000, 12
 # preset: (batch per rank, steps); B is ~25× the work of tiny per id, so it runs short and small.
@@ -156,10 +157,7 @@ def main() -> None:
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                          f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
               "torch": torch.__version__, "sequence_len": MAX_TEXT_LEN + 2 + int(np.prod(GRID)) + 1, "runs": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten to {out}")
+    write_report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -108,6 +109,21 @@ def tiny_pipeline(text):
     video_tokenizer = tiny_model()
     generator = tiny_generator(text_size=text.size, codebook_size=video_tokenizer.codebook_size)
     return TextToVideo(video_tokenizer, generator, text, PipelineInfo(fps=8, size=(16, 16), frames=5))
+
+
+def load_bench(name: str, monkeypatch: pytest.MonkeyPatch):
+    """The module of script `bench/<name>.py`, loaded as the scripts run: bench/ on sys.path (they import their
+    siblings) and the module registered under its name (dataclasses look their module up there)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    monkeypatch.syspath_prepend(str(path.parent))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_torchrun(script: str, args: list[str], directory, timeout: int = 240) -> None:

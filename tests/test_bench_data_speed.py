@@ -1,20 +1,13 @@
 """bench/data_speed.py end to end in its --quick mode (tiny files, shards and presets): the JSON's keys and ratios."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "data_speed.py"
+from conftest import load_bench
 
 
 def test_bench_quick_writes_rates_and_ratios(tmp_path, monkeypatch, capsys):
-    monkeypatch.syspath_prepend(str(BENCH.parent))  # the script imports its sibling train_speed.py
-    spec = importlib.util.spec_from_file_location("data_speed_bench", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up there
-    spec.loader.exec_module(bench)
+    bench = load_bench("data_speed", monkeypatch)
     out = tmp_path / "data_speed.json"
     bench.main(["--quick", "--tokenizer-clips-per-s", "1e6", "--generator-tokens-per-s", "0.5", "--out", str(out)])
     report = json.loads(out.read_text())

@@ -1,25 +1,19 @@
 """bench/long_video.py end to end on a random tiny pipeline (tiny numbers): the JSON's structure and ranges."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-from conftest import tiny_pipeline
+from conftest import load_bench, tiny_pipeline
 from t2v.recipes.shapes.dataset import COLORS, DIRECTIONS, split_of
 from t2v.recipes.shapes.verify_long import SEGMENT_ATTRIBUTES
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "long_video.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("long_video_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with pytest.MonkeyPatch.context() as patch:
+        yield load_bench("long_video", patch)
 
 
 def test_spread_captions_and_turns(bench):

@@ -2,23 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-from conftest import tiny_pipeline
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "shapes_sampling.py"
+from conftest import load_bench, tiny_pipeline
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("shapes_sampling_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with pytest.MonkeyPatch.context() as patch:
+        yield load_bench("shapes_sampling", patch)
 
 
 def test_settings_parse_and_bad_ones_are_refused(bench):
