@@ -5,6 +5,7 @@ Typed config functions for each stage; variants (`quick`) derive from the defaul
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING
 
 from t2v.tokenizer.losses import LossConfig
@@ -55,17 +56,21 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     CPU: about 7,700 ids/s with both cores (2.9 steps/s), so 4,000 steps take about 25 minutes and `quick`'s 240
     about 2 (its loss falls from 6.9 to 2.2 by step 180). At 2,000 steps the loss was still falling (0.95), hence
     4,000. Sequences are windows of 5 latent frames (a 17-frame clip): whole short clips, and windows at random
-    offsets of the recipe's long clips, so the model learns to continue. The vocabulary sizes here are placeholders: training sets them from the caption tokenizer it trains
-    and from the shards.
+    offsets of the recipe's long clips, so the model learns to continue. Code vectors are factorized over the
+    tokenizer's FSQ digits (`code_levels`): on the same shards, 14–15% lower held-out loss than plain code
+    embeddings at every checkpoint from step 500 to 2,500 (e.g. 1.18 vs 1.38 at step 2,000). The text vocabulary
+    size is a placeholder: training sets it from the caption tokenizer it trains, and the size and rate tables from
+    the shards.
     """
     from t2v.generator.model import preset as generator_preset  # transformers: loaded only when needed
     from t2v.generator.train import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} of recipe shapes: choose one of {', '.join(VARIANTS)}")
+    levels = tokenizer_config(variant).model.fsq_levels  # factorized code vectors over the tokenizer's FSQ digits
     config = GeneratorTrainConfig(
         name="shapes",
-        model=generator_preset("tiny", max_text_len=12),
+        model=generator_preset("tiny", max_text_len=12, code_levels=list(levels), codebook_size=math.prod(levels)),
         data=GeneratorDataConfig(shards=TOKENS_DIR, train_split="seen", caption_dropout=0.1, text_vocab_size=128,
                                  max_text_len=12, window=5),
         optim=GeneratorOptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0),
