@@ -160,6 +160,18 @@ class VideoGenerator(nn.Module):
         self.digits_in = CodeDigits(levels, config.hidden) if levels else None
         self.digits_out = CodeDigits(levels, config.hidden) if levels else None
 
+    def output_weight(self) -> torch.Tensor:
+        """(C, hidden) output vectors of the codes: the head's rows plus their factorized digit vectors. Without
+        autograd (sampling: one id per forward) the sum is kept until either weight changes in place (an optimizer
+        step bumps the tensors' version counters), so decoding does not rebuild it for every id."""
+        weights = (self.head.weight, self.digits_out.table.weight)
+        if torch.is_grad_enabled():
+            return weights[0] + self.digits_out.vectors()
+        key = tuple((id(w), w._version, w.device, w.dtype) for w in weights)
+        if getattr(self, "_output_cache", (None,))[0] != key:
+            self._output_cache = (key, weights[0] + self.digits_out.vectors())
+        return self._output_cache[1]
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -199,7 +211,7 @@ class VideoGenerator(nn.Module):
         hidden = self.decoder.norm(hidden[:, logits_from:])
         if self.digits_out is None:
             return self.head(hidden)
-        return hidden @ (self.head.weight + self.digits_out.vectors()).T
+        return hidden @ self.output_weight().T
 
     # --- checkpoints ---
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -305,3 +305,16 @@ def test_factorized_codes_change_the_logits_survive_a_round_trip_and_must_match_
         torch.testing.assert_close(loaded(ids, vocab.positions(2, 2, 2)), factorized(ids, vocab.positions(2, 2, 2)))
     with pytest.raises(ValueError, match="code_levels"):
         GeneratorConfig(codebook_size=64, code_levels=[8, 5])
+
+
+def test_factorized_output_vectors_are_kept_while_sampling_and_rebuilt_after_a_weight_update():
+    model = tiny_generator(code_levels=[4, 4, 4])
+    with torch.no_grad():
+        kept = model.output_weight()
+        assert model.output_weight() is kept  # one sum for every decoded id
+        torch.testing.assert_close(kept, model.head.weight + model.digits_out.vectors())
+        model.digits_out.table.weight.add_(1.0)  # what an optimizer step does
+        rebuilt = model.output_weight()
+    assert rebuilt is not kept
+    torch.testing.assert_close(rebuilt, model.head.weight + model.digits_out.vectors())
+    assert model.output_weight().requires_grad  # training builds it with autograd, every time
