@@ -187,7 +187,10 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
                     break  # nothing follows in this cache
                 if slot - base == window - 1:
                     roll(model, cache, h * w, shift=base > 0)
-                    slot, base = (slot - 1, base) if base > 0 else (slot, first_slot(False))
+                    if base > 0:
+                        slot -= 1  # the others moved back one slot
+                    else:
+                        base = first_slot(False)  # the first frame left; the others stay at slots 1 …
             index = slot * h * w + j
             logits = decode_one(model, code, (cos[:, index: index + 1], sin[:, index: index + 1]), cache)
         recent.append(codes.view(batch, h, w))  # (B, h*w) -> (B, h, w)
