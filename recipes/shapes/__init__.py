@@ -55,7 +55,8 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     """Generator for the shapes token shards (5×8×8 codes a clip: 335-id sequences), sized for a 2-core CPU.
 
     The tiny preset (4 layers, 256 wide, 4M parameters), 8 sequences a step (2,680 ids). Measured on the 2-core
-    CPU: about 7,700 ids/s with both cores (2.9 steps/s), so 4,000 steps take about 25 minutes and `quick`'s 240
+    CPU: about 7,700 ids/s with both cores in `bench/train_speed.py` (2.9 steps/s); the recipe's real run (evals,
+    checkpoints, sample videos, factorized codes) took 1,923 s for its 4,000 steps on 2026-11-29, and `quick`'s 240
     about 2 (its loss falls from 6.9 to 2.2 by step 180). At 2,000 steps the loss was still falling (0.95), hence
     4,000. Sequences are windows of 5 latent frames (a 17-frame clip): whole short clips, and windows at random
     offsets of the recipe's long clips, so the model learns to continue. Code vectors are factorized over the
