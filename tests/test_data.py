@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2v.tokenizer.data import ClipDataset, check_index, read_index
+from t2v.tokenizer.data import ClipDataset, SkipClip, check_index, load_clip, read_index
 from t2v.tokenizer.video_io import read_video, write_video
 
 STEP = 4
@@ -73,6 +73,17 @@ def test_clip_dataset_items(tmp_path):
     assert len(late) == 1
     late_first = ((late[0]["video"][0, 0].mean() + 1) * 127.5 / STEP).round().item()
     assert late_first >= 24
+
+
+def test_a_duration_rounded_by_the_container_still_gives_the_whole_clip(tmp_path):
+    """A 17-frame 16 fps mp4 may state 1.062 s (its time base), not 1.0625 s: all 17 frames still load; a clip
+    really a frame short is still refused."""
+    path = write_video(tmp_path / "a.mp4", counting_frames(17), fps=16)
+    rng = np.random.default_rng(0)
+    rounded = load_clip({"path": str(path), "end": 1.062}, num_frames=17, fps=16.0, rng=rng)
+    assert rounded.shape[0] == 17 and rounded[-1].mean() == pytest.approx(16 * STEP, abs=2)
+    with pytest.raises(SkipClip, match="too short"):
+        load_clip({"path": str(path), "end": 1.0}, num_frames=17, fps=16.0, rng=rng)
 
 
 def test_clip_sampling_is_deterministic_and_varies_by_epoch(tmp_path):

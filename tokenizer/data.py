@@ -100,7 +100,9 @@ def load_clip(row: dict, *, num_frames: int, fps: float | None, rng: np.random.G
         start, end = _row_range(row, info.duration or math.inf)
         # 1. choose a start: on the native frame grid when not resampling, anywhere when resampling
         room = end - start - num_frames / rate
-        if room < -1e-6:
+        # Containers round the duration to their time base (a 17-frame 16 fps mp4 can say 1.062 s, not 1.0625):
+        # up to half a frame short is rounding, and the decoded frames are counted below anyway.
+        if room < -0.5 / rate:
             raise SkipClip(f"too short: {end - start:.3f}s, need {num_frames} frames at {rate:g} fps")
         if math.isinf(room):
             offset = 0.0
