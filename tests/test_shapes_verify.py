@@ -164,16 +164,19 @@ def test_score_and_table():
     checks = [make(True, True, True, True, True), make(True, False, True, True, True),
               make(True, True, True, False, False), make(False, False, False, False, False)]
     report = score(checks)
+    stderr = report.pop("overall_stderr")
     assert report == {"object": 0.75, "color": 0.5, "shape": 0.75, "direction": 0.5, "speed": 0.5,
                       "overall": 0.25, "num": 4}
+    assert stderr == pytest.approx((0.25 * 0.75 / 4) ** 0.5)  # 0.2165: one pass in four says little
+    report["overall_stderr"] = stderr
     empty = score([])
-    assert empty["num"] == 0 and empty["overall"] is None
+    assert empty["num"] == 0 and empty["overall"] is None and empty["overall_stderr"] is None
     table = format_table({"seen": report, "heldout": empty})
     lines = table.splitlines()
     assert len(lines) == 3
-    assert lines[0].split() == ["split", *ATTRIBUTES, "overall", "n"]
-    assert lines[1].split() == ["seen", "75.0", "50.0", "75.0", "50.0", "50.0", "25.0", "4"]
-    assert lines[2].split() == ["heldout", "-", "-", "-", "-", "-", "-", "0"]
+    assert lines[0].split() == ["split", *ATTRIBUTES, "overall", "±", "n"]
+    assert lines[1].split() == ["seen", "75.0", "50.0", "75.0", "50.0", "50.0", "25.0", "21.7", "4"]
+    assert lines[2].split() == ["heldout", "-", "-", "-", "-", "-", "-", "-", "0"]
 
 
 # --------------------------------------------------------------------------------------------- frame rates

@@ -24,6 +24,7 @@ Lengths scale with s = min(H, W) / 64; b = box_size((H, W)) is the object's box 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -208,19 +209,24 @@ def check_video(frames: np.ndarray, caption: str | Caption, *, either_sign: bool
 
 # --------------------------------------------------------------------------------------------- reports
 def score(checks: Sequence[VideoCheck]) -> dict:
-    """Accuracy per attribute and 'overall' (fraction passed), plus 'num'; accuracies are None when empty."""
+    """Accuracy per attribute and 'overall' (fraction passed), the overall accuracy's standard error
+    ('overall_stderr', binomial: sqrt(p(1 - p) / n)), plus 'num'; accuracies are None when empty."""
     num = len(checks)
     report = {name: (sum(getattr(c, name) for c in checks) / num if num else None) for name in ATTRIBUTES}
-    report["overall"] = sum(c.passed for c in checks) / num if num else None
+    overall = sum(c.passed for c in checks) / num if num else None
+    report["overall"] = overall
+    report["overall_stderr"] = math.sqrt(overall * (1 - overall) / num) if num else None
     report["num"] = num
     return report
 
 
 def format_table(reports: Mapping[str, dict]) -> str:
-    """Plain-text table: a row per split (e.g. seen, heldout), accuracies in %, then n."""
-    columns = (*ATTRIBUTES, "overall")
+    """Plain-text table: a row per split (e.g. seen, heldout), accuracies in %, the overall one's standard error
+    (± points: two runs differing by less than about twice it are not told apart), then n."""
+    columns = (*ATTRIBUTES, "overall", "overall_stderr")
     width = max([5, *map(len, reports)])
-    lines = [f"{'split':<{width}} " + " ".join(f"{c:>9}" for c in columns) + f" {'n':>6}"]
+    lines = [f"{'split':<{width}} " + " ".join(f"{'±' if c == 'overall_stderr' else c:>9}" for c in columns)
+             + f" {'n':>6}"]
     for split, report in reports.items():
         cells = ["-" if report.get(c) is None else f"{100 * report[c]:.1f}" for c in columns]
         lines.append(f"{split:<{width}} " + " ".join(f"{c:>9}" for c in cells) + f" {report.get('num', 0):>6}")
