@@ -61,8 +61,8 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     CPU: about 7,700 ids/s with both cores in `bench/train_speed.py` (2.9 steps/s); the recipe's real run (evals,
     checkpoints, sample videos, factorized codes) took 1,923 s for its 4,000 steps on 2026-11-29, and `quick`'s 240
     steps about 2 minutes (its loss falls from 6.9 to 2.2 by step 180). At 2,000 steps the loss was still falling
-    (0.95), hence 4,000. Sequences are windows of 5 latent frames (a 17-frame clip): whole short clips, and windows at random
-    offsets of the recipe's long clips, so the model learns to continue. Code vectors are factorized over the
+    (0.95), hence 4,000. Sequences are windows of 5 latent frames (a 17-frame clip): whole short clips, and windows
+    at random offsets of the recipe's long clips, so the model learns to continue. Code vectors are factorized over the
     tokenizer's FSQ digits (`code_levels`): on the same shards, 14–15% lower held-out loss than plain code
     embeddings at every checkpoint from step 500 to 2,500 (e.g. 1.18 vs 1.38 at step 2,000). The text vocabulary
     size is a placeholder: training sets it from the caption tokenizer it trains, and the size and rate tables from
