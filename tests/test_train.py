@@ -13,7 +13,8 @@ from conftest import tiny_config
 from t2v.tokenizer.data import ClipDataset, draw_batch
 from t2v.tokenizer.losses import LossConfig
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.train import DataConfig, OptimConfig, TokenizerTrainConfig, Trainer, lr_factor, train
+from t2v.tokenizer.train import (DataConfig, OptimConfig, TokenizerTrainConfig, Trainer, lr_factor, schedule_factor,
+                                  train)
 
 COMPARED = ("loss", "l1", "grad_norm", "lr", "d_loss", "adversarial", "adaptive_weight")
 
@@ -147,6 +148,31 @@ def test_lr_schedule():
     assert lr_factor(50, config, 10) == pytest.approx(0.1)
 
 
+def test_decoder_fine_tune_has_its_own_schedule():
+    config = TokenizerTrainConfig(steps=14, decoder_steps=4, optim=OptimConfig(warmup_steps=2, min_lr_ratio=0.1))
+    assert [schedule_factor(step, config) for step in range(10)] == pytest.approx(
+        [lr_factor(step, config.optim, 10) for step in range(10)])  # the run before it is unchanged
+    assert [schedule_factor(step, config) for step in range(10, 14)] == pytest.approx(
+        [lr_factor(step, config.optim, 4) for step in range(4)])  # warmup again, then a cosine over 4 steps
+
+
+def test_decoder_fine_tune_freezes_the_encoder(shapes_index, tmp_path):
+    config = dataclasses.replace(train_config(shapes_index), decoder_steps=2)  # steps 2 and 3, GAN from 2
+    trainer = Trainer(config, tmp_path)
+    snapshot = lambda module: {name: value.clone() for name, value in module.state_dict().items()}  # noqa: E731
+    video = trainer.batch(0)
+    encoder, decoder = snapshot(trainer.model.encoder), snapshot(trainer.model.decoder)
+    trainer.step = 1
+    trainer.train_step(video)  # step 1: encoder and decoder both learn
+    trainer.step = 2
+    assert any(not torch.equal(value, trainer.model.encoder.state_dict()[name]) for name, value in encoder.items())
+    encoder, decoder = snapshot(trainer.model.encoder), snapshot(trainer.model.decoder)
+    logs = trainer.train_step(video)  # step 2: the decoder fine-tune, GAN on
+    assert "d_loss" in logs and all(parameter.grad is None for parameter in trainer.model.encoder.parameters())
+    assert all(torch.equal(value, trainer.model.encoder.state_dict()[name]) for name, value in encoder.items())
+    assert any(not torch.equal(value, trainer.model.decoder.state_dict()[name]) for name, value in decoder.items())
+
+
 def test_draw_batch_is_a_function_of_seed_rank_step(shapes_index):
     dataset = ClipDataset(shapes_index, num_frames=5, size=(16, 16), crop="random", split="seen", seed=0)
     first = draw_batch(dataset, 2, seed=0, rank=0, step=0)
@@ -174,3 +200,5 @@ def test_train_config_checks():
         TokenizerTrainConfig(eval_every=0)
     with pytest.raises(ValueError, match="image_steps"):
         TokenizerTrainConfig(steps=10, image_steps=10)
+    with pytest.raises(ValueError, match="decoder_steps"):
+        TokenizerTrainConfig(steps=10, image_steps=4, decoder_steps=6)

@@ -203,10 +203,14 @@ class VideoTokenizer(nn.Module):
         return 1 + (latent_frames - 1) * self.config.temporal_stride
 
     # 2. Training forward (whole clip) -------------------------------------------------------------------------
-    def forward(self, video: torch.Tensor) -> TokenizerOutput:
-        """Reconstruct a clip (B, 3, T, H, W) in [-1, 1]; returns reconstruction, codes and the quantizer loss."""
+    def forward(self, video: torch.Tensor, train_encoder: bool = True) -> TokenizerOutput:
+        """Reconstruct a clip (B, 3, T, H, W) in [-1, 1]; returns reconstruction, codes and the quantizer loss.
+
+        `train_encoder=False` encodes without gradients (the decoder fine-tune: the codes no longer change).
+        """
         self.latent_shape(*video.shape[2:])
-        quantized: QuantizerOutput = self.quantizer(self.encoder(video))
+        with torch.set_grad_enabled(train_encoder and torch.is_grad_enabled()):
+            quantized: QuantizerOutput = self.quantizer(self.encoder(video))
         reconstruction = self.decoder(quantized.latent)
         return TokenizerOutput(reconstruction, quantized.codes, quantized.aux_loss)
 

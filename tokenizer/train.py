@@ -95,6 +95,9 @@ class TokenizerTrainConfig:
     batch_size: int = 4  # per rank
     image_steps: int = 0  # the first steps train on single frames (an image phase), then on clips
     image_batch_size: int = 16  # frames per rank and step in the image phase
+    # the last steps train the decoder alone on the frozen encoder's codes, with their own warmup and cosine: the
+    # codes a generator learns stop changing, and the decoder (e.g. with the GAN on) can still sharpen
+    decoder_steps: int = 0
     seed: int = 0
     log_every: int = 10
     eval_every: int = 500
@@ -109,6 +112,9 @@ class TokenizerTrainConfig:
         if not 0 <= self.image_steps < self.steps:
             raise ValueError(f"image_steps ({self.image_steps}) must be in [0, steps={self.steps}): clips must "
                              "follow the image phase")
+        if not 0 <= self.decoder_steps < self.steps - self.image_steps:
+            raise ValueError(f"decoder_steps ({self.decoder_steps}) must be in [0, steps - image_steps = "
+                             f"{self.steps - self.image_steps}): the decoder fine-tune comes after the clip phase")
         for name in ("log_every", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -120,6 +126,20 @@ def lr_factor(step: int, config: OptimConfig, total_steps: int) -> float:
         return (step + 1) / config.warmup_steps
     progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def decoder_start(config: TokenizerTrainConfig) -> int:
+    """The first step of the decoder fine-tune (`steps` when there is none)."""
+    return config.steps - config.decoder_steps
+
+
+def schedule_factor(step: int, config: TokenizerTrainConfig) -> float:
+    """The learning-rate factor at `step`: one warmup + cosine over the steps before the decoder fine-tune, and
+    another over the fine-tune, so adding a fine-tune does not change the run before it."""
+    start = decoder_start(config)
+    if step < start:
+        return lr_factor(step, config.optim, start)
+    return lr_factor(step - start, config.optim, config.decoder_steps)
 
 
 class Trainer:
@@ -168,14 +188,14 @@ class Trainer:
     # 1. One optimisation step ---------------------------------------------------------------------------------
     def train_step(self, video: torch.Tensor) -> dict[str, float]:
         video = video.to(self.device)
-        factor = lr_factor(self.step, self.config.optim, self.config.steps)  # a function of the step: resumes exactly
+        factor = schedule_factor(self.step, self.config)  # a function of the step: resumes exactly
         for optimizer, base in ((self.opt_g, self.config.optim.lr), (self.opt_d, self.config.optim.discriminator_lr)):
             for group in optimizer.param_groups:
                 group["lr"] = base * factor
         if self.config.channels_last:
             video = video.contiguous(memory_format=torch.channels_last_3d)
         self.model.train()
-        output = self.model(video)
+        output = self.model(video, train_encoder=self.step < decoder_start(self.config))
         loss, logs = self.loss.generator_loss(video, output.reconstruction, output.aux_loss,
                                               self.model.decoder.last_layer, self.step)
         self.opt_g.zero_grad(set_to_none=True)
