@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import QUANTIZERS
-from t2v.tokenizer.quantizer import Quantizer, codebook_stats
+from t2v.tokenizer.quantizer import Quantizer, codebook_stats, swap_codes
 
 
 def make_quantizer(kind: str) -> Quantizer:
@@ -79,6 +79,16 @@ def test_out_of_range_codes_are_rejected(kind):
         quantizer.codes_to_latent(torch.full((1, 1, 2, 2), quantizer.codebook_size))
     with pytest.raises(ValueError, match="out of range"):
         quantizer.codes_to_latent(torch.full((1, 1, 2, 2), -1))
+
+
+def test_swap_codes_moves_codes_of_the_batch():
+    torch.manual_seed(0)
+    codes = torch.arange(2 * 5 * 8 * 8).view(2, 5, 8, 8)  # every code distinct: a swap is visible
+    assert torch.equal(swap_codes(codes, 0.0), codes)
+    swapped = swap_codes(codes, 0.25)
+    assert swapped.shape == codes.shape and set(swapped.unique().tolist()) <= set(codes.unique().tolist())
+    changed = (swapped != codes).double().mean().item()
+    assert 0.18 < changed < 0.32  # a quarter swapped (a few land on their own position)
 
 
 def test_unknown_kind():

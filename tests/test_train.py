@@ -173,6 +173,20 @@ def test_decoder_fine_tune_freezes_the_encoder(shapes_index, tmp_path):
     assert any(not torch.equal(value, trainer.model.decoder.state_dict()[name]) for name, value in decoder.items())
 
 
+def test_decoder_fine_tune_with_code_noise(shapes_index, tmp_path):
+    config = dataclasses.replace(train_config(shapes_index), decoder_steps=2, decoder_code_noise=0.5)
+    trainer = Trainer(config, tmp_path)
+    video = trainer.batch(0)
+    trainer.model.eval()
+    clean = trainer.model(video, train_encoder=False).reconstruction
+    noisy = trainer.model(video, train_encoder=False, code_noise=0.5).reconstruction
+    assert not torch.allclose(clean, noisy)  # the decoder saw other codes
+    with pytest.raises(ValueError, match="train_encoder=False"):
+        trainer.model(video, code_noise=0.5)
+    trainer.step = 2
+    assert trainer.train_step(video)["loss"] > 0
+
+
 def test_draw_batch_is_a_function_of_seed_rank_step(shapes_index):
     dataset = ClipDataset(shapes_index, num_frames=5, size=(16, 16), crop="random", split="seen", seed=0)
     first = draw_batch(dataset, 2, seed=0, rank=0, step=0)
@@ -200,5 +214,7 @@ def test_train_config_checks():
         TokenizerTrainConfig(eval_every=0)
     with pytest.raises(ValueError, match="image_steps"):
         TokenizerTrainConfig(steps=10, image_steps=10)
+    with pytest.raises(ValueError, match="decoder_code_noise"):
+        TokenizerTrainConfig(decoder_code_noise=1.0)
     with pytest.raises(ValueError, match="decoder_steps"):
         TokenizerTrainConfig(steps=10, image_steps=4, decoder_steps=6)

@@ -25,7 +25,7 @@ from torch import nn
 
 from t2v.tokenizer.atomic import atomic_file, atomic_write_text
 from t2v.tokenizer.layers import CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
-from t2v.tokenizer.quantizer import Quantizer, QuantizerOutput
+from t2v.tokenizer.quantizer import Quantizer, QuantizerOutput, swap_codes
 
 
 @dataclass
@@ -203,15 +203,21 @@ class VideoTokenizer(nn.Module):
         return 1 + (latent_frames - 1) * self.config.temporal_stride
 
     # 2. Training forward (whole clip) -------------------------------------------------------------------------
-    def forward(self, video: torch.Tensor, train_encoder: bool = True) -> TokenizerOutput:
+    def forward(self, video: torch.Tensor, train_encoder: bool = True, code_noise: float = 0.0) -> TokenizerOutput:
         """Reconstruct a clip (B, 3, T, H, W) in [-1, 1]; returns reconstruction, codes and the quantizer loss.
 
-        `train_encoder=False` encodes without gradients (the decoder fine-tune: the codes no longer change).
+        `train_encoder=False` encodes without gradients (the decoder fine-tune: the codes no longer change); there,
+        `code_noise` is the fraction of codes the decoder gets swapped for codes from elsewhere in the batch.
         """
         self.latent_shape(*video.shape[2:])
+        if code_noise and train_encoder:
+            raise ValueError("code_noise needs train_encoder=False: swapped codes pass no gradient to the encoder")
         with torch.set_grad_enabled(train_encoder and torch.is_grad_enabled()):
             quantized: QuantizerOutput = self.quantizer(self.encoder(video))
-        reconstruction = self.decoder(quantized.latent)
+        latent = quantized.latent
+        if code_noise:
+            latent = self.quantizer.codes_to_latent(swap_codes(quantized.codes, code_noise))
+        reconstruction = self.decoder(latent)
         return TokenizerOutput(reconstruction, quantized.codes, quantized.aux_loss)
 
     # 3. Chunked encode / decode ------------------------------------------------------------------------------

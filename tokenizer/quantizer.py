@@ -74,6 +74,15 @@ class Quantizer(nn.Module):
         return rearrange(tokens, "b (t h w) d -> b d t h w", t=t, h=h, w=w)
 
 
+def swap_codes(codes: torch.Tensor, fraction: float) -> torch.Tensor:
+    """A copy of `codes` in which each position, with probability `fraction`, takes the code of a random position
+    of the batch: plausible codes in wrong places, as a generator's mistakes are (from torch's global RNG)."""
+    flat = codes.reshape(-1)
+    swapped = torch.rand(flat.shape, device=codes.device) < fraction
+    sources = torch.randint(0, flat.numel(), flat.shape, device=codes.device)
+    return torch.where(swapped, flat[sources], flat).view_as(codes)
+
+
 def codebook_stats(counts: torch.Tensor) -> dict[str, float]:
     """Usage (fraction of codes seen at least once) and perplexity (exp entropy) from a histogram of code counts."""
     total = counts.sum().clamp(min=1)

@@ -98,6 +98,7 @@ class TokenizerTrainConfig:
     # the last steps train the decoder alone on the frozen encoder's codes, with their own warmup and cosine: the
     # codes a generator learns stop changing, and the decoder (e.g. with the GAN on) can still sharpen
     decoder_steps: int = 0
+    decoder_code_noise: float = 0.0  # in the fine-tune, this fraction of codes swapped for others of the batch
     seed: int = 0
     log_every: int = 10
     eval_every: int = 500
@@ -115,6 +116,8 @@ class TokenizerTrainConfig:
         if not 0 <= self.decoder_steps < self.steps - self.image_steps:
             raise ValueError(f"decoder_steps ({self.decoder_steps}) must be in [0, steps - image_steps = "
                              f"{self.steps - self.image_steps}): the decoder fine-tune comes after the clip phase")
+        if not 0 <= self.decoder_code_noise < 1:
+            raise ValueError(f"decoder_code_noise must be in [0, 1), got {self.decoder_code_noise}")
         for name in ("log_every", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -195,7 +198,9 @@ class Trainer:
         if self.config.channels_last:
             video = video.contiguous(memory_format=torch.channels_last_3d)
         self.model.train()
-        output = self.model(video, train_encoder=self.step < decoder_start(self.config))
+        fine_tune = self.step >= decoder_start(self.config)
+        output = self.model(video, train_encoder=not fine_tune,
+                            code_noise=self.config.decoder_code_noise if fine_tune else 0.0)
         loss, logs = self.loss.generator_loss(video, output.reconstruction, output.aux_loss,
                                               self.model.decoder.last_layer, self.step)
         self.opt_g.zero_grad(set_to_none=True)
