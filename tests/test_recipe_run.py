@@ -16,8 +16,9 @@ from t2v.tokenizer.shards import ShardReader
 def toy_run_config() -> RecipeRunConfig:
     tokenizer = tokenizer_config("quick")
     tokenizer = dataclasses.replace(
-        tokenizer, model=tiny_config(), steps=2, image_steps=1, image_batch_size=2, batch_size=1, log_every=1,
-        eval_every=2, checkpoint_every=2, num_samples=1, data=dataclasses.replace(tokenizer.data, num_frames=5, size=(16, 16), eval_clips=1))
+        tokenizer, model=tiny_config(), steps=3, image_steps=1, decoder_steps=1, image_batch_size=2, batch_size=1,
+        log_every=1, eval_every=3, checkpoint_every=3, num_samples=1,
+        data=dataclasses.replace(tokenizer.data, num_frames=5, size=(16, 16), eval_clips=1))
     generator = dataclasses.replace(
         generator_config("quick"), steps=2, batch_size=2, log_every=1, checkpoint_every=2, sample_every=0,
         model=GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, max_text_len=12))

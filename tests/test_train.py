@@ -157,18 +157,21 @@ def test_decoder_fine_tune_has_its_own_schedule():
 
 
 def test_decoder_fine_tune_freezes_the_encoder(shapes_index, tmp_path):
-    config = dataclasses.replace(train_config(shapes_index), decoder_steps=2)  # steps 2 and 3, GAN from 2
+    base = train_config(shapes_index)  # steps 2 and 3 are the fine-tune; the GAN is on there only, at its own weight
+    config = dataclasses.replace(base, decoder_steps=2, decoder_adversarial_weight=0.5,
+                                 loss=dataclasses.replace(base.loss, adversarial_weight=0.0))
     trainer = Trainer(config, tmp_path)
     snapshot = lambda module: {name: value.clone() for name, value in module.state_dict().items()}  # noqa: E731
     video = trainer.batch(0)
     encoder, decoder = snapshot(trainer.model.encoder), snapshot(trainer.model.decoder)
     trainer.step = 1
-    trainer.train_step(video)  # step 1: encoder and decoder both learn
+    assert "d_loss" not in trainer.train_step(video)  # step 1: encoder and decoder both learn, no GAN
     trainer.step = 2
     assert any(not torch.equal(value, trainer.model.encoder.state_dict()[name]) for name, value in encoder.items())
     encoder, decoder = snapshot(trainer.model.encoder), snapshot(trainer.model.decoder)
-    logs = trainer.train_step(video)  # step 2: the decoder fine-tune, GAN on
-    assert "d_loss" in logs and all(parameter.grad is None for parameter in trainer.model.encoder.parameters())
+    logs = trainer.train_step(video)  # step 2: the decoder fine-tune, GAN on at 0.5
+    assert "d_loss" in logs and "adversarial" in logs
+    assert all(parameter.grad is None for parameter in trainer.model.encoder.parameters())
     assert all(torch.equal(value, trainer.model.encoder.state_dict()[name]) for name, value in encoder.items())
     assert any(not torch.equal(value, trainer.model.decoder.state_dict()[name]) for name, value in decoder.items())
 
@@ -214,6 +217,8 @@ def test_train_config_checks():
         TokenizerTrainConfig(eval_every=0)
     with pytest.raises(ValueError, match="image_steps"):
         TokenizerTrainConfig(steps=10, image_steps=10)
+    with pytest.raises(ValueError, match="decoder_adversarial_weight"):
+        TokenizerTrainConfig(decoder_adversarial_weight=-1.0)
     with pytest.raises(ValueError, match="decoder_code_noise"):
         TokenizerTrainConfig(decoder_code_noise=1.0)
     with pytest.raises(ValueError, match="decoder_steps"):

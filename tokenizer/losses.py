@@ -137,13 +137,18 @@ class TokenizerLoss(nn.Module):
         self.lpips = (build_lpips(config.lpips_weights, config.lpips_random_backbone)
                       if config.perceptual_weight > 0 else None)
 
-    def gan_active(self, step: int) -> bool:
-        return self.config.adversarial_weight > 0 and step >= self.config.discriminator_start
+    def gan_active(self, step: int, adversarial_weight: float | None = None) -> bool:
+        """Whether the GAN term is on at `step` (with `adversarial_weight` in place of the config's, if given)."""
+        weight = self.config.adversarial_weight if adversarial_weight is None else adversarial_weight
+        return weight > 0 and step >= self.config.discriminator_start
 
     def generator_loss(self, video: torch.Tensor, reconstruction: torch.Tensor, quantizer_loss: torch.Tensor,
-                       last_layer: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss of the tokenizer for one batch, and its terms for logging."""
+                       last_layer: torch.Tensor, step: int,
+                       adversarial_weight: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of the tokenizer for one batch, and its terms for logging; `adversarial_weight` overrides the
+        config's GAN weight (the decoder fine-tune's own)."""
         cfg = self.config
+        adversarial_weight = cfg.adversarial_weight if adversarial_weight is None else adversarial_weight
         error = video - reconstruction
         l1, l2 = error.abs().mean(), error.pow(2).mean()
         reconstruction_loss = cfg.l1_weight * l1 + cfg.l2_weight * l2
@@ -157,14 +162,14 @@ class TokenizerLoss(nn.Module):
             reconstruction_loss = reconstruction_loss + cfg.perceptual_weight * perceptual
             logs["lpips"] = perceptual.item()
         total = reconstruction_loss + cfg.quantizer_weight * quantizer_loss
-        if self.gan_active(step):
+        if self.gan_active(step, adversarial_weight):
             for parameter in self.discriminator.parameters():
                 parameter.requires_grad_(False)
             adversarial = generator_adversarial_loss(self.discriminator(reconstruction))
             for parameter in self.discriminator.parameters():
                 parameter.requires_grad_(True)
             weight = adaptive_weight(reconstruction_loss, adversarial, last_layer)
-            total = total + cfg.adversarial_weight * weight * adversarial
+            total = total + adversarial_weight * weight * adversarial
             logs.update(adversarial=adversarial.item(), adaptive_weight=weight.item())
         logs["loss"] = total.item()
         return total, logs

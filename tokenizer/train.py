@@ -99,6 +99,7 @@ class TokenizerTrainConfig:
     # codes a generator learns stop changing, and the decoder (e.g. with the GAN on) can still sharpen
     decoder_steps: int = 0
     decoder_code_noise: float = 0.0  # in the fine-tune, this fraction of codes swapped for others of the batch
+    decoder_adversarial_weight: float | None = None  # the GAN's weight in the fine-tune; None: loss.adversarial_weight
     seed: int = 0
     log_every: int = 10
     eval_every: int = 500
@@ -115,7 +116,10 @@ class TokenizerTrainConfig:
                              "follow the image phase")
         if not 0 <= self.decoder_steps < self.steps - self.image_steps:
             raise ValueError(f"decoder_steps ({self.decoder_steps}) must be in [0, steps - image_steps = "
-                             f"{self.steps - self.image_steps}): the decoder fine-tune comes after the clip phase")
+                             f"{self.steps - self.image_steps}): the decoder fine-tune comes after the clip phase; set "
+                             "decoder_steps lower (0: none)")
+        if self.decoder_adversarial_weight is not None and self.decoder_adversarial_weight < 0:
+            raise ValueError(f"decoder_adversarial_weight must be >= 0, got {self.decoder_adversarial_weight}")
         if not 0 <= self.decoder_code_noise < 1:
             raise ValueError(f"decoder_code_noise must be in [0, 1), got {self.decoder_code_noise}")
         for name in ("log_every", "eval_every", "checkpoint_every"):
@@ -201,14 +205,15 @@ class Trainer:
         fine_tune = self.step >= decoder_start(self.config)
         output = self.model(video, train_encoder=not fine_tune,
                             code_noise=self.config.decoder_code_noise if fine_tune else 0.0)
+        adversarial_weight = self.config.decoder_adversarial_weight if fine_tune else None
         loss, logs = self.loss.generator_loss(video, output.reconstruction, output.aux_loss,
-                                              self.model.decoder.last_layer, self.step)
+                                              self.model.decoder.last_layer, self.step, adversarial_weight)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(self.model)
         logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip))
         self.opt_g.step()
-        if self.loss.gan_active(self.step):
+        if self.loss.gan_active(self.step, adversarial_weight):
             d_loss, d_logs = self.loss.discriminator_loss(video, output.reconstruction)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()

@@ -45,12 +45,12 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
     config = TokenizerTrainConfig(
         name="shapes",
         model=preset("tiny", patch_size=2, channels=(32, 64, 128), fsq_levels=(8, 5, 5, 5)),
-        loss=LossConfig(l2_weight=1.0, perceptual_weight=0.0, adversarial_weight=0.1, discriminator_start=2800),
+        loss=LossConfig(l2_weight=1.0, perceptual_weight=0.0, adversarial_weight=0.05, discriminator_start=2400),
         data=DataConfig(index=f"{DATA_DIR}/index.jsonl", train_split="seen", eval_split="heldout",
                         num_frames=17, size=(64, 64), eval_clips=64),
         optim=OptimConfig(lr=3e-4, discriminator_lr=1e-4, warmup_steps=100, min_lr_ratio=0.1),
-        steps=4000, batch_size=4, image_steps=1200, image_batch_size=16, decoder_steps=1200, eval_every=500,
-        checkpoint_every=250,
+        steps=4000, batch_size=4, image_steps=1200, image_batch_size=16, decoder_steps=1200,
+        decoder_adversarial_weight=0.1, eval_every=500, checkpoint_every=250,
     )
     if variant == "quick":
         config = dataclasses.replace(config, steps=400, image_steps=250, decoder_steps=50, eval_every=200,
