@@ -25,17 +25,19 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
     (its first level runs at 32×32: 1.6× faster steps), FSQ sized to this small data's variety (1,000 codes).
 
     The perceptual loss is off: the clips are flat colours on black; L1 + L2 (whose gradient grows with the
-    error, so the few object pixels are not drowned by the black background) + a GAN on the decoder alone.
-    Real-footage recipes turn LPIPS on (it needs its backbone weights on disk). lr 3e-4: 1e-3 stalled at the
-    all-black output. Three phases: 1,200 steps of 16 single frames (2.6 steps/s here), 1,600 steps of 4 clips
-    (1.35 steps/s), then a decoder fine-tune: 1,200 steps with the encoder frozen and the GAN on at 0.1 (1.4
-    steps/s). Measured (2026-11-29): on the earlier recipe tokenizer (GAN 0.05 over its last 400 clip steps, no
-    fine-tune) the fine-tune raised held-out PSNR 25.7 → 27.1 dB and the verifier on reconstructions 62.5% → 96.9%
-    seen, 57.8% → 84.4% held-out (`bench/shapes_ceiling.py`); since the codes do not change, the same generators
-    went from 44.9% to 52.3% seen and 39.1% to 48.8% held-out (4,000 steps), 51.6% → 62.5% and 36.7% → 55.9%
-    (8,000 steps; `t2v eval shapes --num 256`). Tried and not kept: the GAN over the whole clip phase (encoder
-    included) at 0.1 sharpens the corners too (62.5% → 87.5% seen on reconstructions), but its codes are harder
-    to predict: the generator on them reached 34.0% / 28.5% against 44.9% / 39.1% (held-out loss 0.777 vs 0.720).
+    error, so the few object pixels are not drowned by the black background) + a GAN. Real-footage recipes turn
+    LPIPS on (it needs its backbone weights on disk). lr 3e-4: 1e-3 stalled at the all-black output. Three phases:
+    1,200 steps of 16 single frames (2.6 steps/s here); 1,600 steps of 4 clips (1.35 steps/s), the GAN on at 0.05
+    for the last 400; then a decoder fine-tune: 1,200 steps with the encoder frozen and the GAN at 0.1 (1.4
+    steps/s). Measured (2026-11-29, `t2v eval shapes --num 256`): the fine-tune raised held-out PSNR 25.7 → 27.1 dB
+    and the verifier on reconstructions 62.5% → 96.9% seen, 57.8% → 84.4% held-out (`bench/shapes_ceiling.py`);
+    since the codes do not change, the generator trained on them went from 44.9% to 52.3% seen and 39.1% to 48.8%
+    held-out (4,000 steps; 51.6% → 62.5% and 36.7% → 55.9% resumed to 8,000). Tried and not kept:
+    - the GAN on the decoder fine-tune only (none on the encoder), a full `t2v recipe run` from scratch: 41.0% /
+      32.0%; its codes came out harder to predict (perplexity 63 against 36, generator held-out loss 0.888 against
+      0.720), which may be run-to-run variation as much as the missing GAN;
+    - the GAN over the whole clip phase (encoder included) at 0.1: sharper corners (62.5% → 87.5% seen on
+      reconstructions) but codes harder to predict: 34.0% / 28.5% (held-out loss 0.777).
     The image phase, against clips from the start, reached a higher held-out PSNR in half the time and fixed the
     colours (the verifier's colour check on reconstructions 86% → 98%); a shorter one (400 steps, then 2,000 clip
     steps) lost colour again (53%). 1,600 clip steps instead of 800: held-out PSNR 24.6 → 25.7 dB.
