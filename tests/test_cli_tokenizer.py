@@ -34,9 +34,9 @@ def tiny_shapes(tmp_path_factory):
 def test_train_dry_run_prints_resolved_config_with_overrides(monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_main(["tokenizer", "train", "shapes", "--dry-run", "--set", "steps=7", "--set", "image_steps=2",
-                             "--set", "model.fsq_levels=[5,5,5]"], monkeypatch, capsys)
+                             "--set", "decoder_steps=1", "--set", "model.fsq_levels=[5,5,5]"], monkeypatch, capsys)
     assert code == 0
-    assert "steps: 7" in out and "- 5\n  - 5\n  - 5" in out
+    assert "steps: 7" in out and "decoder_steps: 1" in out and "- 5\n  - 5\n  - 5" in out
     assert "runs/shapes-tokenizer-00001" in out
     assert not (tmp_path / "runs" / "shapes-tokenizer-00001").exists()  # a dry run creates nothing
 
