@@ -12,12 +12,16 @@
 3. Extension: `--num` clips the model never saw (held-out compositions and seen ones alternately, rendered from
    seed 10_000, which no training set uses), each a training clip long; `pipeline.extend(clip, caption,
    frames=--extend-frames)`, and `check_video` on the continuation with either sign.
+4. Ceiling: the same verifier, per segment, on the pipeline's tokenizer's reconstructions of `--num` true clips
+   of `--ceiling-frames` frames (after the mp4 round trip of the training data): the most a generator writing
+   these codes can score (the true clips pass every segment).
 Targets (printed beside the figures): the last segment's accuracy ≥ 90% of the first's; its seconds per frame
 ≤ 1.2× the second segment's (the first holds the prefill); the peak RSS (on a GPU: the peak CUDA allocation) at
 `--frames` ≤ 1.2× the one at `--short`.
 
     python bench/long_video.py runs/shapes/pipeline                  # 16 videos of 1025 frames
     python bench/long_video.py runs/shapes/pipeline --quick          # a smoke run: 2 videos of 129 frames
+    python bench/long_video.py runs/shapes/pipeline --only-ceiling   # just 4., on the pipeline's tokenizer
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,8 +42,10 @@ import torch
 from t2v.generator.pipeline import TextToVideo
 from t2v.generator.schedule import PromptChange
 from t2v.recipes.shapes.dataset import Caption, captions_of_split, render_clip, split_of
+from t2v.recipes.shapes.evaluate import reconstruct_clip
 from t2v.recipes.shapes.verify import check_video, format_table, score
-from t2v.recipes.shapes.verify_long import SegmentStream, direction_change_frame, format_segments, score_segments
+from t2v.recipes.shapes.verify_long import (SegmentStream, check_long_video, direction_change_frame, format_segments,
+                                            score_segments)
 
 UNSEEN_SEED = 10_000  # dataset seed of the extension clips: training sets use small ones
 TURNS = {"left": ("up", "down"), "right": ("down", "up"), "up": ("left", "right"), "down": ("right", "left")}
@@ -203,6 +210,18 @@ def extension(pipeline: TextToVideo, num: int, frames: int = 64, seed: int = 0) 
     return {"frames": frames, "context_frames": context, "scores": scores, "videos": records}
 
 
+# --------------------------------------------------------------------------------------------- 4. ceiling
+def reconstruction_ceiling(pipeline: TextToVideo, captions: list[Caption], frames: int, segment: int = 64,
+                           seed: int = 0) -> dict:
+    """Per-segment verifier scores of the pipeline's tokenizer on true clips of `frames` frames (unseen ones)."""
+    size, checks = tuple(pipeline.info.size), []
+    with tempfile.TemporaryDirectory() as work:
+        for number, caption in enumerate(captions):
+            clip = render_clip(caption, frames, size, np.random.default_rng([UNSEEN_SEED, 1, seed, number]))
+            checks.append(check_long_video(reconstruct_clip(pipeline.video_tokenizer, clip, work), caption, segment))
+    return {"frames": frames, "segments": score_segments(checks)}
+
+
 # --------------------------------------------------------------------------------------------- report
 def _target(ratio: float | None, bound: float, at_least: bool, **extra) -> dict:
     met = None if ratio is None else (ratio >= bound if at_least else ratio <= bound)
@@ -242,6 +261,12 @@ def print_report(report: dict) -> None:
           f"{found} of {change['num']} videos")
     print(f"\n3. extension by {report['extension']['frames']} frames of unseen clips (either sign):\n")
     print(format_table(report["extension"]["scores"]))
+    print_ceiling(report["ceiling"])
+
+
+def print_ceiling(ceiling: dict) -> None:
+    print(f"\n4. ceiling: the tokenizer's reconstructions of true {ceiling['frames']}-frame clips\n")
+    print(format_segments(ceiling["segments"]))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -252,19 +277,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--short", type=int, default=129, help="length of the memory baseline video")
     parser.add_argument("--segment", type=int, default=64, help="frames per checked segment (and the prompt change)")
     parser.add_argument("--extend-frames", type=int, default=64)
+    parser.add_argument("--ceiling-frames", type=int, default=129, help="length of the reconstructed true clips")
     parser.add_argument("--window", type=int, default=None, help="latent frames kept (default: the pipeline's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 videos, 129 frames, short 65")
+    parser.add_argument("--only-ceiling", action="store_true", help="measure only 4., the tokenizer's ceiling")
     parser.add_argument("--out", type=Path, default=Path("bench/results/long_video.json"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.num, args.frames, args.short = 2, 129, 65
+        args.num, args.frames, args.short, args.ceiling_frames = 2, 129, 65, 65
     if args.threads:
         torch.set_num_threads(args.threads)
     pipeline = load(args.pipeline, args.device)
     captions = spread_captions(args.num, "seen", args.seed)
+    if args.only_ceiling:
+        report = {"pipeline": str(args.pipeline), "device": args.device, "num": args.num, "seed": args.seed,
+                  "ceiling": reconstruction_ceiling(pipeline, captions, args.ceiling_frames, args.segment, args.seed)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2))
+        print_ceiling(report["ceiling"])
+        print(f"\nJSON → {args.out}")
+        return report
 
     long = long_generation(pipeline, captions, args.frames, args.segment, args.window, args.seed)
     fresh = dict(directory=str(args.pipeline), prompt=captions[0].text, window=args.window, seed=args.seed,
@@ -274,7 +309,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"pipeline": str(args.pipeline), "device": args.device, "num": args.num, "seed": args.seed,
               "long": long, "memory": memory, "targets": targets(long, memory),
               "prompt_change": prompt_change(pipeline, captions, args.segment, window=args.window, seed=args.seed),
-              "extension": extension(pipeline, args.num, args.extend_frames, args.seed)}
+              "extension": extension(pipeline, args.num, args.extend_frames, args.seed),
+              "ceiling": reconstruction_ceiling(pipeline, captions, args.ceiling_frames, args.segment, args.seed)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print_report(report)

@@ -11,7 +11,9 @@ first may be any frame of the clip), so the model learns to continue, not only t
 the clip's first latent frame sits at slots 0 … W-1, any other at 1 … W (`vocab.first_slot`: the first latent
 frame is coded from one frame, the others from several, and the position tells the model which it is);
 with `context_noise` p, each video id of the input (not of the labels) is replaced by a random code with
-probability p, so the model learns to go on from its own imperfect frames.
+probability p, so the model learns to go on from its own imperfect frames. `weights` gives each clip's share of
+the draws: (its number of windows) ** `window_weight`, so 0 draws every clip alike and 1 every window alike (a
+long clip, which holds many windows and the motion that only long clips show, bounces, is drawn more often).
 
 Clips whose grid or rate the vocabulary has no id for are left out (an eval split may hold some); `buckets` groups
 the items by latent grid, so a batch drawn from one bucket holds sequences of one length (with a window, or clips
@@ -45,7 +47,8 @@ class TokenSequences(Dataset):
     """Sequences of the shard rows of `split` (all rows when None), captions encoded with `text`."""
 
     def __init__(self, shards: str | Path | ShardReader, text: TextTokenizer, vocab: Vocab, split: str | None = None,
-                 caption_dropout: float = 0.0, seed: int = 0, window: int = 0, context_noise: float = 0.0) -> None:
+                 caption_dropout: float = 0.0, seed: int = 0, window: int = 0, context_noise: float = 0.0,
+                 window_weight: float = 0.0) -> None:
         self.reader = shards if isinstance(shards, ShardReader) else ShardReader.open(shards)
         if self.reader.meta["codebook_size"] != vocab.codebook_size:
             raise ValueError(f"shards in {self.reader.directory} have {self.reader.meta['codebook_size']} codes, "
@@ -63,6 +66,8 @@ class TokenSequences(Dataset):
                 f" with at least {window} latent frames (the window)" if in_split else "") + (
                 " of a latent grid and frame rate the generator knows" if long_enough else ""))
         self.window, self.context_noise = window, context_noise
+        windows = [reader.rows[i]["shape"][0] - window + 1 if window else 1 for i in self.rows]
+        self.weights = np.power(np.array(windows, dtype=np.float64), window_weight)  # (items,) relative draw rates
         self.vocab = vocab
         self.caption_dropout = caption_dropout
         self.seed = seed

@@ -70,6 +70,7 @@ class GeneratorDataConfig:
     eval_clips: int = 64
     window: int = 0  # latent frames per sequence, cut at random offsets from longer clips (0: whole clips)
     context_noise: float = 0.0  # fraction of input video ids replaced by random codes (robustness to own errors)
+    window_weight: float = 0.0  # a clip is drawn ∝ (its windows) ** this: 0 every clip alike, 1 every window alike
 
     def __post_init__(self) -> None:
         if not 0 <= self.caption_dropout < 1:
@@ -77,6 +78,9 @@ class GeneratorDataConfig:
         if not 0 <= self.context_noise < 1 or self.window < 0 or self.window == 1:
             raise ValueError(f"need context_noise in [0, 1) and window 0 (whole clips) or ≥ 2, got "
                              f"{self.context_noise}, {self.window}")
+        if not 0 <= self.window_weight <= 1:
+            raise ValueError(f"need window_weight in [0, 1] (0: every clip alike, 1: every window alike), got "
+                             f"{self.window_weight}")
 
 
 @dataclass
@@ -148,14 +152,19 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 
 
 def draw_indices(dataset: TokenSequences, batch_size: int, rng: np.random.Generator) -> list[int]:
-    """`batch_size` item indices of one latent grid: a bucket drawn in proportion to its clips, then clips in it
-    (with one bucket, simply clips of the whole dataset)."""
-    buckets = dataset.buckets
-    if len(buckets) == 1:
-        return rng.integers(len(dataset), size=batch_size).tolist()
-    weights = np.array([len(bucket) for bucket in buckets], dtype=np.float64)
-    bucket = buckets[int(rng.choice(len(buckets), p=weights / weights.sum()))]
-    return [bucket[i] for i in rng.integers(len(bucket), size=batch_size)]
+    """`batch_size` item indices of one latent grid: a bucket drawn in proportion to its clips' weights, then clips
+    in it in proportion to theirs (`TokenSequences.weights`; with one bucket, clips of the whole dataset)."""
+    buckets, weights = dataset.buckets, dataset.weights
+    bucket = buckets[0]
+    if len(buckets) > 1:
+        totals = np.array([weights[indices].sum() for indices in buckets])
+        bucket = buckets[int(rng.choice(len(buckets), p=totals / totals.sum()))]
+    inside = weights[bucket]
+    if np.all(inside == inside[0]):  # equal weights: plain integers, the draws of runs made before window_weight
+        picks = rng.integers(len(bucket), size=batch_size)
+    else:
+        picks = rng.choice(len(bucket), size=batch_size, p=inside / inside.sum())
+    return [bucket[i] for i in picks]
 
 
 def draw_micro_batch(dataset: TokenSequences, config: GeneratorTrainConfig, rank: int, step: int,
@@ -325,7 +334,7 @@ class Trainer:
         self.vocab = config.model.vocab
         data = config.data
         self.dataset = TokenSequences(reader, self.text, self.vocab, data.train_split, data.caption_dropout,
-                                      config.seed, data.window, data.context_noise)
+                                      config.seed, data.window, data.context_noise, data.window_weight)
         split = config.data.eval_split
         has_eval = split is not None and any(row.get("split") == split for row in reader.rows)
         self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window) if has_eval else None

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from conftest import load_bench, tiny_pipeline
 from t2v.recipes.shapes.dataset import COLORS, DIRECTIONS, split_of
@@ -29,10 +31,11 @@ def test_bench_runs_on_a_tiny_pipeline(bench, text, tmp_path, capsys):
     directory = tiny_pipeline(text).save_pretrained(tmp_path / "pipeline")
     out = tmp_path / "long_video.json"
     bench.main([str(directory), "--num", "2", "--frames", "40", "--short", "17", "--segment", "16",
-                "--extend-frames", "16", "--device", "cpu", "--threads", "1", "--out", str(out)])
+                "--extend-frames", "16", "--ceiling-frames", "33", "--device", "cpu", "--threads", "1",
+                "--out", str(out)])
     report = json.loads(out.read_text())
     printed = capsys.readouterr().out
-    assert "bounce" in printed and "prompt change at frame 16" in printed and "JSON" in printed
+    assert "bounce" in printed and "prompt change at frame 16" in printed and "ceiling" in printed and "JSON" in printed
 
     # 1. long generation: segments [0,17), [16,40) (a 23-step tail is a segment), each scored over both videos
     long = report["long"]
@@ -55,3 +58,28 @@ def test_bench_runs_on_a_tiny_pipeline(bench, text, tmp_path, capsys):
     extension = report["extension"]
     assert [v["split"] for v in extension["videos"]] == ["heldout", "seen"]
     assert extension["scores"]["all"]["num"] == 2 and 0 <= extension["scores"]["all"]["overall"] <= 1
+
+    # 4. the tokenizer's ceiling: segments of 33-frame reconstructions
+    ceiling = report["ceiling"]
+    assert ceiling["frames"] == 33 and [row["frames"] for row in ceiling["segments"]] == [[0, 17], [16, 33]]
+    assert all(row["num"] == 2 and 0 <= row["overall"] <= 1 for row in ceiling["segments"])
+
+
+class IdentityTokenizer(torch.nn.Module):
+    """Codes are the pixels: a tokenizer whose reconstructions are the true clips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        return video
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return codes
+
+
+def test_ceiling_of_a_lossless_tokenizer_is_every_segment(bench):
+    pipeline = SimpleNamespace(video_tokenizer=IdentityTokenizer(), info=SimpleNamespace(size=(64, 64)))
+    ceiling = bench.reconstruction_ceiling(pipeline, bench.spread_captions(4), frames=129)
+    assert [row["overall"] for row in ceiling["segments"]] == [1.0, 1.0]  # true clips after the mp4 round trip

@@ -145,3 +145,26 @@ def test_training_windows_are_cut_at_random_offsets_and_noise_spares_the_labels(
     assert (clean_item["labels"] != IGNORE).sum() == 4 * H * W
     with pytest.raises(ValueError, match="at least 9 latent frames"):
         TokenSequences(shards, text, vocab, split="seen", window=9)
+
+
+@pytest.mark.parametrize("window_weight", [0.0, 0.5, 1.0])
+def test_window_weight_draws_clips_in_proportion_to_their_windows(text, tmp_path, window_weight):
+    from conftest import CAPTIONS
+    from t2v.generator.data import TokenSequences
+    from t2v.generator.train import GeneratorDataConfig, draw_indices
+    from t2v.generator.vocab import Vocab
+    from t2v.tokenizer.shards import ShardWriter
+
+    writer = ShardWriter(tmp_path / "tokens", codebook_size=64)
+    for length, caption in zip((4, 12), CAPTIONS):  # 1 and 9 windows of 4 latent frames
+        writer.add(np.zeros((length, H, W), dtype=np.int64), {"caption": caption, "split": "seen", "fps": 8.0})
+    vocab = Vocab(text.size, 64, 10, ((H, W),), (8.0,))
+    data = TokenSequences(writer.close({}), text, vocab, split="seen", window=4, window_weight=window_weight)
+    rng = np.random.default_rng(0)
+    draws = np.array(draw_indices(data, 20_000, rng))
+    long_share = (draws == 1).mean()
+    assert long_share == pytest.approx(9 ** window_weight / (1 + 9 ** window_weight), abs=0.015)
+    if window_weight == 0:  # equal weights keep the plain integer draws of earlier runs
+        assert np.array_equal(draws, np.random.default_rng(0).integers(2, size=20_000))
+    with pytest.raises(ValueError, match="window_weight in"):
+        GeneratorDataConfig(window=4, window_weight=1.5)

@@ -136,9 +136,15 @@ def evaluate_reconstructions(video_tokenizer: VideoTokenizer, num: int, work_dir
         checks = []
         for number, caption in enumerate(eval_captions(split, num, seed)):
             clip = render_clip(Caption.parse(caption), frames, size, np.random.default_rng([seed, number]))
-            path = write_video(Path(work_dir) / "clip.mp4", clip, 8.0)
-            with torch.no_grad():
-                codes = video_tokenizer.encode(to_pixels(read_video(path)[0]))
-                checks.append(check_video(to_uint8(video_tokenizer.decode(codes)[0]), caption))
+            checks.append(check_video(reconstruct_clip(video_tokenizer, clip, work_dir), caption))
         reports[split] = score(checks)
     return reports
+
+
+def reconstruct_clip(video_tokenizer: VideoTokenizer, clip: np.ndarray, work_dir: str | Path) -> np.ndarray:
+    """A uint8 clip (T, H, W, 3) after the mp4 round trip the training data goes through, encoded and decoded."""
+    path = write_video(Path(work_dir) / "clip.mp4", clip, 8.0)
+    device = next(video_tokenizer.parameters()).device
+    with torch.no_grad():
+        codes = video_tokenizer.encode(to_pixels(read_video(path)[0], device))
+        return to_uint8(video_tokenizer.decode(codes)[0])
