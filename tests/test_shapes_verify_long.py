@@ -163,7 +163,10 @@ def test_score_segments_and_table():
     report = score_segments([good, bad, good[:1]])
     assert [row["num"] for row in report] == [3, 2] and report[1]["frames"] == [64, 129]
     assert report[0]["overall"] == 1.0 and report[1]["color"] == 0.5 and report[1]["overall"] == 0.5
-    assert set(report[0]) == {"segment", "frames", *SEGMENT_ATTRIBUTES, "overall", "num"}
+    assert set(report[0]) == {"segment", "frames", *SEGMENT_ATTRIBUTES, "overall", "but_bounce", "num"}
+    no_bounce = [*good[:1], type(good[1])(64, 129, True, True, True, True, True, False)]
+    assert score_segments([good, no_bounce])[1]["overall"] == 0.5 == score_segments([good, bad])[1]["but_bounce"]
+    assert score_segments([good, no_bounce])[1]["but_bounce"] == 1.0
     table = format_segments([{**row, "s_per_frame": 0.5} for row in report], extra=["s_per_frame"])
     assert "bounce" in table and "64-128" in table and "50.0" in table and len(table.splitlines()) == 3
     assert score_segments([]) == []

@@ -63,6 +63,11 @@ class SegmentCheck:
     def passed(self) -> bool:
         return all(getattr(self, name) for name in SEGMENT_ATTRIBUTES)
 
+    @property
+    def passed_but_bounce(self) -> bool:
+        """Every attribute but the bounce check: what a segment scores when only its motion's elasticity fails."""
+        return all(getattr(self, name) for name in SEGMENT_ATTRIBUTES if name != "bounce")
+
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "passed": self.passed}
 
@@ -251,20 +256,22 @@ def direction_change_frame(frames: np.ndarray, caption_after: str | Caption, sta
 
 # --------------------------------------------------------------------------------------------- reports
 def score_segments(videos: Sequence[Sequence[SegmentCheck]]) -> list[dict]:
-    """Per segment index: accuracy per attribute and 'overall' over the videos that have it, 'num' and its frames."""
+    """Per segment index: accuracy per attribute, 'overall' and 'but_bounce' (every attribute but the bounce) over
+    the videos that have it, 'num' and its frames."""
     report = []
     for index in range(max((len(v) for v in videos), default=0)):
         checks = [v[index] for v in videos if len(v) > index]
         row = {"segment": index, "frames": [checks[0].start, checks[0].stop]}
         row.update({name: sum(getattr(c, name) for c in checks) / len(checks) for name in SEGMENT_ATTRIBUTES})
-        row.update(overall=sum(c.passed for c in checks) / len(checks), num=len(checks))
+        row.update(overall=sum(c.passed for c in checks) / len(checks),
+                   but_bounce=sum(c.passed_but_bounce for c in checks) / len(checks), num=len(checks))
         report.append(row)
     return report
 
 
 def format_segments(report: Sequence[Mapping], extra: Sequence[str] = ()) -> str:
     """Plain-text table of `score_segments` rows: accuracies in %, then n and any `extra` columns as they are."""
-    columns = (*SEGMENT_ATTRIBUTES, "overall")
+    columns = (*SEGMENT_ATTRIBUTES, "overall", "but_bounce")
     lines = [f"{'segment':>7} {'frames':>11} " + " ".join(f"{c:>9}" for c in (*columns, "n", *extra))]
     for row in report:
         cells = [f"{100 * row[c]:.1f}" for c in columns] + [str(row["num"])]
