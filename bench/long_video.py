@@ -46,6 +46,7 @@ from t2v.recipes.shapes.evaluate import reconstruct_clip
 from t2v.recipes.shapes.verify import check_video, format_table, score
 from t2v.recipes.shapes.verify_long import (SegmentStream, check_long_video, direction_change_frame, format_segments,
                                             score_segments)
+from t2v.tokenizer.atomic import atomic_write_text
 
 UNSEEN_SEED = 10_000  # dataset seed of the extension clips: training sets use small ones
 TURNS = {"left": ("up", "down"), "right": ("down", "up"), "up": ("left", "right"), "down": ("right", "left")}
@@ -269,6 +270,11 @@ def print_ceiling(ceiling: dict) -> None:
     print(format_segments(ceiling["segments"]))
 
 
+def save(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(report, indent=2))
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pipeline", type=Path, help="a pipeline directory (`TextToVideo.save_pretrained`)")
@@ -295,8 +301,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.only_ceiling:
         report = {"pipeline": str(args.pipeline), "device": args.device, "num": args.num, "seed": args.seed,
                   "ceiling": reconstruction_ceiling(pipeline, captions, args.ceiling_frames, args.segment, args.seed)}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
+        save(report, args.out)
         print_ceiling(report["ceiling"])
         print(f"\nJSON → {args.out}")
         return report
@@ -311,8 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
               "prompt_change": prompt_change(pipeline, captions, args.segment, window=args.window, seed=args.seed),
               "extension": extension(pipeline, args.num, args.extend_frames, args.seed),
               "ceiling": reconstruction_ceiling(pipeline, captions, args.ceiling_frames, args.segment, args.seed)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    save(report, args.out)
     print_report(report)
     print(f"\nJSON → {args.out}")
     return report
