@@ -60,13 +60,13 @@ class SegmentCheck:
     slowest_run: float = 0.0  # smallest speed along the axis over runs of ≥ MIN_RUN frames, ÷ s
 
     @property
-    def passed(self) -> bool:
-        return all(getattr(self, name) for name in SEGMENT_ATTRIBUTES)
-
-    @property
     def passed_but_bounce(self) -> bool:
         """Every attribute but the bounce check: what a segment scores when only its motion's elasticity fails."""
         return all(getattr(self, name) for name in SEGMENT_ATTRIBUTES if name != "bounce")
+
+    @property
+    def passed(self) -> bool:
+        return self.passed_but_bounce and self.bounce
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "passed": self.passed}
