@@ -87,7 +87,7 @@ def main() -> None:
         reconstruction = model.decode(model.encode(clips[:4]))
     rows = [np.concatenate([to_uint8(clips[i]), to_uint8(reconstruction[i])], axis=2) for i in range(4)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_video(out_dir / "tokenizer_reconstructions.gif", np.concatenate(rows, axis=1), fps=8)
+    write_video(out_dir / "tokenizer_reconstructions.gif", np.concatenate(rows, axis=1), fps=8, overwrite=True)
 
     report = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {platform.processor() or 'cpu'}",

@@ -252,10 +252,10 @@ class TextToVideo:
 
     def write(self, prompt: Prompt, path: str | Path, frames: int | None = None, size: tuple[int, int] | None = None,
               fps: float | None = None, sampling: SamplingConfig | None = None, seed: int = 0,
-              force: bool = False) -> Path:
-        """Generate one video at `fps` and stream it to `path` (format by extension: .mp4, .gif, .webm or a PNG
-        folder)."""
-        with VideoWriter(path, fps or self.info.fps) as writer:
+              force: bool = False, overwrite: bool = False) -> Path:
+        """Generate one video at `fps` and stream it to `path` (format by suffix: .mp4, .gif, .webm, .png for one
+        frame, or a new PNG folder); an existing output is refused before sampling unless `overwrite`."""
+        with VideoWriter(path, fps or self.info.fps, overwrite=overwrite) as writer:
             for chunk in self.generate(prompt, frames, size, sampling, seed, fps=fps, force=force):
                 writer.write(chunk[0])
         return Path(path)

@@ -113,7 +113,7 @@ def test_iter_video_chunks_equal_read_video(tmp_path):
 
 def test_frame_directory_fps_and_images(tmp_path):
     directory = write_video(tmp_path / "frames", counting_frames(6), fps=12)
-    assert sorted(p.name for p in directory.iterdir())[:2] == ["fps.txt", "frame_00000.png"]
+    assert sorted(p.name for p in directory.iterdir())[:3] == [".t2v-frames", "fps.txt", "frame_00000.png"]
     assert probe(directory).fps == 12
     (directory / "fps.txt").unlink()
     assert probe(directory).fps == 8  # default without fps.txt
@@ -194,7 +194,7 @@ def test_writer_leaves_nothing_when_the_block_raises(tmp_path):
 def test_writer_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="even width and height"):
         write_video(tmp_path / "odd.mp4", counting_frames(2, height=31, width=48), fps=8)
-    with pytest.raises(ValueError, match="use a .mp4"):
+    with pytest.raises(ValueError, match="unknown suffix '.xyz'; use .mp4"):
         VideoWriter(tmp_path / "out.xyz", fps=8)
     with pytest.raises(ValueError, match="uint8"):
         write_video(tmp_path / "float.webm", counting_frames(2).astype(np.float32), fps=8)

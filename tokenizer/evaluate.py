@@ -97,4 +97,4 @@ def write_samples(model: VideoTokenizer, dataset, count: int, out_dir: Path, nam
     model.train()
     width = max(row.shape[2] for row in rows)
     rows = [np.pad(row, ((0, 0), (0, 0), (0, width - row.shape[2]), (0, 0))) for row in rows]  # (T, H, width, 3)
-    return write_video(Path(out_dir) / f"{name}.mp4", np.concatenate(rows, axis=1), fps=fps)
+    return write_video(Path(out_dir) / f"{name}.mp4", np.concatenate(rows, axis=1), fps=fps, overwrite=True)

@@ -19,15 +19,17 @@ Notable choices:
   returns fewer frames silently.
 - Writing streams (`VideoWriter`) to a temporary sibling and renames it into place on success only: mp4 is
   H.264/yuv420p at CRF 12 (flat colours keep within ~2 levels inside an object; its 1–2 px rim is blended by
-  the halved chroma resolution; width and height must be even),
-  webm is VP9 (CRF 20), gif uses a per-frame palette (ffmpeg palettegen/paletteuse), and a path with no
-  extension (or ending in '/') becomes a directory of `frame_00000.png` … .
+  the halved chroma resolution; width and height must be even), webm is VP9 (CRF 20), gif uses a per-frame
+  palette (ffmpeg palettegen/paletteuse), .png/.jpg holds one frame, and a path with no suffix (or ending in
+  '/') becomes a new folder of `frame_00000.png` … with `fps.txt` and the marker `.t2v-frames`.
+- What an output may replace is tokenizer/outputs.py's rule, checked when the writer is made and again before
+  its rename: an existing file or frame folder of ours only with `overwrite=True`, a folder of anything else
+  never, and a file never replaces a folder (nor a folder a file).
 """
 from __future__ import annotations
 
 import math
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from t2v.tokenizer.atomic import atomic_file
+from t2v.tokenizer.outputs import FPS_FILE, FRAME_MARKER, FRAMES, IMAGE, check_output, place_output, remove
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DEFAULT_FRAME_DIR_FPS = 8.0
@@ -83,7 +85,7 @@ def _frame_files(path: Path) -> list[Path]:
 
 def _frame_dir_fps(path: Path, fps: float | None) -> float:
     """A frame directory's own fps: its fps.txt, else the requested fps, else 8."""
-    fps_file = path / "fps.txt"
+    fps_file = path / FPS_FILE
     if fps_file.exists():
         try:
             return float(fps_file.read_text().strip())
@@ -308,37 +310,36 @@ def resize_and_crop(frames: np.ndarray, size: tuple[int, int], crop: str = "cent
 
 
 # --------------------------------------------------------------------------------------------- writing
-def _is_frame_dir(path: str | os.PathLike) -> bool:
-    return str(path).endswith(("/", os.sep)) or Path(path).suffix == ""
-
-
 class VideoWriter:
-    """Stream uint8 frames to .mp4 (H.264), .webm (VP9), .gif, or a directory of PNGs (path without extension).
+    """Stream uint8 frames to .mp4 (H.264), .webm (VP9), .gif, one .png/.jpg image, or a folder of PNG frames
+    (a path without suffix, or ending in '/').
 
-    The output appears at `path` only when the writer closes without error (temp sibling + rename).
-    quality is the CRF for mp4/webm (lower is better; default 12 for mp4, 20 for webm); unused for gif/png.
+    The output appears at `path` only when the writer closes without error (temp sibling + rename). An existing
+    output is refused (before any work) unless `overwrite`; a folder this program did not write is never replaced
+    (tokenizer/outputs.py). quality is the CRF for mp4/webm (lower is better; default 12 for mp4, 20 for webm).
     Example: `with VideoWriter("out.mp4", fps=8) as writer: writer.write(chunk)`
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, quality: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float, quality: int | None = None,
+                 overwrite: bool = False) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
+        self.kind = check_output(path, overwrite=overwrite)  # mp4, webm, gif, image or frames
         self.path = Path(path)
         self.fps = fps
         self.quality = quality
-        self.kind = "png" if _is_frame_dir(path) else self.path.suffix.lower().lstrip(".")
-        if self.kind not in ("mp4", "webm", "gif", "png"):
-            raise ValueError(f"cannot write {path}: use a .mp4, .webm or .gif path, or a directory for PNG frames")
+        self.overwrite = overwrite
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._temp = _temp_sibling(self.path, directory=self.kind == "png")
-        if self.kind == "png":
-            (self._temp / "fps.txt").write_text(f"{fps}\n")
+        self._temp = _temp_sibling(self.path, directory=self.kind == FRAMES)
+        if self.kind == FRAMES:
+            (self._temp / FPS_FILE).write_text(f"{fps}\n")
+            (self._temp / FRAME_MARKER).write_text("frames written by t2v: `--overwrite` may replace this folder\n")
         self.frames_written, self._closed = 0, False
         self._container = self._stream = self._graph = None
 
     # 1. open the encoder lazily, when the first frame gives the size
     def _open(self, height: int, width: int) -> None:
-        if self.kind == "png":
+        if self.kind in (FRAMES, IMAGE):
             return
         if self.kind == "mp4" and (height % 2 or width % 2):
             raise ValueError(f"cannot write {self.path}: H.264 mp4 needs an even width and height, got "
@@ -368,14 +369,20 @@ class VideoWriter:
             raise ValueError(f"frames must be uint8 (T,H,W,3) or (H,W,3), got {frames.dtype} {frames.shape}")
         if len(frames) == 0:
             return
+        if self.kind == IMAGE and self.frames_written + len(frames) > 1:
+            raise ValueError(f"cannot write {self.frames_written + len(frames)} frames to {self.path}: a "
+                             f"{self.path.suffix} file holds one image; use a folder path (no suffix) or a video "
+                             "suffix (.mp4, .webm, .gif)")
         if self.frames_written == 0:
             self._open(*frames.shape[1:3])
             self._size = frames.shape[1:3]
         if frames.shape[1:3] != self._size:
             raise ValueError(f"frame size {frames.shape[1:3]} differs from the first frame's {self._size}")
         for image in frames:
-            if self.kind == "png":
+            if self.kind == FRAMES:
                 iio.imwrite(self._temp / f"frame_{self.frames_written:05d}.png", image)
+            elif self.kind == IMAGE:
+                iio.imwrite(self._temp, image, extension=self.path.suffix.lower())
             else:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
                 frame.pts = self.frames_written
@@ -404,7 +411,7 @@ class VideoWriter:
             if self._container is not None:
                 self._encode(None)
                 self._container.close()
-            _replace(self._temp, self.path)
+            place_output(self._temp, self.path, self.kind, self.overwrite)
         except BaseException:
             self.abort()
             raise
@@ -417,7 +424,7 @@ class VideoWriter:
                 self._container.close()
             except Exception:  # noqa: BLE001 - the output is discarded anyway
                 pass
-        _remove(self._temp)
+        remove(self._temp)
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -452,40 +459,23 @@ def _drain(sink) -> list[av.VideoFrame]:
             return frames
 
 
-def _replace(temp: Path, path: Path) -> None:
-    """Move temp onto path; a directory replaces an existing directory via a rename-aside."""
-    if temp.is_dir() and path.exists():
-        aside = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, aside)
-        os.replace(temp, path)
-        _remove(aside)
-    else:
-        os.replace(temp, path)
-
-
 def _temp_sibling(path: Path, directory: bool) -> Path:
     """An empty temp file (or directory) beside `path`, with the permissions a new file would get."""
     umask = os.umask(0)
     os.umask(umask)
     if directory:
-        temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         os.chmod(temp, 0o777 & ~umask)
         return temp
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(handle)
     os.chmod(name, 0o666 & ~umask)
     return Path(name)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, **kwargs) -> Path:
-    """Write uint8 (T,H,W,3) frames to `path` (format by extension, see VideoWriter); returns the path."""
+    """Write uint8 (T,H,W,3) frames to `path` (format by suffix; `overwrite=True` to replace an output, see
+    VideoWriter); returns the path."""
     with VideoWriter(path, fps, **kwargs) as writer:
         writer.write(frames)
     return writer.path
@@ -508,9 +498,8 @@ def contact_sheet(videos: np.ndarray, max_columns: int = 9, gap: int = 2) -> np.
     return sheet
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write a uint8 (H, W, 3) image (PNG/JPEG by extension) atomically."""
-    path = Path(path)
-    with atomic_file(path) as temp:
-        iio.imwrite(temp, image, extension=path.suffix or ".png")
-    return path
+def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
+    """Write a uint8 (H, W, 3) image to a .png/.jpg `path` atomically (an existing file only with `overwrite`)."""
+    if check_output(path, overwrite=overwrite) != IMAGE:
+        raise ValueError(f"cannot write an image to {path}: use a .png or .jpg path")
+    return write_video(path, image, fps=1.0, overwrite=overwrite)

@@ -88,7 +88,7 @@ def check_split(pipeline: TextToVideo, split: str, config: ShapesEvalConfig, siz
             if out_dir is not None and number < config.save_videos:
                 name = (f"{split}{tag}_{number:03d}_{'pass' if check.passed else 'fail'}_"
                         f"{caption.replace(' ', '_')}.gif")
-                write_video(out_dir / name, video, fps)
+                write_video(out_dir / name, video, fps, overwrite=True)  # a re-run rewrites its own GIFs
         if progress is not None:
             progress(len(batch))
     return checks, records
@@ -143,7 +143,7 @@ def evaluate_reconstructions(video_tokenizer: VideoTokenizer, num: int, work_dir
 
 def reconstruct_clip(video_tokenizer: VideoTokenizer, clip: np.ndarray, work_dir: str | Path) -> np.ndarray:
     """A uint8 clip (T, H, W, 3) after the mp4 round trip the training data goes through, encoded and decoded."""
-    path = write_video(Path(work_dir) / "clip.mp4", clip, 8.0)
+    path = write_video(Path(work_dir) / "clip.mp4", clip, 8.0, overwrite=True)  # one scratch file, rewritten
     device = next(video_tokenizer.parameters()).device
     with torch.no_grad():
         codes = video_tokenizer.encode(to_pixels(read_video(path)[0], device))
