@@ -24,7 +24,7 @@ def from_dict(cls: type[C], values: dict[str, Any]) -> C:
     """Build dataclass `cls` from a dict, recursing into nested dataclass fields; unknown keys are an error."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    unknown = sorted(map(str, set(values) - names))
     if unknown:
         raise ValueError(f"unknown config key(s) for {cls.__name__}: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     kwargs = {}
@@ -32,6 +32,8 @@ def from_dict(cls: type[C], values: dict[str, Any]) -> C:
         hint = hints[name]
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = from_dict(hint, value)
+        elif dataclasses.is_dataclass(hint) and value is not None:
+            raise ValueError(f"{cls.__name__}.{name} is a section: expected a mapping of its keys, got {value!r}")
         elif _origin(hint) is tuple and isinstance(value, list):
             value = tuple(value)
         kwargs[name] = value
@@ -39,13 +41,42 @@ def from_dict(cls: type[C], values: dict[str, Any]) -> C:
 
 
 def load(cls: type[C], path: str | Path) -> C:
-    """Load dataclass `cls` from a .yaml/.yml/.json file."""
+    """Load dataclass `cls` from a .yaml/.yml/.json file; a file that does not parse, is not a mapping or does not
+    fit `cls` is a one-line ValueError naming the file (and the line, for syntax errors)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    text = path.read_text()
-    values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    return from_dict(cls, values or {})
+    values = parse_file(path)
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a config must be a mapping of keys to values (such as `steps: 100`), not a "
+                         f"{type(values).__name__}; fix the file")
+    try:
+        return from_dict(cls, values)
+    except (TypeError, ValueError) as error:  # unknown keys, wrong types, the config's own checks
+        raise ValueError(f"{path}: {error}; fix the file") from None
+
+
+def parse_file(path: Path) -> Any:
+    """The parsed contents of a .json (JSON) or other (YAML) file; syntax errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (not UTF-8); give a .yaml or .json config") from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: invalid JSON: {error.msg} (line {error.lineno}, column {error.colno}); "
+                             "fix the file") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{path}: invalid YAML: {problem}{where}; fix the file") from None
 
 
 def dump_yaml(config: Any) -> str:
