@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import Qwen2VLTextConfig
@@ -226,22 +227,60 @@ class VideoGenerator(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "VideoGenerator":
-        """Rebuild a generator from a `save_pretrained` directory (or a run directory holding one)."""
+        """Rebuild a generator from a `save_pretrained` directory (or a run directory holding one). A damaged or
+        incomplete file is a one-line ValueError naming it."""
         directory = Path(directory)
         if not (directory / WEIGHTS_FILE).is_file() or not (directory / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"no generator in {directory} (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
-        raw = json.loads((directory / CONFIG_FILE).read_text())
-        raw = raw.get("model", raw)
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        raw = read_json(config_path, _REPAIR)
+        raw = raw["model"] if isinstance(raw.get("model"), dict) else raw
         known = {f.name for f in dataclasses.fields(GeneratorConfig)}
         if not known.issuperset(raw):
-            raise ValueError(f"{directory / CONFIG_FILE} is not a generator config (unknown keys "
-                             f"{sorted(set(raw) - known)})")
+            raise ValueError(f"{config_path} is not a generator config (unknown keys {sorted(set(raw) - known)})")
+        missing = [key for key in _REQUIRED if key not in raw]
+        if missing:
+            raise ValueError(f"{config_path}: missing key(s) {', '.join(missing)}: the file is incomplete or "
+                             f"damaged; {_REPAIR}")
         if not {"sizes", "rates"} <= set(raw):
-            raise ValueError(f"{directory / CONFIG_FILE} is an old-format generator: it does not record the sizes and "
+            raise ValueError(f"{config_path} is an old-format generator: it does not record the sizes and "
                              f"frame rates it was trained on (no 'sizes'/'rates'); retrain it with this version")
-        model = cls(GeneratorConfig(**raw))
-        missing, unexpected = model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=False)
+        try:
+            model = cls(GeneratorConfig(**raw))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{config_path}: {error}; {_REPAIR}") from None
+        try:
+            state = load_file(str(weights_path))
+        except SafetensorError as error:
+            raise ValueError(f"{weights_path}: not a readable safetensors file ({error}): it is truncated or damaged; "
+                             f"{_REPAIR}") from None
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as error:  # shape mismatches
+            raise ValueError(f"{weights_path} does not match its {CONFIG_FILE}: the checkpoint is incompatible or "
+                             f"damaged ({str(error).splitlines()[-1].strip()})") from None
         if missing or unexpected:
             raise ValueError(f"{directory} does not match its config: missing {missing[:3]}, unexpected "
                              f"{unexpected[:3]}; was it saved by another version?")
         return model.eval()
+
+
+# What a damaged generator file needs, and the keys its config.json must hold (each since the first version, or
+# checked above; the others have defaults): without them the model would be built with another shape or vocabulary.
+_REPAIR = "copy the generator directory again, or re-run `t2v generator train` to write it"
+_REQUIRED = ("layers", "hidden", "heads", "kv_heads", "intermediate", "text_size", "codebook_size", "max_text_len",
+             "rope_theta")
+
+
+def read_json(path: Path, repair: str) -> dict:
+    """The JSON object in `path`; a file that does not parse or holds no object is a one-line ValueError naming
+    it (and the line), ending with `repair` (what to do)."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = f" (line {error.lineno}, column {error.colno})" if isinstance(error, json.JSONDecodeError) else ""
+        raise ValueError(f"{path}: not valid JSON{where}: the file is damaged; {repair}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object, got a {type(values).__name__}: the file is damaged; "
+                         f"{repair}")
+    return values

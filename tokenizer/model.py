@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -281,7 +282,8 @@ class VideoTokenizer(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> "VideoTokenizer":
         """Load a tokenizer saved by `save_pretrained`, or a training run directory (whose config.json holds the
-        whole training config, the model's under "model")."""
+        whole training config, the model's under "model"). A damaged or incomplete file is a one-line ValueError
+        naming it."""
         directory = Path(directory)
         config_path, weights_path = directory / "config.json", directory / "model.safetensors"
         if not directory.is_dir():
@@ -289,22 +291,52 @@ class VideoTokenizer(nn.Module):
         if not config_path.is_file() or not weights_path.is_file():
             raise FileNotFoundError(f"{directory} is not a tokenizer: it needs config.json and model.safetensors "
                                     "(train one with `t2v tokenizer train`)")
-        values = json.loads(config_path.read_text())
-        if isinstance(values.get("model"), dict):
-            values = values["model"]
-        known = {f.name for f in dataclasses.fields(TokenizerConfig)}
-        if not known.issuperset(values):
-            raise ValueError(f"{config_path} is not a video tokenizer config (unexpected keys "
-                             f"{sorted(set(values) - known)})")
-        model = cls(TokenizerConfig(**values))
+        model = cls(_read_config(config_path))
         incompatible = f"{weights_path} does not match its config.json: the checkpoint is incompatible or damaged"
         try:
-            missing, unexpected = model.load_state_dict(load_file(str(weights_path), device=map_location), strict=False)
+            state = load_file(str(weights_path), device=map_location)
+        except SafetensorError as error:
+            raise ValueError(f"{weights_path}: not a readable safetensors file ({error}): it is truncated or damaged; "
+                             f"{_REPAIR}") from None
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as error:  # shape mismatches
             raise ValueError(f"{incompatible} ({str(error).splitlines()[-1].strip()})") from None
         if missing or unexpected:
             raise ValueError(f"{incompatible} (missing {missing[:3]}, unexpected {unexpected[:3]})")
         return model.eval()
+
+
+# What a damaged tokenizer file needs, and the keys its config.json must hold (each since the first version; the
+# others have defaults): without them the model would be built with another architecture or codebook.
+_REPAIR = "copy the tokenizer directory again, or re-run `t2v tokenizer train` to write it"
+_REQUIRED = ("channels", "num_res_blocks", "spatial_stride", "temporal_stride", "quantizer", "fsq_levels",
+             "lfq_bits", "vq_codebook_size", "vq_dim")
+
+
+def _read_config(path: Path) -> TokenizerConfig:
+    """The tokenizer config in `path` (a `save_pretrained` config.json, or a run's, the model's under "model"),
+    checked: valid JSON, an object, the required keys and no unknown ones, values `TokenizerConfig` accepts."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = f" (line {error.lineno}, column {error.colno})" if isinstance(error, json.JSONDecodeError) else ""
+        raise ValueError(f"{path}: not valid JSON{where}: the file is damaged; {_REPAIR}") from None
+    if isinstance(values, dict) and isinstance(values.get("model"), dict):
+        values = values["model"]
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object of tokenizer settings, got a {type(values).__name__}; "
+                         f"{_REPAIR}")
+    known = {f.name for f in dataclasses.fields(TokenizerConfig)}
+    if not known.issuperset(values):
+        raise ValueError(f"{path} is not a video tokenizer config (unexpected keys {sorted(set(values) - known)})")
+    missing = [key for key in _REQUIRED if key not in values]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {', '.join(missing)}: the file is incomplete or damaged; {_REPAIR}")
+    try:
+        return TokenizerConfig(**values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}; {_REPAIR}") from None
 
 
 def _round_up(value: int, multiple: int) -> int:
