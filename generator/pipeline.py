@@ -25,7 +25,7 @@ from typing import Iterable, Iterator, Union
 import numpy as np
 import torch
 
-from t2v.generator.model import VideoGenerator
+from t2v.generator.model import VideoGenerator, read_json
 from t2v.generator.sample import SamplingConfig, Schedule, sample_frames
 from t2v.generator.schedule import PromptChange, check_schedule, latent_start
 from t2v.generator.text import TextTokenizer
@@ -39,6 +39,7 @@ from t2v.tokenizer.video_io import VideoWriter, resize_and_crop
 PIPELINE_FILE = "pipeline.json"
 FORMAT_VERSION = 1
 PARTS = ("video_tokenizer", "generator", "text_tokenizer")
+_REPAIR = "copy the pipeline directory again, or re-export it (`t2v recipe run shapes --out DIR` writes one)"
 Prompt = Union[str, list[str], list[PromptChange]]
 
 
@@ -100,12 +101,7 @@ class TextToVideo:
         if not (directory / PIPELINE_FILE).is_file():
             raise FileNotFoundError(f"{directory} is not a pipeline directory: no {PIPELINE_FILE} (expected "
                                     f"{', '.join(PARTS)} and {PIPELINE_FILE})")
-        raw = json.loads((directory / PIPELINE_FILE).read_text())
-        if raw.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{directory / PIPELINE_FILE}: pipeline format {raw.get('format_version')} is not "
-                             f"supported (expected {FORMAT_VERSION})")
-        info = PipelineInfo(fps=float(raw["fps"]), size=tuple(raw["size"]), frames=int(raw["frames"]),
-                            window=raw.get("window"))
+        info = read_info(directory / PIPELINE_FILE)
         return cls(VideoTokenizer.from_pretrained(directory / "video_tokenizer"),
                    VideoGenerator.from_pretrained(directory / "generator"),
                    TextTokenizer.load(directory / "text_tokenizer"), info)
@@ -259,6 +255,27 @@ class TextToVideo:
             for chunk in self.generate(prompt, frames, size, sampling, seed, fps=fps, force=force):
                 writer.write(chunk[0])
         return Path(path)
+
+
+def read_info(path: Path) -> PipelineInfo:
+    """The `PipelineInfo` of a `pipeline.json`; a damaged or incomplete file, or another format version, is a
+    one-line ValueError naming it."""
+    raw = read_json(path, _REPAIR)
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: pipeline format {raw.get('format_version')} is not supported (expected "
+                         f"{FORMAT_VERSION}); {_REPAIR}")
+    missing = [key for key in ("fps", "size", "frames") if key not in raw]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {', '.join(missing)}: the file is incomplete or damaged; {_REPAIR}")
+    fps, size, frames, window = (raw.get(key) for key in ("fps", "size", "frames", "window"))
+    try:
+        height, width = (int(side) for side in size)
+        return PipelineInfo(fps=float(fps), size=(height, width), frames=int(frames),
+                            window=None if window is None else int(window))
+    except (TypeError, ValueError):  # a size that is not two numbers, a number that is not one
+        raise ValueError(f"{path}: expected fps (a number), size ([H, W]), frames and window (whole numbers), got "
+                         f"fps={fps!r}, size={size!r}, frames={frames!r}, window={window!r}: the file is damaged; "
+                         f"{_REPAIR}") from None
 
 
 def chunked(items: Iterable[torch.Tensor], size: int) -> Iterator[list[torch.Tensor]]:

@@ -1,14 +1,16 @@
 """The caption tokenizer: a sentencepiece model trained on the dataset's captions.
 
 Saved as `text.model` (the sentencepiece proto) and `text.json` (max length and the words seen in training, so a
-prompt with words the model never saw gets a warning that names them). Prompts are lower-cased and stripped;
-an empty prompt is an error, an over-long one is truncated with a warning.
+prompt with words the model never saw gets a warning that names them; so do characters the model reads as unknown,
+such as other scripts or emoji). Prompts are NFKC-normalized, lower-cased and stripped; an empty prompt is an error,
+an over-long one is truncated with a warning. A damaged `text.model` or `text.json` is a one-line ValueError.
 """
 from __future__ import annotations
 
 import io
 import json
 import re
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import Iterable
@@ -19,15 +21,18 @@ from t2v.tokenizer.atomic import atomic_write_text, atomic_file
 
 MODEL_FILE = "text.model"
 INFO_FILE = "text.json"
+_REPAIR = "copy the directory again, or re-run `t2v generator train` to write it"
 
 
 def normalize(prompt: str) -> str:
-    """Lower-case, single spaces, no surrounding blanks."""
-    return re.sub(r"\s+", " ", prompt.strip().lower())
+    """NFKC (as sentencepiece reads it: full-width letters become plain ones), lower-case, single spaces, no
+    surrounding blanks."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", prompt).strip().lower())
 
 
 def words_of(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text)
+    """The words of normalized `text`: runs of letters, digits (of any script) and apostrophes."""
+    return re.findall(r"(?:[^\W_]|')+", text)
 
 
 class TextTokenizer:
@@ -67,20 +72,40 @@ class TextTokenizer:
 
     @classmethod
     def load(cls, directory: str | Path) -> "TextTokenizer":
+        """Read `text.model` and `text.json` from `directory`; a damaged or incomplete file is a one-line
+        ValueError naming it."""
         directory = Path(directory)
-        if not (directory / MODEL_FILE).is_file() or not (directory / INFO_FILE).is_file():
+        model_path, info_path = directory / MODEL_FILE, directory / INFO_FILE
+        if not model_path.is_file() or not info_path.is_file():
             raise FileNotFoundError(f"no text tokenizer in {directory} (expected {MODEL_FILE} and {INFO_FILE})")
-        processor = spm.SentencePieceProcessor(model_proto=(directory / MODEL_FILE).read_bytes())
-        info = json.loads((directory / INFO_FILE).read_text())
-        return cls(processor, int(info["max_len"]), info["words"])
+        try:
+            processor = spm.SentencePieceProcessor(model_proto=model_path.read_bytes())
+        except RuntimeError:  # sentencepiece's parse failure
+            processor = None
+        if processor is None or processor.get_piece_size() == 0:
+            raise ValueError(f"{model_path}: not a sentencepiece model: the file is truncated or damaged; {_REPAIR}")
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{info_path}: not valid JSON: the file is damaged; {_REPAIR}") from None
+        if not isinstance(info, dict) or not isinstance(info.get("max_len"), int) \
+                or not isinstance(info.get("words"), list):
+            raise ValueError(f"{info_path}: expected an object with \"max_len\" (a number) and \"words\" (a list): "
+                             f"the file is incomplete or damaged; {_REPAIR}")
+        return cls(processor, info["max_len"], info["words"])
 
     def encode(self, prompt: str, warn: bool = True) -> list[int]:
         """Pieces of `prompt`. Empty → ValueError; unknown words or truncation → a warning (when `warn`)."""
         text = normalize(prompt)
         if not text:
             raise ValueError("the prompt is empty: give a caption such as \"a red circle moving left slowly\"")
+        foreign = self.unrepresentable(text) if warn else []
+        if foreign:
+            shown = ", ".join(map(repr, foreign[:10])) + (f" … ({len(foreign)} in all)" if len(foreign) > 10 else "")
+            warnings.warn(f"characters the text model cannot represent (read as unknown or dropped): {shown}; "
+                          "write the prompt in the letters of the training captions", stacklevel=2)
         if warn and self.words:
-            unknown = [w for w in words_of(text) if w not in self.words]
+            unknown = [w for w in words_of(text) if w not in self.words and not set(w) & set(foreign)]
             if unknown:
                 warnings.warn(f"words the text model never saw in training: {', '.join(unknown)} "
                               "(the generator cannot know what they mean)", stacklevel=2)
@@ -91,6 +116,17 @@ class TextTokenizer:
                               stacklevel=2)
             pieces = pieces[: self.max_len]
         return pieces
+
+    def unrepresentable(self, text: str) -> list[str]:
+        """The characters of `text` (each once, in order) that the model reads as unknown, or whose pieces hold
+        nothing but the word boundary (sentencepiece's normalization dropped them)."""
+        unknown, boundary = self.processor.unk_id(), self.processor.piece_to_id("\u2581")
+        foreign = []
+        for char in dict.fromkeys(text):
+            pieces = [] if char.isspace() else self.processor.encode(char)
+            if not char.isspace() and (unknown in pieces or all(piece == boundary for piece in pieces)):
+                foreign.append(char)
+        return foreign
 
     def decode(self, pieces: list[int]) -> str:
         return self.processor.decode(pieces)
