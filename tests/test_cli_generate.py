@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_main, tiny_pipeline
-from t2v.tokenizer.video_io import read_video
+from t2v.tokenizer.video_io import read_video, write_video
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,127 @@ def test_sampling_option_help_states_the_library_defaults():
     text = " ".join(CliRunner().invoke(generate, ["--help"], terminal_width=200).output.split())
     for value in (defaults.cfg_scale, defaults.temperature, defaults.top_k, defaults.top_p):
         assert f"[default: {value:g}]" in text
+
+
+# --------------------------------------------------------------------------------------------- output paths
+RED = "a red circle moving left slowly"
+
+
+def snapshot(root) -> dict[str, bytes]:
+    """Every file under `root` (relative path → bytes)."""
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def refused(args, monkeypatch, capsys, message: str) -> None:
+    """The command exits 2 with one `Error: …` line holding `message`."""
+    code, _, err = run_main(args, monkeypatch, capsys)
+    assert code == 2 and err.startswith("Error: ") and err.count("\n") == 1 and message in err, (code, err)
+
+
+def test_generate_never_replaces_a_folder_it_did_not_write(pipeline_dir, tmp_path, monkeypatch, capsys):
+    videos = tmp_path / "Videos"
+    (videos / "holiday").mkdir(parents=True)
+    (videos / "holiday" / "beach.mp4").write_bytes(b"precious")
+    (videos / "notes.txt").write_text("keep")
+    before = snapshot(tmp_path)
+    for out in (str(videos), f"{videos}/"):
+        for extra in ([], ["--overwrite"]):
+            refused(["generate", str(pipeline_dir), RED, "-o", out, "--frames", "5", *extra], monkeypatch, capsys,
+                    "is a folder t2v did not write")
+    # checked before the model loads: a missing pipeline is not reached
+    refused(["generate", str(tmp_path / "no_pipeline"), RED, "-o", f"{videos}/"], monkeypatch, capsys,
+            "did not write")
+    assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["Videos"]
+
+
+def test_generate_existing_outputs_need_overwrite(pipeline_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "clip.mp4"
+    out.write_bytes(b"an older video")
+    refused(["generate", str(pipeline_dir), RED, "-o", str(out), "--frames", "5"], monkeypatch, capsys,
+            "clip.mp4 already exists: choose another path, or pass --overwrite to replace it")
+    assert out.read_bytes() == b"an older video"
+    code, _, err = run_main(["generate", str(pipeline_dir), RED, "-o", str(out), "--frames", "5", "--overwrite"],
+                            monkeypatch, capsys)
+    assert code == 0, err
+    assert read_video(out)[0].shape == (5, 16, 16, 3)
+    # every output is checked before any is written: an existing second sample or preview stops the whole run
+    (tmp_path / "many_s1.gif").write_bytes(b"sample")
+    refused(["generate", str(pipeline_dir), RED, "-o", str(tmp_path / "many.gif"), "--num-samples", "2"],
+            monkeypatch, capsys, "many_s1.gif already exists")
+    (tmp_path / "one.preview.png").write_bytes(b"preview")
+    refused(["generate", str(pipeline_dir), RED, "-o", str(tmp_path / "one.gif"), "--preview"], monkeypatch, capsys,
+            "one.preview.png already exists")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "many_s1.gif", "one.preview.png"]
+    assert (tmp_path / "many_s1.gif").read_bytes() == b"sample"
+
+
+def test_generate_rewrites_a_frame_folder_it_wrote_only_with_overwrite(pipeline_dir, tmp_path, monkeypatch, capsys):
+    frames = tmp_path / "frames"
+    code, _, err = run_main(["generate", str(pipeline_dir), RED, "-o", f"{frames}/", "--frames", "9"], monkeypatch,
+                            capsys)
+    assert code == 0, err
+    assert read_video(frames)[0].shape[0] == 9
+    before = snapshot(frames)
+    refused(["generate", str(pipeline_dir), RED, "-o", str(frames), "--frames", "5"], monkeypatch, capsys,
+            "holds frames t2v wrote earlier")
+    assert snapshot(frames) == before
+    code, _, err = run_main(["generate", str(pipeline_dir), RED, "-o", str(frames), "--frames", "5", "--overwrite"],
+                            monkeypatch, capsys)
+    assert code == 0, err
+    assert read_video(frames)[0].shape[0] == 5 and sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_generate_one_frame_to_an_image(pipeline_dir, tmp_path, monkeypatch, capsys):
+    code, _, err = run_main(["generate", str(pipeline_dir), RED, "-o", str(tmp_path / "still.png"), "--frames", "1"],
+                            monkeypatch, capsys)
+    assert code == 0, err
+    assert (tmp_path / "still.png").is_file() and read_video(tmp_path / "still.png")[0].shape == (1, 16, 16, 3)
+    refused(["generate", str(pipeline_dir), RED, "-o", str(tmp_path / "many.png"), "--frames", "3"], monkeypatch,
+            capsys, "cannot write 3 frames to")
+    refused(["generate", str(pipeline_dir), RED, "-o", str(tmp_path / "many.jpg")], monkeypatch, capsys,
+            "cannot write 5 frames to")  # the pipeline's default length, known once it is loaded: before sampling
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["still.png"]
+
+
+def test_generate_bad_output_paths(pipeline_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("x")
+    cases = [(".", "cannot write to '.': it names no file or folder"), ("./", "names no file or folder"),
+             ("out.mp4/", "the trailing '/' names a folder of frames but .mp4 a file"),
+             ("out.mkv", "unknown suffix '.mkv'; use .mp4, .webm or .gif (a video), .png or .jpg (one image), or no "
+                         "suffix or a trailing '/' (a folder of PNG frames)")]
+    for out, message in cases:
+        for extra in ([], ["--overwrite"]):
+            refused(["generate", str(pipeline_dir), RED, "-o", out, *extra], monkeypatch, capsys, message)
+    refused(["extend", str(pipeline_dir), "keep.txt", "-o", "."], monkeypatch, capsys, "names no file or folder")
+    refused(["generate", str(pipeline_dir), RED, "-o", ".", "--num-samples", "2"], monkeypatch, capsys,
+            "names no file or folder")
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_generate_echoes_a_long_prompt_shortened(pipeline_dir, tmp_path, monkeypatch, capsys):
+    prompt = " ".join(["red"] * 5000)
+    _, stdout, _ = run_main(["generate", str(pipeline_dir), prompt, "-o", str(tmp_path / "long.gif"), "--frames", "1"],
+                            monkeypatch, capsys)
+    echo = stdout.splitlines()[0]
+    assert "…" in echo and len(echo) < 140 and echo.startswith("'red red")
+
+
+def test_extend_checks_its_outputs_first(pipeline_dir, tmp_path, monkeypatch, capsys):
+    given = write_video(tmp_path / "given.mp4", np.full((5, 16, 16, 3), 40, np.uint8), fps=8)
+    (tmp_path / "more.mp4").write_bytes(b"older")
+    refused(["extend", str(pipeline_dir), str(given), "-o", str(tmp_path / "more.mp4"), "--frames", "4"],
+            monkeypatch, capsys, "already exists")
+    assert (tmp_path / "more.mp4").read_bytes() == b"older"
+    refused(["extend", str(pipeline_dir), str(given), "-o", str(tmp_path / "next.png"), "--frames", "1"],
+            monkeypatch, capsys, "holds one image but the output holds")
+    refused(["extend", str(tmp_path / "no_pipeline"), str(given), "-o", str(tmp_path)], monkeypatch, capsys,
+            "did not write")
+    code, _, err = run_main(["extend", str(pipeline_dir), str(given), "-o", str(tmp_path / "more.mp4"), "--frames",
+                             "4", "--overwrite"], monkeypatch, capsys)
+    assert code == 0, err
+    assert read_video(tmp_path / "more.mp4")[0].shape[0] == 9
+    code, _, err = run_main(["extend", str(pipeline_dir), str(given), "-o", str(tmp_path / "next.png"), "--frames",
+                             "1", "--only-new"], monkeypatch, capsys)
+    assert code == 0, err
+    assert read_video(tmp_path / "next.png")[0].shape[0] == 1
