@@ -14,9 +14,14 @@ Notable choices:
 - Each rank's micro-batch is a pure function of (seed, rank, step, micro-step), and each rank keeps its RNG state
   in its own file beside DeepSpeed's (whose client state all ranks share): a resumed run has exactly the losses
   of the uninterrupted one.
-- A checkpoint is written into `.checkpoint.tmp/` and renamed into place once every rank has written; then
-  `latest` moves atomically. DeepSpeed state serves resume only; the weights are exported with `save_pretrained`
-  as run_dir/model.safetensors next to the train config.json, so `VideoGenerator.from_pretrained(run_dir)` works.
+- The save sequence is the tokenizer's (tokenizer/checkpoint.py): eval line, checkpoint written into
+  `checkpoints/.step_N.tmp/` and renamed into place once every rank has written, export, samples, then `latest`.
+  DeepSpeed state serves resume only; the weights are exported as run_dir/model.safetensors next to the train
+  config.json, so `VideoGenerator.from_pretrained(run_dir)` works.
+- No pickle runs on resume: each rank's RNG state is safetensors + JSON, and DeepSpeed's own files are read with
+  `torch.load(weights_only=True)` (`SafeCheckpointEngine`), which refuses any file that names code to run.
+- A step whose gradients hold NaN or inf is skipped (DeepSpeed's ZeRO optimizers do it; `SkippingAdamW` does it
+  without ZeRO), counted, and more than `max_skipped_steps` in a row stop the run (tokenizer/guard.py).
 - On CPU DeepSpeed compiles its shared-memory all-reduce op (`deepspeed_shm_comm`, 0.5–2 min) when its process
   group starts. Only inference tensor parallelism uses it, so it is marked unavailable first: nothing compiles.
 
@@ -45,16 +50,21 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from t2v.generator.data import IGNORE, TokenSequences
-from t2v.generator.model import WEIGHTS_FILE, GeneratorConfig, VideoGenerator
+from t2v.generator.model import GeneratorConfig, VideoGenerator
 from t2v.generator.text import TextTokenizer, normalize
 from t2v.generator.vocab import PAD, RATE_TOLERANCE
-from t2v.tokenizer import distributed
-from t2v.tokenizer.atomic import atomic_directory, atomic_write_text
-from t2v.tokenizer.checkpoint import rng_state, set_rng_state, truncate_metrics
+from t2v.tokenizer import distributed, rundir
+from t2v.tokenizer.atomic import atomic_directory, atomic_write_text, fsync_tree, replace_directory
+from t2v.tokenizer.checkpoint import (commit, export_weights, exported_step, latest_checkpoint, rng_state,
+                                      set_rng_state)
+from t2v.tokenizer.guard import NonFiniteGuard
+from t2v.tokenizer.runlog import MetricsLog, truncate_metrics
 from t2v.tokenizer.shards import ShardReader
+from t2v.tokenizer.state_io import load_state, save_state
 from t2v.tokenizer.train import lr_factor
 
 PRECISIONS = ("auto", "fp32", "bf16")
+RANK_STATE = "rank{rank}"  # each rank's RNG state in a checkpoint: rank0.json + rank0.safetensors, …
 
 
 @dataclass
@@ -110,6 +120,7 @@ class GeneratorTrainConfig:
     log_every: int = 10
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+    max_skipped_steps: int = 10  # steps with a NaN/inf gradient skipped in a row before the run stops
     sample_every: int = 0  # 0 = never
     sample_prompts: list[str] = field(default_factory=list)
     tokenizer_dir: str = ""  # the video tokenizer that decodes samples; empty = no samples
@@ -124,6 +135,8 @@ class GeneratorTrainConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.sample_every < 0:
             raise ValueError(f"sample_every must be 0 (never) or positive, got {self.sample_every}")
+        if self.max_skipped_steps < 0:
+            raise ValueError(f"max_skipped_steps must be >= 0, got {self.max_skipped_steps}")
 
 
 @dataclass
@@ -195,17 +208,6 @@ def check_inputs(config: GeneratorTrainConfig) -> ShardReader:
     return reader
 
 
-def latest_checkpoint(run_dir: Path) -> str:
-    """The name of the checkpoint `checkpoints/latest` points to; a clear error if there is none."""
-    pointer = Path(run_dir) / "checkpoints" / "latest"
-    if not pointer.is_file():
-        raise FileNotFoundError(f"no checkpoint to resume in {run_dir} (missing {pointer}); start a new run instead")
-    name = pointer.read_text().strip()
-    if not (pointer.parent / name / "rank0.pt").is_file():
-        raise FileNotFoundError(f"checkpoint {pointer.parent / name} named by {pointer} is missing or incomplete")
-    return name
-
-
 def train_captions(reader: ShardReader, split: str | None) -> list[str]:
     return [row["caption"] for row in reader.rows if split is None or row.get("split") == split]
 
@@ -273,6 +275,48 @@ def deepspeed_config(config: GeneratorTrainConfig, bf16: bool) -> dict[str, Any]
             "wall_clock_breakdown": False}
 
 
+class SkippingAdamW(torch.optim.AdamW):
+    """AdamW that skips a step whose gradients hold NaN or inf (zeroing them), and says so through `overflow`, the
+    attribute DeepSpeed's engine reads to count skipped steps (its ZeRO optimizers set it themselves)."""
+
+    overflow = False
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102 - torch API
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        self.overflow = bool(grads) and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+        if self.overflow:
+            self.zero_grad(set_to_none=True)
+            return None
+        return super().step(closure)
+
+
+def safe_checkpoint_engine(engine: Any) -> Any:
+    """DeepSpeed's torch checkpoint engine with a load that unpickles nothing but tensors and plain containers."""
+    from deepspeed.runtime.checkpoint_engine import TorchCheckpointEngine
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    # data-only classes DeepSpeed pickles into its ZeRO optimizer files (numbers as attributes; rebuilding them runs
+    # no code of the file's choosing)
+    allowed = [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
+
+    class SafeCheckpointEngine(TorchCheckpointEngine):
+        def load(self, path: str, map_location=None):  # noqa: D102 - DeepSpeed API
+            try:
+                with torch.serialization.safe_globals(allowed):
+                    return torch.load(path, map_location=map_location, weights_only=True)
+            except Exception as error:  # torch raises UnpicklingError or RuntimeError for a refused global
+                reason = next((line.strip() for line in str(error).splitlines() if "Unsupported" in line),
+                              str(error).splitlines()[0] if str(error) else type(error).__name__)
+                raise ValueError(f"checkpoint file {path} is damaged or holds objects other than tensors, numbers "
+                                 f"and strings ({reason[:160]}); it is not loaded, since unpickling it could run "
+                                 "code. Resume from a checkpoint you trust or start a new run") from None
+
+    return SafeCheckpointEngine(engine._config)
+
+
 def make_engine(model: VideoGenerator, config: GeneratorTrainConfig, bf16: bool) -> Any:
     """A DeepSpeed engine around `model` with AdamW (decay on matrices) and the warmup + cosine schedule."""
     import logging
@@ -284,12 +328,13 @@ def make_engine(model: VideoGenerator, config: GeneratorTrainConfig, bf16: bool)
     opt = config.optim
     matrices = [p for p in model.parameters() if p.ndim >= 2]
     others = [p for p in model.parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": opt.weight_decay},
-                                   {"params": others, "weight_decay": 0.0}], lr=opt.lr, betas=tuple(opt.betas))
+    optimizer = SkippingAdamW([{"params": matrices, "weight_decay": opt.weight_decay},
+                               {"params": others, "weight_decay": 0.0}], lr=opt.lr, betas=tuple(opt.betas))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, functools.partial(lr_factor, config=opt, total_steps=config.steps))
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
                                       config=deepspeed_config(config, bf16))
+    engine.checkpoint_engine = safe_checkpoint_engine(engine)
     return engine
 
 
@@ -310,7 +355,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         reader = check_inputs(config)
         if resume:
-            latest_checkpoint(self.run_dir)
+            latest_checkpoint(self.run_dir, RANK_STATE.format(rank=0) + ".json")
         init_process_group()
         self.rank, self.world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         # 1. the caption tokenizer: trained once by rank 0, loaded by every rank
@@ -339,6 +384,7 @@ class Trainer:
         has_eval = split is not None and any(row.get("split") == split for row in reader.rows)
         self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window) if has_eval else None
         self.step = 0
+        self.guard = NonFiniteGuard(config.max_skipped_steps)
         if resume:
             self.resume()
 
@@ -379,8 +425,11 @@ class Trainer:
                 norm = float(torch.stack(grads).norm())  # averaged over ranks, before clipping
             engine.step()
             losses.append(loss.detach().float())
-        logs = {"loss": torch.stack(losses).mean(), "lr": self.config.optim.lr * lr_factor(
-            self.step, self.config.optim, self.config.steps)}
+        lr = self.config.optim.lr * lr_factor(self.step, self.config.optim, self.config.steps)
+        if not engine.was_step_applied():  # skipped for NaN/inf gradients: the schedule still follows the step
+            engine.lr_scheduler.step()
+        self.guard.record(engine.was_step_applied(), self.step + 1, lr)
+        logs = {"loss": torch.stack(losses).mean(), "lr": lr, "skipped": self.guard.total}
         if want_norm:
             logs["loss"] = distributed.all_sum(logs["loss"].clone()) / self.world
             ds_norm = engine.get_global_grad_norm()
@@ -390,50 +439,55 @@ class Trainer:
         return {name: float(value) for name, value in logs.items()}
 
     # 4. checkpoints, export, samples --------------------------------------------------------------------------
-    def save(self) -> None:
-        """Stage DeepSpeed's state and every rank's RNG, rename the whole into place, move `latest`, export."""
-        name, staging = f"step_{self.step:08d}", self.run_dir / ".checkpoint.tmp"
+    def save(self, samples: bool = False) -> None:
+        """Stage DeepSpeed's state and every rank's RNG, rename the whole into place, export, write the samples
+        (if `samples`), then move `latest` (the save sequence of tokenizer/checkpoint.py)."""
+        name = f"step_{self.step:08d}"
+        staging = self.checkpoints / f".{name}.tmp"  # one name for every rank; the run directory's lock owns it
         if self.rank == 0:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
         distributed.barrier()
-        self.engine.save_checkpoint(str(staging), tag=name, client_state={"step": self.step}, save_latest=False)
-        rank_state = {"step": self.step, "world": self.world, "rng": rng_state()}
+        self.engine.save_checkpoint(str(staging), tag=name, client_state={"step": self.step, "guard": self.guard.state()},
+                                    save_latest=False)
         (staging / name).mkdir(parents=True, exist_ok=True)
-        torch.save(rank_state, staging / name / f"rank{self.rank}.pt")
+        save_state({"step": self.step, "world": self.world, "rng": rng_state()}, staging / name,
+                   RANK_STATE.format(rank=self.rank))
         distributed.barrier()
         if self.rank == 0:
-            target, old = self.checkpoints / name, self.checkpoints / f".{name}.old"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():  # saving the same step again (a finished run resumed): keep it whole until replaced
-                os.replace(target, old)
-            os.replace(staging / name, target)
-            shutil.rmtree(old, ignore_errors=True)
-            atomic_write_text(self.checkpoints / "latest", name)
+            fsync_tree(staging / name)
+            replace_directory(staging / name, self.checkpoints / name)
             shutil.rmtree(staging, ignore_errors=True)
-            kept = sorted(p for p in self.checkpoints.glob("step_*") if p.is_dir())
-            for old in kept[:-self.config.keep_checkpoints] if self.config.keep_checkpoints > 0 else []:
-                shutil.rmtree(old, ignore_errors=True)
-        generator = self.standalone_generator()
-        if generator is not None:
-            export = self.run_dir / ".export.tmp"
-            generator.save_pretrained(export)  # config.json there is the model's; ours stays the train config
-            os.replace(export / WEIGHTS_FILE, self.run_dir / WEIGHTS_FILE)
-            shutil.rmtree(export, ignore_errors=True)
+        self.export()
+        if samples:
+            self.write_samples()
+        if self.rank == 0:
+            commit(self.run_dir, self.step, self.config.keep_checkpoints)
         distributed.barrier()
 
+    def export(self) -> None:
+        """The run directory's model.safetensors from the current weights (every rank calls: ZeRO-3 gathers)."""
+        generator = self.standalone_generator()
+        if generator is not None:
+            export_weights(generator.state_dict(), self.run_dir, self.step)
+
     def resume(self) -> None:
-        """Load the checkpoint `latest` names (complete by construction) and this rank's RNG state."""
-        name = latest_checkpoint(self.run_dir)
+        """Load the checkpoint `latest` names (complete by construction, read without pickle) and this rank's RNG
+        state; redo the export if a kill left it behind."""
+        name = latest_checkpoint(self.run_dir, RANK_STATE.format(rank=0) + ".json").name
         path, client = self.engine.load_checkpoint(str(self.checkpoints), tag=name)
-        if path is None:
-            raise FileNotFoundError(f"checkpoint {self.checkpoints / name} could not be loaded")
+        if path is None or not isinstance(client, dict) or "step" not in client:
+            raise ValueError(f"checkpoint {self.checkpoints / name} could not be loaded (DeepSpeed found no state or "
+                             "no step in it); resume from an earlier checkpoint or start a new run")
         self.step = int(client["step"])
-        rank_file = self.checkpoints / name / f"rank{self.rank}.pt"
-        if rank_file.is_file():  # absent when resuming with more ranks than wrote the checkpoint
-            set_rng_state(torch.load(rank_file, map_location="cpu", weights_only=False)["rng"])
+        self.guard = NonFiniteGuard(self.config.max_skipped_steps, **client.get("guard", {}))
+        rank_name = RANK_STATE.format(rank=self.rank)
+        if (self.checkpoints / name / f"{rank_name}.json").is_file():  # absent with more ranks than wrote it
+            set_rng_state(load_state(self.checkpoints / name, rank_name)["rng"])
         if self.rank == 0:
             truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        if exported_step(self.run_dir) != self.step:  # the same on every rank: all take part in the export
+            self.export()
 
     def standalone_generator(self) -> VideoGenerator | None:
         """A plain fp32 CPU copy of the current weights on rank 0 (every rank must call: ZeRO-3 gathers)."""
@@ -467,14 +521,24 @@ class Trainer:
 
 
 def train(config: GeneratorTrainConfig, run_dir: str | Path, resume: bool = False) -> GeneratorTrainResult:
-    """Train a generator into `run_dir` (config.json, text.model, model.safetensors, metrics.jsonl, checkpoints/)."""
+    """Train a generator into `run_dir` (config.json, text.model, model.safetensors, metrics.jsonl, checkpoints/).
+
+    A fresh run needs a new or empty `run_dir`, `resume` one with a checkpoint; the directory is locked meanwhile
+    (tokenizer/rundir.py), and a fresh run that fails before its first step leaves nothing behind."""
     run_dir = Path(run_dir)
-    if not resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    claim = rundir.claim(run_dir, resume)
     with launcher_env() as launched:
         try:
-            return _run(Trainer(config, run_dir, resume))
+            try:
+                trainer = Trainer(config, run_dir, resume)
+            except BaseException:
+                if claim is not None:
+                    claim.abandon()
+                raise
+            return _run(trainer)
         finally:
+            if claim is not None:
+                claim.release()
             if launched:  # a plain process keeps its 1-rank group: DeepSpeed caches groups for the next call
                 distributed.teardown(owned_only=False)
 
@@ -486,7 +550,7 @@ def _run(trainer: Trainer) -> GeneratorTrainResult:
                     disable=rank != 0, dynamic_ncols=True)
     tokens = seconds = window_tokens = window_seconds = 0.0
     logs: dict[str, float] = {}
-    with open(trainer.run_dir / "metrics.jsonl" if rank == 0 else os.devnull, "a") as metrics_file:
+    with MetricsLog(trainer.run_dir / "metrics.jsonl" if rank == 0 else None) as metrics_file:
         while trainer.step < config.steps:
             started = time.perf_counter()
             micro_batches = [draw_micro_batch(trainer.dataset, config, rank, trainer.step, micro)
@@ -503,17 +567,21 @@ def _run(trainer: Trainer) -> GeneratorTrainResult:
                 speed = window_tokens / max(window_seconds, 1e-9)
                 window_tokens = window_seconds = 0.0
                 record = {"step": trainer.step, **logs, "tokens_per_s": round(speed, 1)}
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
+                metrics_file.write(record)
                 progress.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{speed:,.0f}")
+            samples = sampling and (trainer.step % config.sample_every == 0 or trainer.step == config.steps)
             if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
                 eval_loss = trainer.evaluate()
                 if eval_loss is not None:
-                    metrics_file.write(json.dumps({"step": trainer.step, "eval_loss": eval_loss}) + "\n")
+                    metrics_file.write({"step": trainer.step, "eval_loss": eval_loss})
                     progress.write(f"step {trainer.step}: {config.data.eval_split} loss {eval_loss:.4f}")
-                trainer.save()
-            if sampling and (trainer.step % config.sample_every == 0 or trainer.step == config.steps):
+                metrics_file.sync()  # the step's lines are durable before `latest` moves
+                trainer.save(samples=samples)
+            elif samples:
                 trainer.write_samples()
     progress.close()
+    if trainer.guard.total and rank == 0:
+        print(f"skipped {trainer.guard.total} steps with a NaN or inf gradient (see 'skipped' in "
+              f"{trainer.run_dir / 'metrics.jsonl'})")
     return GeneratorTrainResult(steps=trainer.step, loss=logs.get("loss", float("nan")), seconds=round(seconds, 2),
                                 tokens_per_second=tokens / max(seconds, 1e-9))

@@ -97,7 +97,8 @@ def test_save_checkpoint_keeps_last_and_points_latest(tmp_path):
         assert ckpt.latest_checkpoint(tmp_path) == target
     assert listing(tmp_path / "checkpoints") == ["latest", "step_00000003", "step_00000004"]
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step_00000004"
-    assert listing(ckpt.checkpoint_dir(tmp_path, 4)) == ["rng_rank0.pt", "rng_rank1.pt", "state.pt"]
+    assert listing(ckpt.checkpoint_dir(tmp_path, 4)) == ["rng_rank0.json", "rng_rank0.safetensors", "rng_rank1.json",
+                                                         "rng_rank1.safetensors", "state.json", "state.safetensors"]
 
     state, rank_state = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path), rank=1)
     assert state["step"] == 4 and torch.equal(state["w"], torch.full((2,), 4.0))
@@ -118,14 +119,14 @@ def test_save_checkpoint_keep_one_and_keep_all(tmp_path):
 
 def test_interrupted_checkpoint_leaves_previous_one(tmp_path, monkeypatch):
     ckpt.save_checkpoint(tmp_path, 1, {"step": 1}, [{}], keep=2)
-    real_save = torch.save
+    real_save = ckpt.save_state
 
-    def failing_save(obj, path, *args, **kwargs):
-        if str(path).endswith("rng_rank0.pt"):
+    def failing_save(state, directory, name):
+        if name == "rng_rank0":
             raise Boom("killed mid-write")
-        return real_save(obj, path, *args, **kwargs)
+        return real_save(state, directory, name)
 
-    monkeypatch.setattr(torch, "save", failing_save)
+    monkeypatch.setattr(ckpt, "save_state", failing_save)
     with pytest.raises(Boom):
         ckpt.save_checkpoint(tmp_path, 2, {"step": 2}, [{}], keep=2)
     monkeypatch.undo()
@@ -141,7 +142,7 @@ def test_latest_checkpoint_errors(tmp_path):
     (tmp_path / "checkpoints" / "latest").write_text("step_00000007")
     with pytest.raises(FileNotFoundError, match="missing or incomplete"):
         ckpt.latest_checkpoint(tmp_path)
-    (tmp_path / "checkpoints" / "step_00000007").mkdir()  # a directory without state.pt
+    (tmp_path / "checkpoints" / "step_00000007").mkdir()  # a directory without state.json
     with pytest.raises(FileNotFoundError, match="missing or incomplete"):
         ckpt.latest_checkpoint(tmp_path)
 

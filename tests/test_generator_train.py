@@ -88,10 +88,10 @@ def test_training_learns_and_writes_the_run_directory(reference):
 
     names = {p.name for p in run_dir.iterdir()}
     assert names == {"config.json", "model.safetensors", "text.model", "text.json", "metrics.jsonl", "checkpoints",
-                     "samples"}  # nothing staged or temporary left behind
+                     "samples", ".lock"}  # nothing staged or temporary left behind (.lock: the run's lock file)
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["latest", "step_00000005",
                                                                             "step_00000010"]
-    assert {p.name for p in (run_dir / "checkpoints" / "step_00000010").iterdir()} >= {"rank0.pt"}
+    assert {p.name for p in (run_dir / "checkpoints" / "step_00000010").iterdir()} >= {"rank0.json", "rank0.safetensors"}
     config = json.loads((run_dir / "config.json").read_text())
     assert config["steps"] == STEPS and config["model"]["codebook_size"] == CODEBOOK
     assert config["model"]["max_text_len"] == 12 and 20 <= config["model"]["text_size"] <= 64
@@ -264,8 +264,8 @@ RANK_SCRIPT = textwrap.dedent('''
         first_ids.append(micro_batches[0]["ids"].tolist())
         return real_step(self, micro_batches, want_norm)
 
-    def save(self):
-        real_save(self)
+    def save(self, samples=False):
+        real_save(self, samples)
         if self.step == self.config.steps:
             with gathered(self.engine):  # ZeRO-3: every rank holds only its shard of the parameters
                 state = {k: v.detach().float().contiguous().clone()
@@ -298,4 +298,4 @@ def test_two_cpu_ranks_end_with_identical_weights(shards, tmp_path, stage):
         assert torch.equal(rank0[name], rank1[name]) and torch.equal(rank0[name], exported[name]), name
     run = tmp_path / "run"
     assert [row["step"] for row in metrics(run)] == [1, 2, 3]  # one writer: rank 0
-    assert {"rank0.pt", "rank1.pt"} <= {p.name for p in (run / "checkpoints" / "step_00000003").iterdir()}
+    assert {"rank0.json", "rank1.json"} <= {p.name for p in (run / "checkpoints" / "step_00000003").iterdir()}

@@ -13,6 +13,7 @@ from conftest import tiny_config
 from t2v.tokenizer.data import ClipDataset, draw_batch
 from t2v.tokenizer.losses import LossConfig
 from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.state_io import load_state
 from t2v.tokenizer.train import (DataConfig, OptimConfig, TokenizerTrainConfig, Trainer, lr_factor, schedule_factor,
                                   train)
 
@@ -90,7 +91,7 @@ def test_run_directory_contents(uninterrupted, shapes_index):
 
     model = VideoTokenizer.from_pretrained(run_dir)
     assert model.config == tiny_config("fsq")
-    state = torch.load(run_dir / "checkpoints" / "step_00000004" / "state.pt", weights_only=False)
+    state = load_state(run_dir / "checkpoints" / "step_00000004", "state")
     assert state["step"] == 4
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, state["model"][name].contiguous()), name

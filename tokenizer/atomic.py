@@ -1,29 +1,85 @@
-"""Atomic writes: a file or directory appears complete under its final name, or not at all.
+"""Atomic, durable writes: a file or directory appears complete under its final name, or not at all.
 
-Each write goes to a temporary sibling (same filesystem) and is renamed into place, so a kill at any moment leaves
-either the previous version or the new one, never a half-written file.
+Each write goes to a temporary sibling (same filesystem) named `.<name>.<random>.tmp`, is flushed to the disk
+(`fsync` of its files and of itself), and is renamed into place; the parent directory is then synced so the rename
+itself survives a power loss. A kill at any moment leaves either the previous version or the new one, never a
+half-written or empty file, plus at most a temporary sibling that `remove_stale_temps` recognises by its name.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
+# `.<name>.<random>.tmp[suffix]` (temporary copies) and `.<name>.old` (an older copy kept aside during a swap)
+_TEMP_NAME = re.compile(r"^\..+\.(tmp[^/]*|old)$")
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file, or a directory entry list, to the disk."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if Path(path).is_dir() else 0)
+    handle = os.open(path, flags)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def fsync_tree(path: str | Path) -> None:
+    """Flush every file and directory under `path` (and `path` itself) to the disk."""
+    path = Path(path)
+    if path.is_dir():
+        for root, _, files in os.walk(path):
+            for name in files:
+                fsync_path(Path(root) / name)
+            fsync_path(root)
+    else:
+        fsync_path(path)
+
+
+def durable_replace(source: Path, target: Path) -> None:
+    """Rename `source` onto `target` (a file, or a directory onto a missing path) and sync the parent."""
+    os.replace(source, target)
+    fsync_path(target.parent)
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether `name` is one of this module's temporary or set-aside names."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def remove_stale_temps(directory: str | Path) -> list[Path]:
+    """Remove temporary entries that killed writes left in `directory` (not recursive); returns them."""
+    directory = Path(directory)
+    stale = [p for p in directory.iterdir() if is_temp_name(p.name)] if directory.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
+    return stale
+
+
+def temp_sibling(path: Path, directory: bool = False, suffix: str = "") -> Path:
+    """An empty temporary file (or directory) beside `path`, named as `remove_stale_temps` recognises."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent))
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(handle)
+    return Path(name)
+
 
 @contextlib.contextmanager
 def atomic_file(path: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
+    """Yield a temporary path beside `path`; on success it is synced and replaces `path`, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
+    tmp = temp_sibling(path, suffix=suffix)
     try:
         yield tmp
-        os.replace(tmp, path)
+        fsync_path(tmp)
+        durable_replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -38,21 +94,27 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory beside `path`; on success it becomes `path` (replacing an older one)."""
+    """Yield a temporary directory beside `path`; on success it is synced and becomes `path` (replacing an older
+    one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = temp_sibling(path, directory=True)
     try:
         yield tmp
+        fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if path.exists():
-        # Two renames: the old copy stays whole under a backup name until the new one is in place.
-        backup = path.with_name(f".{path.name}.old")
+    replace_directory(tmp, path)
+
+
+def replace_directory(source: Path, target: Path) -> None:
+    """Move directory `source` onto `target`; an existing `target` stays whole under `.<name>.old` until the new one
+    is in place (two renames), then is removed."""
+    if target.exists():
+        backup = target.with_name(f".{target.name}.old")
         shutil.rmtree(backup, ignore_errors=True)
-        os.replace(path, backup)
-        os.replace(tmp, path)
+        os.replace(target, backup)
+        durable_replace(source, target)
         shutil.rmtree(backup, ignore_errors=True)
     else:
-        os.replace(tmp, path)
+        durable_replace(source, target)

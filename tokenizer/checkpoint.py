@@ -1,21 +1,34 @@
-"""Resumable training state: numbered checkpoint directories under `checkpoints/`, a `latest` pointer, RNG states.
+"""Resumable training state: numbered checkpoint directories under `checkpoints/`, a `latest` pointer, RNG states,
+and the exported weights (`model.safetensors` of the run directory).
 
-Each checkpoint is written into a temporary directory and renamed into place, then `latest` is replaced
-atomically, so a kill at any moment leaves the previous checkpoint whole and pointed to. Each rank saves its own
-RNG state beside the shared one (rank 0 writes the model and optimizer states).
+The save sequence of both trainers, each step durable before the next:
+1. the step's metric and evaluation lines are in `metrics.jsonl` (flushed and synced; see runlog.py);
+2. the checkpoint directory `checkpoints/step_N/` is written under a temporary name and renamed into place;
+3. the weights are exported to `model.safetensors` (atomically, their step in the file's metadata);
+4. samples, if any, are written;
+5. `checkpoints/latest` moves to `step_N`: the last thing that changes, so whatever `latest` names is complete;
+6. checkpoints beyond the newest `keep` (by step number) are removed.
+A kill anywhere leaves `latest` on the previous checkpoint, whose resume redoes steps 1–6. State files are
+safetensors + JSON (state_io.py): no pickle on any load path.
 """
 from __future__ import annotations
 
-import json
 import random
+import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-from t2v.tokenizer.atomic import atomic_directory, atomic_write_text
+from t2v.tokenizer.atomic import atomic_directory, atomic_file, atomic_write_text
+from t2v.tokenizer.state_io import load_state, save_state, state_files
+
+WEIGHTS_FILE = "model.safetensors"
+_STEP_NAME = re.compile(r"^step_(\d+)$")
 
 
 def rng_state() -> dict[str, Any]:
@@ -23,14 +36,6 @@ def rng_state() -> dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
-
-
-def truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines logged after the checkpoint being resumed (they will be logged again)."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -45,35 +50,99 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"step_{step:08d}"
 
 
-def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], rank_states: list[dict[str, Any]],
-                    keep: int = 2) -> Path:
-    """Write `state.pt` and one `rng_rank{r}.pt` per rank for `step`, point `latest` at it, prune old ones."""
+def checkpoint_steps(run_dir: Path) -> dict[int, Path]:
+    """The checkpoint directories of a run by step number."""
+    root = Path(run_dir) / "checkpoints"
+    found = {}
+    for path in root.iterdir() if root.is_dir() else []:
+        if (match := _STEP_NAME.match(path.name)) and path.is_dir():
+            found[int(match.group(1))] = path
+    return found
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor], what: str, step: int) -> None:
+    """Raise FloatingPointError if any floating tensor holds NaN or inf: such weights are never written."""
+    bad = [name for name, tensor in tensors.items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise FloatingPointError(f"{what} at step {step} hold NaN or inf values ({', '.join(bad[:3])}"
+                                 f"{', …' if len(bad) > 3 else ''}); nothing was saved. The training diverged: "
+                                 "lower optim.lr (or resume from an earlier checkpoint)")
+
+
+def write_checkpoint(run_dir: Path, step: int, state: dict[str, Any], rank_states: list[dict[str, Any]]) -> Path:
+    """Write `state.*` and one `rng_rank{r}.*` per rank for `step` into `checkpoints/step_N` (atomically); `latest`
+    does not move (see `commit`)."""
     target = checkpoint_dir(run_dir, step)
     with atomic_directory(target) as tmp:
-        torch.save(state, tmp / "state.pt")
+        save_state(state, tmp, "state")
         for rank, rank_state in enumerate(rank_states):
-            torch.save(rank_state, tmp / f"rng_rank{rank}.pt")
-    atomic_write_text(Path(run_dir) / "checkpoints" / "latest", target.name)
-    existing = sorted(p for p in target.parent.glob("step_*") if p.is_dir())
-    for old in existing[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+            save_state(rank_state, tmp, f"rng_rank{rank}")
     return target
 
 
-def latest_checkpoint(run_dir: Path) -> Path:
-    """The checkpoint `latest` points to; a clear error if the run has none."""
+def commit(run_dir: Path, step: int, keep: int) -> None:
+    """Point `latest` at step `step`'s checkpoint, then keep only the newest `keep` (0: all) up to that step."""
+    target = checkpoint_dir(run_dir, step)
+    atomic_write_text(target.parent / "latest", target.name)
+    kept = sorted(s for s in checkpoint_steps(run_dir) if s <= step)[-keep:] if keep > 0 else None
+    for other, path in checkpoint_steps(run_dir).items():
+        if kept is not None and other not in kept or other > step:  # older ones, and ones a killed run wrote later
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], rank_states: list[dict[str, Any]],
+                    keep: int = 2) -> Path:
+    """`write_checkpoint`, then `commit`: the whole checkpoint of one step."""
+    target = write_checkpoint(run_dir, step, state, rank_states)
+    commit(run_dir, step, keep)
+    return target
+
+
+def latest_checkpoint(run_dir: Path, marker: str = state_files(Path(), "state")[0].name) -> Path:
+    """The checkpoint `latest` points to (it must hold `marker`); a clear error if the run has none."""
     pointer = Path(run_dir) / "checkpoints" / "latest"
     if not pointer.is_file():
         raise FileNotFoundError(f"no checkpoint to resume in {run_dir} (missing {pointer}); start a new run instead")
-    target = pointer.parent / pointer.read_text().strip()
-    if not (target / "state.pt").is_file():
-        raise FileNotFoundError(f"checkpoint {target} named by {pointer} is missing or incomplete")
+    name = pointer.read_text().strip()
+    target = pointer.parent / name
+    if not _STEP_NAME.match(name) or not (target / marker).is_file():
+        raise FileNotFoundError(f"checkpoint {target} named by {pointer} is missing or incomplete; point {pointer} "
+                                "at an earlier step_N directory there, or start a new run")
     return target
 
 
-def load_checkpoint(target: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The shared state and this rank's RNG state (None if the checkpoint was written with fewer ranks)."""
-    state = torch.load(target / "state.pt", map_location="cpu", weights_only=False)
-    rank_file = target / f"rng_rank{rank}.pt"
-    rank_state = torch.load(rank_file, map_location="cpu", weights_only=False) if rank_file.is_file() else None
-    return state, rank_state
+def load_checkpoint(target: Path, rank: int, required: tuple[str, ...] = ()) -> tuple[dict[str, Any],
+                                                                                      dict[str, Any] | None]:
+    """The shared state (which must hold the `required` keys) and this rank's RNG state (None if the checkpoint was
+    written with fewer ranks)."""
+    state = load_state(target, "state")
+    missing = [key for key in required if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise ValueError(f"checkpoint {target} lacks {', '.join(missing)}: it is damaged or from another version; "
+                         "resume from an earlier checkpoint or start a new run")
+    rank_file = state_files(target, f"rng_rank{rank}")[0]
+    return state, load_state(target, f"rng_rank{rank}") if rank_file.is_file() else None
+
+
+def export_weights(tensors: Mapping[str, torch.Tensor], run_dir: Path, step: int,
+                   metadata: dict[str, str] | None = None) -> Path:
+    """Write the run's `model.safetensors` atomically, recording `step` in its metadata (after checking the weights
+    are finite)."""
+    check_finite(tensors, "the weights", step)
+    state = {name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}
+    path = Path(run_dir) / WEIGHTS_FILE
+    with atomic_file(path) as tmp:
+        save_file(state, str(tmp), metadata={**(metadata or {}), "format": "pt", "step": str(step)})
+    return path
+
+
+def exported_step(run_dir: Path) -> int | None:
+    """The step of the run's exported weights (None: no export, or one without a step or unreadable)."""
+    path = Path(run_dir) / WEIGHTS_FILE
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            step = (weights.metadata() or {}).get("step")
+    except (SafetensorError, OSError):
+        return None
+    return int(step) if step is not None and step.isdigit() else None

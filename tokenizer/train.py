@@ -25,7 +25,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -37,13 +36,16 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from t2v.tokenizer import distributed
+from t2v.tokenizer import rundir
 from t2v.tokenizer.atomic import atomic_write_text
-from t2v.tokenizer.checkpoint import (latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
-                                      truncate_metrics)
+from t2v.tokenizer.checkpoint import (check_finite, commit, export_weights, exported_step, latest_checkpoint,
+                                      load_checkpoint, rng_state, set_rng_state, write_checkpoint)
 from t2v.tokenizer.data import ClipDataset, Phase, draw_step, step_loader
 from t2v.tokenizer.evaluate import EvalResult, evaluate, write_samples
+from t2v.tokenizer.guard import NonFiniteGuard
 from t2v.tokenizer.losses import LossConfig, TokenizerLoss
 from t2v.tokenizer.model import TokenizerConfig, VideoTokenizer
+from t2v.tokenizer.runlog import MetricsLog, truncate_metrics
 
 
 @dataclass
@@ -107,6 +109,7 @@ class TokenizerTrainConfig:
     eval_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+    max_skipped_steps: int = 10  # steps with a NaN/inf loss or gradient skipped in a row before the run stops
     num_samples: int = 4  # side-by-side sample videos per evaluation
     channels_last: bool = True  # faster 3D convolutions on CPU (oneDNN) and GPU
 
@@ -127,6 +130,8 @@ class TokenizerTrainConfig:
         for name in ("log_every", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_skipped_steps < 0:
+            raise ValueError(f"max_skipped_steps must be >= 0, got {self.max_skipped_steps}")
 
 
 def lr_factor(step: int, config: OptimConfig, total_steps: int) -> float:
@@ -179,6 +184,7 @@ class Trainer:
         self.phases = ([Phase(self.image_set, config.image_batch_size, until=config.image_steps)]
                        if config.image_steps else []) + [Phase(self.train_set, config.batch_size)]
         self.skipped: dict[str, str] = {}  # path → reason, from every process that drew batches
+        self.guard = NonFiniteGuard(config.max_skipped_steps)
 
     def batch(self, step: int) -> torch.Tensor:
         """The training batch of this rank at `step`, drawn here: single frames in the image phase, clips after."""
@@ -212,47 +218,67 @@ class Trainer:
                                               self.model.decoder.last_layer, self.step, adversarial_weight)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
-        distributed.average_gradients(self.model)
+        distributed.average_gradients(self.model)  # a NaN on any rank reaches every rank: all skip alike
         logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip))
-        self.opt_g.step()
-        if self.loss.gan_active(self.step, adversarial_weight):
+        finite = math.isfinite(logs["grad_norm"]) and math.isfinite(float(loss.detach()))
+        if finite:
+            self.opt_g.step()
+        if finite and self.loss.gan_active(self.step, adversarial_weight):
             d_loss, d_logs = self.loss.discriminator_loss(video, output.reconstruction)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             distributed.average_gradients(self.loss.discriminator)
-            self.opt_d.step()
+            d_params = [p.grad for p in self.loss.discriminator.parameters() if p.grad is not None]
+            finite = math.isfinite(float(torch.nn.utils.get_total_norm(d_params)))
+            if finite:
+                self.opt_d.step()
             logs.update(d_logs)
         logs["lr"] = self.config.optim.lr * factor
+        self.guard.record(finite, self.step + 1, logs["lr"])
+        logs["skipped"] = self.guard.total
         return logs
 
     # 2. State for resume ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"step": self.step, "model": self.model.state_dict(), "discriminator": self.loss.discriminator.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "guard": self.guard.state()}
 
     def save(self) -> None:
+        """The checkpoint of this step, then the export, then `latest` (checkpoint.py: the save sequence; the
+        metrics and samples of the step are already written)."""
         rank_states = [None] * self.world
         if dist.is_initialized():
             dist.all_gather_object(rank_states, rng_state())
         else:
             rank_states = [rng_state()]
         if self.rank == 0:
-            save_checkpoint(self.run_dir, self.step, self.state(), rank_states, keep=self.config.keep_checkpoints)
-            self.model.save_pretrained(self.run_dir)
-            atomic_write_text(self.run_dir / "config.json", json.dumps(_run_config(self.config), indent=2))
+            state = self.state()
+            check_finite(state["model"], "the tokenizer's weights", self.step)
+            write_checkpoint(self.run_dir, self.step, state, rank_states)
+            self.export()
+            commit(self.run_dir, self.step, keep=self.config.keep_checkpoints)
         distributed.barrier()
 
+    def export(self) -> None:
+        """The run directory's model.safetensors (its config.json is the training config, which holds the model's)."""
+        export_weights(self.model.state_dict(), self.run_dir, self.step, {"kind": "t2v-video-tokenizer"})
+
     def resume(self) -> None:
-        state, rank_state = load_checkpoint(latest_checkpoint(self.run_dir), self.rank)
+        """Load the checkpoint `latest` names and this rank's RNG state; redo the export if a kill left it behind."""
+        state, rank_state = load_checkpoint(latest_checkpoint(self.run_dir), self.rank,
+                                            required=("step", "model", "discriminator", "opt_g", "opt_d"))
         self.model.load_state_dict(state["model"])
         self.loss.discriminator.load_state_dict(state["discriminator"])
         for name in ("opt_g", "opt_d"):
             getattr(self, name).load_state_dict(state[name])
         self.step = state["step"]
+        self.guard = NonFiniteGuard(self.config.max_skipped_steps, **state.get("guard", {}))
         if rank_state is not None:
             set_rng_state(rank_state)
         if self.rank == 0:
             truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            if exported_step(self.run_dir) != self.step:
+                self.export()
 
     # 3. Evaluation ------------------------------------------------------------------------------------------
     def evaluate(self) -> EvalResult | None:
@@ -269,20 +295,36 @@ class Trainer:
 
 
 def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = False) -> EvalResult | None:
-    """Train a tokenizer into `run_dir` (config.json, model.safetensors, metrics.jsonl, samples/, checkpoints/)."""
+    """Train a tokenizer into `run_dir` (config.json, model.safetensors, metrics.jsonl, samples/, checkpoints/).
+
+    A fresh run needs a new or empty `run_dir`, `resume` one with a checkpoint; the directory is locked meanwhile
+    (rundir.py), and a fresh run that fails before its first step leaves nothing behind."""
     run_dir = Path(run_dir)
-    trainer = Trainer(config, run_dir)
-    if resume:
-        trainer.resume()
-    elif trainer.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.json", json.dumps(_run_config(config), indent=2))
-    distributed.barrier()
+    claim = rundir.claim(run_dir, resume)
+    try:
+        trainer = Trainer(config, run_dir)
+        if resume:
+            trainer.resume()
+        if trainer.rank == 0:
+            atomic_write_text(run_dir / "config.json", json.dumps(_run_config(config), indent=2))
+        distributed.barrier()
+    except BaseException:
+        if claim is not None:
+            claim.abandon()
+        raise
+    try:
+        return _run(trainer, config, run_dir)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def _run(trainer: Trainer, config: TokenizerTrainConfig, run_dir: Path) -> EvalResult | None:
     result = None
     progress = tqdm(total=config.steps, initial=trainer.step, desc=f"tokenizer {config.name}", unit="step",
                     disable=trainer.rank != 0, dynamic_ncols=True)
     started = time.time()
-    with open(run_dir / "metrics.jsonl" if trainer.rank == 0 else os.devnull, "a") as metrics_file, \
+    with MetricsLog(run_dir / "metrics.jsonl" if trainer.rank == 0 else None) as metrics_file, \
             closing(trainer.batches(trainer.step)) as batches:  # closing: the workers end with the loop, even on error
         for video in batches:
             logs = trainer.train_step(video)
@@ -299,13 +341,16 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
                               **result.as_dict()}
                     progress.write(f"step {trainer.step}: {result.summary()}")
             if record:
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
+                metrics_file.write(record)
             if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
+                metrics_file.sync()  # the step's lines are durable before `latest` moves
                 trainer.save()
     progress.close()
     if trainer.skipped:
         print(skipped_message(trainer.skipped, trainer.rank, trainer.world))
+    if trainer.guard.total and trainer.rank == 0:
+        print(f"skipped {trainer.guard.total} steps with a NaN or inf loss or gradient (see 'skipped' in "
+              f"{run_dir / 'metrics.jsonl'})")
     distributed.teardown()
     return result
 

@@ -1,0 +1,90 @@
+"""One owner per run directory: a lock while a run writes, no fresh run over an old one, no leftovers of a failed
+start.
+
+`claim(run_dir, resume)` (rank 0 only) takes an exclusive `flock` on `run_dir/.lock`, held until the run ends or
+its process dies (the kernel drops it, so a killed run never leaves a stale lock); the lock file names the holder.
+A fresh run needs a new or empty directory, a resumed one an existing one. Temporary entries of killed saves are
+removed. If a fresh run fails before its first training step (missing data, bad config), `abandon()` removes
+what it wrote, so a retry starts from the same place.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+from t2v.tokenizer.atomic import remove_stale_temps
+
+LOCK_FILE = ".lock"
+_SCRATCH_DIRS = ("", "checkpoints", "samples")  # where saves put temporary entries
+
+
+class RunDirectoryBusy(FileExistsError):
+    """Another process holds the run directory's lock."""
+
+
+class RunClaim:
+    """The lock of one run on its directory; `release()` (or the end of the process) frees it."""
+
+    def __init__(self, run_dir: Path, resume: bool) -> None:
+        self.run_dir, self.resume = Path(run_dir), resume
+        self.created = not self.run_dir.exists()
+        if resume and self.created:
+            raise FileNotFoundError(f"no checkpoint to resume in {self.run_dir} (the directory does not exist); "
+                                    "start a new run instead")
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise NotADirectoryError(f"{self.run_dir} is a file, not a run directory: choose another --out")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.run_dir / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.seek(0)
+            holder = self._handle.read().strip() or "unknown process"
+            self._handle.close()
+            raise RunDirectoryBusy(f"{self.run_dir} is in use by another run ({holder}); wait for it to end or "
+                                   "choose another --out directory") from None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                           f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:200]}\n")
+        self._handle.flush()
+        entries = sorted(p.name for p in self.run_dir.iterdir() if p.name != LOCK_FILE)
+        if not resume and entries:
+            self.release()
+            raise FileExistsError(f"{self.run_dir} already holds a run ({', '.join(entries[:4])}"
+                                  f"{', …' if len(entries) > 4 else ''}); continue it with --resume {self.run_dir}, "
+                                  "or train into a new directory")
+        for name in _SCRATCH_DIRS:
+            remove_stale_temps(self.run_dir / name)
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+
+    def abandon(self) -> None:
+        """Undo a fresh run that failed before training: remove what it wrote (the directory, if it made it)."""
+        if self.resume:
+            self.release()
+            return
+        if self.created:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        else:
+            for path in self.run_dir.iterdir():
+                if path.name != LOCK_FILE:
+                    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            (self.run_dir / LOCK_FILE).unlink(missing_ok=True)
+        self.release()
+
+
+def claim(run_dir: str | Path, resume: bool) -> RunClaim | None:
+    """Lock `run_dir` for this run (rank 0 of a launch; other ranks get None)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    return RunClaim(Path(run_dir), resume)
