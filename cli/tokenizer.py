@@ -51,33 +51,49 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
 @tokenizer.command()
 @click.argument("tokenizer_dir", type=click.Path(path_type=Path))
 @click.argument("in_video", type=click.Path(path_type=Path))
-@click.argument("out_video", type=click.Path(dir_okay=True, path_type=Path))
+@click.argument("out_video", type=click.Path())
 @click.option("--size", type=SIZE, help="Resize (short side) and center-crop to WxH first; default: the video's size.")
 @click.option("--frames", type=click.IntRange(min=1), help="Only the first N frames.")
-@click.option("--side-by-side", type=click.Path(path_type=Path),
+@click.option("--side-by-side", type=click.Path(),
               help="Also write original | reconstruction here (default: OUT_VIDEO's name + '_side_by_side').")
 @click.option("--no-side-by-side", is_flag=True, help="Do not write the side-by-side video.")
-def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: Path, size: tuple[int, int] | None,
-                frames: int | None, side_by_side: Path | None, no_side_by_side: bool) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (files, and frame folders t2v wrote); a "
+              "folder t2v did not write is never replaced.")
+def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple[int, int] | None,
+                frames: int | None, side_by_side: str | None, no_side_by_side: bool, overwrite: bool) -> None:
     """Encode and decode IN_VIDEO with a trained tokenizer; write OUT_VIDEO and print PSNR and SSIM.
 
     Any length: frames are streamed through the tokenizer in chunks, so memory does not grow with the video.
-    The output format follows OUT_VIDEO's extension (.mp4, .webm, .gif, or a folder of PNG frames).
+    The output format follows OUT_VIDEO's suffix (.mp4, .webm, .gif; .png/.jpg for a one-frame input; no suffix
+    or a trailing / for a new folder of PNG frames). Both outputs are checked before the tokenizer loads: an
+    existing one is refused unless --overwrite, and a folder t2v did not write is never replaced.
 
     \b
-    Example:
+    Examples:
       t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 clip_rec.mp4 --size 64x64
+      t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 clip_rec.mp4 --overwrite
+      t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 rec_frames/ --no-side-by-side
     """
     from t2v.tokenizer.model import VideoTokenizer
+    from t2v.tokenizer.outputs import check_outputs, output_kind
     from t2v.tokenizer.reconstruct import reconstruct_file
+    from t2v.tokenizer.video_io import probe
 
-    model = VideoTokenizer.from_pretrained(tokenizer_dir)
+    output_kind(out_video)  # a path with no name, an unknown suffix or `out.mp4/`: a one-line error
+    if no_side_by_side:
+        side_by_side = None
+    elif side_by_side is None:
+        path = Path(out_video)
+        side_by_side = str(path.with_name(f"{path.stem}_side_by_side{path.suffix}"))
+    if side_by_side is not None and Path(side_by_side).absolute() == Path(out_video).absolute():
+        raise ValueError(f"--side-by-side {side_by_side} is OUT_VIDEO itself: give it another path")
     if not in_video.exists():
         raise FileNotFoundError(f"video not found: {in_video}")
-    if side_by_side is None and not no_side_by_side:
-        side_by_side = out_video.with_name(f"{out_video.stem}_side_by_side{out_video.suffix}")
-    result = reconstruct_file(model, in_video, out_video, size=size, max_frames=frames,
-                              side_by_side=None if no_side_by_side else side_by_side)
+    known = [count for count in (probe(in_video).num_frames, frames) if count]  # bounds on the frames written
+    check_outputs([out_video, side_by_side], overwrite=overwrite, frames=min(known, default=None))  # before loading
+    model = VideoTokenizer.from_pretrained(tokenizer_dir)
+    result = reconstruct_file(model, in_video, out_video, size=size, max_frames=frames, side_by_side=side_by_side,
+                              overwrite=overwrite)
     click.echo(f"{result.frames} frames at {result.size[1]}x{result.size[0]}: PSNR {result.psnr:.2f} dB, "
                f"SSIM {result.ssim:.4f} ({result.seconds:.1f} s) → {result.output}"
                + (f", side by side → {result.side_by_side}" if result.side_by_side else ""))

@@ -93,6 +93,41 @@ def test_reconstruct_bad_size_and_missing_file(tiny_tokenizer, monkeypatch, caps
     assert not list(tmp_path.glob("o*"))
 
 
+def test_reconstruct_checks_both_outputs_before_loading(tiny_tokenizer, monkeypatch, capsys, tmp_path):
+    source = write_video(tmp_path / "in.mp4", np.full((5, 16, 24, 3), 90, np.uint8), fps=8)
+    (tmp_path / "Videos").mkdir()
+    (tmp_path / "Videos" / "mine.mp4").write_bytes(b"precious")
+    (tmp_path / "rec.mp4").write_bytes(b"older")
+    (tmp_path / "b_side_by_side.mp4").write_bytes(b"older pair")
+    before = {path.name: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    cases = [
+        ([str(tmp_path / "rec.mp4"), "--no-side-by-side"], "rec.mp4 already exists: choose another path, or pass "
+                                                           "--overwrite"),
+        ([str(tmp_path / "b.mp4")], "b_side_by_side.mp4 already exists"),  # b.mp4 itself is free: nothing written
+        ([f"{tmp_path / 'Videos'}/", "--overwrite"], "is a folder t2v did not write"),
+        ([f"{tmp_path / 'rec.mp4'}/"], "the trailing '/' names a folder of frames but .mp4 a file"),
+        ([str(tmp_path / "rec.mov")], "unknown suffix '.mov'"),
+        ([str(tmp_path / "rec.png")], "cannot write 5 frames to"),
+        ([str(tmp_path / "c.mp4"), "--side-by-side", str(tmp_path / "c.mp4")], "is OUT_VIDEO itself"),
+    ]
+    for outputs, message in cases:  # a missing tokenizer is not reached: the outputs are checked first
+        code, _, err = run_main(["tokenizer", "reconstruct", str(tmp_path / "no_tokenizer"), str(source), *outputs],
+                                monkeypatch, capsys)
+        assert code == 2 and err.startswith("Error: ") and err.count("\n") == 1 and message in err, err
+    assert {path.name: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    code, out, err = run_main(["tokenizer", "reconstruct", str(tiny_tokenizer), str(source), str(tmp_path / "rec.mp4"),
+                               "--side-by-side", str(tmp_path / "b_side_by_side.mp4"), "--overwrite"], monkeypatch,
+                              capsys)
+    assert code == 0, err
+    assert read_video(tmp_path / "rec.mp4")[0].shape == (5, 16, 24, 3)
+    assert read_video(tmp_path / "b_side_by_side.mp4")[0].shape == (5, 16, 48, 3)
+    code, _, err = run_main(["tokenizer", "reconstruct", str(tiny_tokenizer), str(source), str(tmp_path / "one.png"),
+                             "--frames", "1"], monkeypatch, capsys)
+    assert code == 0, err
+    assert read_video(tmp_path / "one.png")[0].shape == (1, 16, 24, 3) and (tmp_path / "one_side_by_side.png").is_file()
+    assert (tmp_path / "Videos" / "mine.mp4").read_bytes() == b"precious"
+
+
 def test_encode_writes_shards_matching_direct_encode(tiny_tokenizer, tiny_shapes, monkeypatch, capsys, tmp_path):
     out_dir = tmp_path / "tokens"
     code, out, _ = run_main(["tokenizer", "encode", str(tiny_tokenizer), str(tiny_shapes), str(out_dir)],

@@ -38,8 +38,10 @@ class ReconstructResult:
 @torch.no_grad()
 def reconstruct_file(model: VideoTokenizer, in_path: str | Path, out_path: str | Path,
                      size: tuple[int, int] | None = None, max_frames: int | None = None,
-                     side_by_side: str | Path | None = None, device: str = "cpu") -> ReconstructResult:
-    """Encode and decode `in_path` chunk by chunk, writing `out_path` (and `side_by_side`: original | output)."""
+                     side_by_side: str | Path | None = None, device: str = "cpu",
+                     overwrite: bool = False) -> ReconstructResult:
+    """Encode and decode `in_path` chunk by chunk, writing `out_path` (and `side_by_side`: original | output);
+    an existing output is refused before any work unless `overwrite` (see tokenizer/outputs.py)."""
     # 1. Size: the file's own unless given; it must be divisible by the spatial stride.
     info = probe(in_path)
     height, width = size if size is not None else (info.height, info.width)
@@ -53,8 +55,8 @@ def reconstruct_file(model: VideoTokenizer, in_path: str | Path, out_path: str |
     squared_error, ssim_sum, count = 0.0, 0.0, 0
     started = time.time()
     with contextlib.ExitStack() as stack:  # a failure aborts the writers: no partial output files
-        writer = stack.enter_context(VideoWriter(out_path, fps))
-        pair_writer = stack.enter_context(VideoWriter(side_by_side, fps)) if side_by_side else None
+        writer = stack.enter_context(VideoWriter(out_path, fps, overwrite=overwrite))
+        pair_writer = stack.enter_context(VideoWriter(side_by_side, fps, overwrite=overwrite)) if side_by_side else None
         progress = stack.enter_context(tqdm(total=total, desc="reconstruct", unit="frame", dynamic_ncols=True))
         # 2–3. Read in chunks, resize/crop, regroup into tokenizer chunks.
         for chunk, real in read_tokenizer_chunks(in_path, (height, width), stride, chunk_latents,
