@@ -1,6 +1,7 @@
 """`t2v data …`: make the shapes dataset, prepare a downloaded dataset's index, check an index (thin commands)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -26,21 +27,31 @@ def data() -> None:
 @click.option("--fps", "rates", type=click.FloatRange(min=0, min_open=True), multiple=True, default=[8.0],
               show_default=True, help="Frame rate of the clips (the motion per second is the same at any rate); "
               "repeatable.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR whole when it holds a dataset this command wrote "
+              "(any other non-empty folder is never replaced).")
 def shapes(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], ...], seed: int, split: str,
-           rates: tuple[float, ...]) -> None:
+           rates: tuple[float, ...], overwrite: bool) -> None:
     """Write the synthetic `shapes` dataset: OUT_DIR/videos/*.mp4 and OUT_DIR/index.jsonl.
+
+    OUT_DIR must be new or empty (or, with --overwrite, a dataset this command wrote); sizes must be even and at
+    least 16. The dataset is written beside OUT_DIR and renamed into place when complete: nothing partial is left.
 
     \b
     Examples:
       t2v data shapes data/shapes --num 2000 --frames 17 --size 64 --split seen
       t2v data shapes data/multi --num 2000 --size 64 --size 96x64 --fps 8 --fps 16
+      t2v data shapes data/shapes --num 4000 --overwrite
     """
-    from t2v.recipes.shapes.dataset import make_dataset, split_counts
+    from t2v.recipes.shapes.dataset import check_dataset_dir, check_size, make_dataset, split_counts
     from t2v.tokenizer.data import read_index
 
+    for size in sizes:  # checked before anything is printed or created (make_dataset checks again)
+        check_size(size)
+    check_dataset_dir(out_dir, overwrite)
     click.echo(f"shapes: {num} clips of {frames} frames, {', '.join(f'{w}x{h}' for h, w in sizes)} at "
                f"{', '.join(f'{r:g}' for r in rates)} fps, split={split}, seed={seed} → {out_dir}")
-    index = make_dataset(out_dir, num=num, frames=frames, seed=seed, split=split, sizes=sizes, rates=rates)
+    index = make_dataset(out_dir, num=num, frames=frames, seed=seed, split=split, sizes=sizes, rates=rates,
+                         overwrite=overwrite)
     counts = split_counts(read_index(index))
     click.echo(f"index: {index}")
     click.echo("clips per split: " + ", ".join(f"{name} {count}" for name, count in sorted(counts.items())))
@@ -52,16 +63,25 @@ def shapes(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], .
               help="Frames a clip needs (files shorter than this are reported).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Resample to this frame rate before counting (default: each file's own).")
-def check(index: Path, frames: int, fps: float | None) -> None:
+@click.option("--allow-skipped", is_flag=True, help="Exit 0 even when files would be skipped (default: exit 1).")
+def check(index: Path, frames: int, fps: float | None, allow_skipped: bool) -> None:
     """Decode every file of an index and report those training would skip (missing, unreadable, too short).
 
+    Exits 1 when any file would be skipped (after the report), unless --allow-skipped.
+
     \b
-    Example:
+    Examples:
       t2v data check data/shapes/index.jsonl --frames 17 --fps 8
+      t2v data check data/mine/index.jsonl --frames 17 --allow-skipped
     """
     from t2v.tokenizer.data import check_index
 
-    click.echo(check_index(index, num_frames=frames, fps=fps).format())
+    report = check_index(index, num_frames=frames, fps=fps)
+    click.echo(report.format())
+    if report.skipped and not allow_skipped:
+        click.echo(f"Error: {len(report.skipped)} of {report.total} files would be skipped: fix or remove them, or "
+                   "pass --allow-skipped", err=True)
+        sys.exit(1)
 
 
 @data.command("prepare")

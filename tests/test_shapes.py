@@ -148,3 +148,18 @@ def test_make_dataset_with_two_sizes_and_two_rates(tmp_path):
         assert video.shape == (5, *row["size"], 3) and fps == pytest.approx(row["fps"])
     single = make_dataset(tmp_path / "s", num=2, frames=5, seed=2)  # the default: 64×64 at 8 fps, recorded
     assert [json.loads(line)["fps"] for line in single.read_text().splitlines()] == [8.0, 8.0]
+
+
+def test_make_dataset_nested_like_the_recipe_and_replaced_only_with_overwrite(tmp_path):
+    data = tmp_path / "data"
+    make_dataset(data, num=2, frames=2, size=(16, 16), seed=0)
+    make_dataset(data / "long", num=1, frames=3, size=(16, 16), seed=1)  # recipes/shapes/run.py's second call
+    assert len((data / "long" / "index.jsonl").read_text().splitlines()) == 1
+    with pytest.raises(FileExistsError, match="already holds a shapes dataset"):
+        make_dataset(data, num=1, frames=2, size=(16, 16))
+    make_dataset(data, num=1, frames=2, size=(16, 16), overwrite=True)  # replaced whole, the nested one too
+    assert sorted(p.name for p in data.iterdir()) == [".t2v-dataset", "index.jsonl", "videos"]
+    for size in ((15, 16), (16, 14), (8, 8)):
+        with pytest.raises(ValueError, match="must be even .* and at least 16"):
+            make_dataset(tmp_path / "bad", num=1, size=size)
+    assert not (tmp_path / "bad").exists()

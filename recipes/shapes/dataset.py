@@ -14,6 +14,10 @@ Notable choices:
 - Each clip of `make_dataset` draws from its own generator seeded by (seed, clip index): clip i does not
   depend on how many clips come before it. With several sizes and rates, clip i takes variant i mod (sizes ×
   rates), sizes outermost; each index row records its `fps` and `size` [H, W] (the prepare index format).
+- `make_dataset` checks everything first (sizes even, for the mp4 encoder, and at least 16 px, where the shapes
+  are 4 px: smaller ones cannot be told apart; the output folder new, empty, or a dataset it wrote, marked by
+  `.t2v-dataset`, and that only with `overwrite`), then writes the whole dataset into a temporary sibling and
+  renames it into place: a failure or a kill never leaves a partial or mixed dataset.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from t2v.tokenizer.atomic import atomic_directory
 from t2v.tokenizer.video_io import write_video
 
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -41,6 +46,8 @@ SPEEDS: dict[str, float] = {"slowly": 1.0, "quickly": 2.0}  # × s px per frame
 SPLITS = ("seen", "heldout")
 START_FRAMES = 17  # the object must not touch the wall ahead during these frames
 FPS = 8.0
+MIN_SIZE = 16  # px, the shortest side: its shapes are 4 px, and smaller ones all look alike
+DATASET_MARKER = ".t2v-dataset"  # in every dataset folder make_dataset writes: what `overwrite` may replace
 _CAPTION = re.compile(r"a (\w+) (\w+) moving (\w+) (\w+)")
 
 
@@ -188,37 +195,70 @@ def render_clip(caption: Caption | str, num_frames: int = START_FRAMES, size: tu
 
 
 # --------------------------------------------------------------------------------------------- writing
+def check_size(size: tuple[int, int]) -> None:
+    """Raise unless clips of `size` (H, W) can be drawn (shortest side >= MIN_SIZE) and written as mp4 (even)."""
+    height, width = size
+    if height % 2 or width % 2 or min(height, width) < MIN_SIZE:
+        raise ValueError(f"size {width}x{height} (WxH) cannot be used: width and height must be even (H.264 mp4 "
+                         f"needs it) and at least {MIN_SIZE} (smaller shapes all look alike); e.g. 64 or 96x64")
+
+
+def check_dataset_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
+    """Raise unless `out_dir` is new, empty, or (with `overwrite`) a dataset folder make_dataset wrote."""
+    out_dir = Path(out_dir)
+    if not os.path.lexists(out_dir):
+        return
+    if not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir} is a file: choose a new folder for the dataset")
+    names = sorted(os.listdir(out_dir))
+    if not names:
+        return
+    if not ((out_dir / DATASET_MARKER).is_file() and (out_dir / "index.jsonl").is_file()):
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        raise FileExistsError(f"{out_dir} is a folder `t2v data shapes` did not write (it holds {names[0]!r}{more}): "
+                              "choose a new or empty folder; --overwrite never replaces it")
+    if not overwrite:
+        raise FileExistsError(f"{out_dir} already holds a shapes dataset: choose another folder, or pass --overwrite "
+                              "to replace it whole")
+
+
 def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FRAMES,
                  size: tuple[int, int] = (64, 64), seed: int = 0, split: str = "all", fps: float = FPS,
-                 sizes: Sequence[tuple[int, int]] = (), rates: Sequence[float] = ()) -> Path:
+                 sizes: Sequence[tuple[int, int]] = (), rates: Sequence[float] = (), overwrite: bool = False) -> Path:
     """Write `num` clips to out_dir/videos/*.mp4 and out_dir/index.jsonl; returns the index path.
 
     Captions are drawn uniformly from the split's captions ('all' = both, each row tagged with its split). Clips
     are `size` (H, W) at `fps`, or, given `sizes` and/or `rates`, each variant in turn (clip i: variant i mod
-    their count); the motion per second is the same at every rate.
+    their count); the motion per second is the same at every rate. `out_dir` must be new or empty, or, with
+    `overwrite`, a dataset this function wrote (replaced whole); everything is checked before anything is written.
     """
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
     variants = [(tuple(s), float(r)) for s in (sizes or [size]) for r in (rates or [fps])]
-    if any(min(s) < 1 or r <= 0 for s, r in variants):
-        raise ValueError(f"sizes and rates must be positive, got {variants}")
+    if any(r <= 0 for _, r in variants):
+        raise ValueError(f"rates must be positive, got {[r for _, r in variants]}")
+    for clip_size, _ in variants:
+        check_size(clip_size)
     captions = captions_of_split(split)
     out_dir = Path(out_dir)
-    (out_dir / "videos").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in tqdm(range(num), desc="shapes", unit="clip"):
-        rng = np.random.default_rng([seed, i])
-        caption = captions[int(rng.integers(len(captions)))]
-        clip_size, clip_fps = variants[i % len(variants)]
-        relative = f"videos/{i:05d}.mp4"
-        write_video(out_dir / relative, render_clip(caption, frames, clip_size, rng, clip_fps), fps=clip_fps)
-        rows.append({"path": relative, "caption": caption.text, "split": split_of(caption), "fps": clip_fps,
-                     "size": list(clip_size)})
-    index = out_dir / "index.jsonl"
-    temp = index.with_name(f".{index.name}.tmp-{os.getpid()}")
-    temp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    os.replace(temp, index)
-    return index
+    check_dataset_dir(out_dir, overwrite)
+    # 1. Everything goes into a temporary sibling, 2. which replaces out_dir (checked again) only when complete.
+    with atomic_directory(out_dir) as temp:
+        (temp / "videos").mkdir()
+        rows = []
+        for i in tqdm(range(num), desc="shapes", unit="clip"):
+            rng = np.random.default_rng([seed, i])
+            caption = captions[int(rng.integers(len(captions)))]
+            clip_size, clip_fps = variants[i % len(variants)]
+            relative = f"videos/{i:05d}.mp4"
+            write_video(temp / relative, render_clip(caption, frames, clip_size, rng, clip_fps), fps=clip_fps)
+            rows.append({"path": relative, "caption": caption.text, "split": split_of(caption), "fps": clip_fps,
+                         "size": list(clip_size)})
+        (temp / "index.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        (temp / DATASET_MARKER).write_text("a shapes dataset written by `t2v data shapes`; its --overwrite "
+                                           "replaces this folder whole\n")
+        check_dataset_dir(out_dir, overwrite)  # the folder may have changed while the clips were written
+    return out_dir / "index.jsonl"
 
 
 def split_counts(index_rows: list[dict]) -> dict[str, int]:
