@@ -1,9 +1,15 @@
 """Held-out evaluation of a tokenizer: PSNR, SSIM, LPIPS (when its weights are on disk), codebook usage and
 perplexity; and side-by-side sample videos (original | reconstruction). Clips of several sizes (a bucketed
-dataset) are batched by size, and sample rows narrower than the widest are padded with black."""
+dataset) are batched by size, and sample rows narrower than the widest are padded with black.
+
+The metrics average over the clips actually read: an unreadable file among the first `num_clips` is skipped and
+recorded in `EvalResult.skipped` (path → reason), never replaced by another clip (the dataset's substitute).
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import copy
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +25,29 @@ from t2v.tokenizer.video_io import write_video
 
 @dataclass
 class EvalResult:
+    """Held-out metrics over `clips` clips scored (NaN when none could be read); `skipped`: the unreadable files
+    left out (path → reason)."""
+
     psnr: float
     ssim: float
     lpips: float | None
     codebook_usage: float
     perplexity: float
     clips: int
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float | int | None]:
-        return {f"eval_{key}": value for key, value in asdict(self).items()}
+        """`eval_<metric>` for a metrics line; `eval_skipped` is the number of files skipped."""
+        values = {**asdict(self), "skipped": len(self.skipped)}
+        return {f"eval_{key}": value for key, value in values.items()}
 
     def summary(self) -> str:
+        counts = f"{self.clips} clips scored, {len(self.skipped)} unreadable skipped"
+        if not self.clips:
+            return f"held-out evaluation: no clip could be read ({counts}); run `t2v data check` on the index"
         lp = f", LPIPS {self.lpips:.4f}" if self.lpips is not None else ""
         return (f"held-out PSNR {self.psnr:.2f} dB, SSIM {self.ssim:.4f}{lp}, codebook usage "
-                f"{100 * self.codebook_usage:.1f}%, perplexity {self.perplexity:.0f} ({self.clips} clips)")
+                f"{100 * self.codebook_usage:.1f}%, perplexity {self.perplexity:.0f} ({counts})")
 
 
 def _optional_lpips():
@@ -55,29 +70,58 @@ def size_batches(dataset, count: int, batch_size: int) -> list[list[int]]:
     return batches
 
 
+def own_clip(dataset, index: int, skipped: dict[str, str]) -> torch.Tensor | None:
+    """Item `index`'s own clip (3, T, H, W), or None with its file recorded in `skipped` (path → reason) when it
+    cannot be read. A ClipDataset is read with one try (a shallow copy: the same rows and `skipped` record), so it
+    never returns a clip of another file in its place."""
+    if not hasattr(dataset, "max_retries"):
+        return dataset[index]["video"]
+    strict = copy.copy(dataset)
+    strict.max_retries = 1
+    try:
+        return strict[index]["video"]
+    except (RuntimeError, ValueError):  # the one try failed ("1 clips in a row…"): the dataset warned, recorded why
+        path = dataset.rows[index]["path"]
+        if path not in dataset.skipped:
+            raise
+        skipped[path] = dataset.skipped[path]
+        return None
+
+
 @torch.no_grad()
 def evaluate(model: VideoTokenizer, dataset, num_clips: int, device: torch.device, batch_size: int = 8) -> EvalResult:
-    """Reconstruct the first `num_clips` clips of `dataset` (deterministic: center crop, fixed seeds)."""
+    """Reconstruct the first `num_clips` clips of `dataset` (deterministic: center crop, fixed seeds); unreadable
+    ones are skipped (`EvalResult.skipped`) and the metrics average over the others."""
     model.eval()
     metric = _optional_lpips()
     counts = torch.zeros(model.codebook_size, dtype=torch.long)
     psnrs, ssims, lpipses = [], [], []
-    count = min(num_clips, len(dataset))
+    skipped: dict[str, str] = {}
+    count, scored = min(num_clips, len(dataset)), 0
     dataset.set_epoch(0)  # the same clips at every evaluation
     for batch in size_batches(dataset, count, batch_size):
-        video = torch.stack([dataset[i]["video"] for i in batch]).to(device)  # (B, 3, T, H, W)
+        clips = [clip for clip in (own_clip(dataset, i, skipped) for i in batch) if clip is not None]
+        if not clips:
+            continue
+        video = torch.stack(clips).to(device)  # (B, 3, T, H, W)
+        scored += len(clips)
         codes = model.encode(video)
         reconstruction = model.decode(codes)
         counts += torch.bincount(codes.flatten().cpu(), minlength=model.codebook_size)
         psnrs.append(psnr(video, reconstruction).clamp(max=100))
         ssims.append(ssim(video, reconstruction))
         if metric is not None:
-            lpipses.append(lpips_per_frame(metric.to(device), video, reconstruction).reshape(1))
+            # the batch's mean once per clip: the average is over clips, whatever the batches' sizes
+            lpipses.append(lpips_per_frame(metric.to(device), video, reconstruction).reshape(1).repeat(len(clips)))
     model.train()
+    if not psnrs:  # every clip unreadable: no metric, rather than one of substitutes
+        return EvalResult(psnr=math.nan, ssim=math.nan, lpips=None, codebook_usage=math.nan, perplexity=math.nan,
+                          clips=0, skipped=skipped)
     stats = codebook_stats(counts)
     return EvalResult(psnr=float(torch.cat(psnrs).mean()), ssim=float(torch.cat(ssims).mean()),
                       lpips=float(torch.cat(lpipses).mean()) if lpipses else None,
-                      codebook_usage=stats["codebook_usage"], perplexity=stats["perplexity"], clips=count)
+                      codebook_usage=stats["codebook_usage"], perplexity=stats["perplexity"],
+                      clips=scored, skipped=skipped)
 
 
 @torch.no_grad()
