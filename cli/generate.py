@@ -203,7 +203,8 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
     frames = resolve_frames(frames, seconds, fps, pipeline.info.frames)
     check_outputs(outputs, preview, overwrite, frames)  # the default length is known now: before any sampling
     for paths, text in zip(outputs, prompts):
-        click.echo(f"{describe_prompt(text)}: {frames} frames of {size[1]}x{size[0]} at {fps:g} fps")
+        click.echo(f"{describe_prompt(text)}: {frames} frame{'s' * (frames != 1)} of {size[1]}x{size[0]} at "
+                   f"{fps:g} fps")
         with echo_warnings():
             chunks = pipeline.generate(text, frames, size, sampling, seed, window, num_samples, fps=fps, force=force)
         stream_to_files(chunks, paths, fps, frames, preview_path(paths[0], preview), overwrite=overwrite)

@@ -104,7 +104,12 @@ def test_shapes_never_mixes_into_an_existing_folder(tmp_path, monkeypatch, capsy
     (mine / "index.jsonl").write_text('{"path": "clips/a.mp4", "caption": "mine"}\n')  # a prepared index
     for extra in ([], ["--overwrite"]):
         code, _, err = run_main(["data", "shapes", str(mine), "--num", "1", *extra], monkeypatch, capsys)
-        assert code == 2 and "did not write (it holds 'clips' and 1 more)" in err and "never replaces it" in err
+        assert code == 2 and "did not write (it has no .t2v-dataset marker (a prepared index" in err
+        assert "never replaces it" in err and err.count("\n") == 1
+    assert (mine / "clips" / "a.mp4").read_bytes() == b"precious"
+    (mine / "index.jsonl").unlink()
+    code, _, err = run_main(["data", "shapes", str(mine), "--num", "1", "--overwrite"], monkeypatch, capsys)
+    assert code == 2 and "did not write (it holds 'clips'): choose a new or empty folder" in err
     assert (mine / "clips" / "a.mp4").read_bytes() == b"precious"
     (tmp_path / "empty").mkdir()
     code, _, err = run_main(["data", "shapes", str(tmp_path / "empty"), "--num", "1", "--frames", "2", "--size", "32"],

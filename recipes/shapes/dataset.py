@@ -215,8 +215,10 @@ def check_dataset_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> No
         return
     if not ((out_dir / DATASET_MARKER).is_file() and (out_dir / "index.jsonl").is_file()):
         more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-        raise FileExistsError(f"{out_dir} is a folder `t2v data shapes` did not write (it holds {names[0]!r}{more}): "
-                              "choose a new or empty folder; --overwrite never replaces it")
+        why = (f"it has no {DATASET_MARKER} marker (a prepared index, or a dataset of an older version: delete it "
+               "yourself if it is to go)" if "index.jsonl" in names else f"it holds {names[0]!r}{more}")
+        raise FileExistsError(f"{out_dir} is a folder `t2v data shapes` did not write ({why}): choose a new or empty "
+                              "folder; --overwrite never replaces it")
     if not overwrite:
         raise FileExistsError(f"{out_dir} already holds a shapes dataset: choose another folder, or pass --overwrite "
                               "to replace it whole")
