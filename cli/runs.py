@@ -67,3 +67,14 @@ def resolve_training(config_type: type, recipe_config: Callable[[str, str], Any]
     click.echo(config_io.dump_yaml(config).rstrip())
     click.echo(f"run directory: {run_dir}{' (resuming)' if resume_dir else ''}")
     return config, run_dir
+
+
+def train_run(train: Callable[..., Any], config: Any, run_dir: Path, resume: bool) -> Any:
+    """`train(config, run_dir, resume=resume)`; a fresh run that fails before training leaves no run directory (the
+    trainer removes what it wrote, this the directory if it is then empty)."""
+    try:
+        return train(config, run_dir, resume=resume)
+    except BaseException:
+        if not resume and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise

@@ -123,7 +123,7 @@ def test_bad_files_are_skipped_counted_and_warned_once(data_index_with_bad_files
 def test_all_bad_index_raises(tmp_path):
     index = write_index(tmp_path, [{"path": "missing.mp4", "caption": "x"}])
     dataset = ClipDataset(index, num_frames=4, size=(8, 8), max_retries=3)
-    with pytest.warns(UserWarning, match="skipping"), pytest.raises(RuntimeError, match="t2v data check"):
+    with pytest.warns(UserWarning, match="skipping"), pytest.raises(ValueError, match="t2v data check"):
         dataset[0]
 
 

@@ -176,8 +176,8 @@ class ClipDataset(torch.utils.data.Dataset):
             else:
                 frames = resize_and_crop(frames, self.size_of(index), self.crop, rng)
                 return {"video": to_pixels(frames)[0], "caption": row["caption"], "path": row["path"]}
-        raise RuntimeError(f"{self.max_retries} clips in a row could not be read (last: {row['path']}: "
-                           f"{self.skipped.get(row['path'])}); run `t2v data check` on the index")
+        raise ValueError(f"{self.max_retries} clips in a row could not be read (last: {row['path']}: "
+                         f"{self.skipped.get(row['path'])}); run `t2v data check` on the index")
 
     def _skip(self, path: str, reason: str) -> None:
         if path not in self.skipped:

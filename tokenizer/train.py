@@ -184,6 +184,7 @@ class Trainer:
         self.phases = ([Phase(self.image_set, config.image_batch_size, until=config.image_steps)]
                        if config.image_steps else []) + [Phase(self.train_set, config.batch_size)]
         self.skipped: dict[str, str] = {}  # path → reason, from every process that drew batches
+        self.batch(config.image_steps)  # a split with no readable clip fails here, before any step (ValueError)
         self.guard = NonFiniteGuard(config.max_skipped_steps)
 
     def batch(self, step: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +111,13 @@ def join_indexes(out_index: Path, indexes: list[Path]) -> Path:
     return out_index
 
 
-def _has_checkpoint(run_dir: Path) -> bool:
-    return (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+def _resumable(run_dir: Path) -> bool:
+    """Whether the stage's run directory holds a checkpoint to resume; a run killed before its first checkpoint is
+    removed (it is this recipe's own directory and holds nothing a resume could use), so the stage starts again."""
+    if (run_dir / "checkpoints" / "latest").is_file():
+        return True
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return False
 
 
 def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], None] = print) -> dict[str, dict]:
@@ -160,12 +166,12 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
 
     stage("data", (data / "clips.jsonl").is_file(), make_data)
     stage("tokenizer", "tokenizer" in timings,
-          lambda: train_tokenizer(tokenizer_cfg, tokenizer_dir, resume=_has_checkpoint(tokenizer_dir)))
+          lambda: train_tokenizer(tokenizer_cfg, tokenizer_dir, resume=_resumable(tokenizer_dir)))
     stage("encode", (tokens / "meta.json").is_file(),
           lambda: log(encode_dataset(VideoTokenizer.from_pretrained(tokenizer_dir), data / "clips.jsonl", tokens,
                                      size=size, buckets=tokenizer_cfg.data.buckets).summary()))
     stage("generator", "generator" in timings,
-          lambda: train_generator(generator_cfg, generator_dir, resume=_has_checkpoint(generator_dir)))
+          lambda: train_generator(generator_cfg, generator_dir, resume=_resumable(generator_dir)))
 
     def assemble() -> None:
         pipeline = TextToVideo(VideoTokenizer.from_pretrained(tokenizer_dir),
