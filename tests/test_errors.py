@@ -283,3 +283,35 @@ def test_evaluation_skips_unreadable_files_and_never_scores_substitutes(shapes_i
         none = evaluate(model, eval_dataset(only_bad), 1, torch.device("cpu"))
     assert none.clips == 0 and math.isnan(none.psnr) and list(none.skipped) == [str(bad)]
     assert "no clip could be read (0 clips scored, 1 unreadable skipped)" in none.summary()
+
+
+# token shards (the generator's input) ---------------------------------------------------------------------------
+def shard_damages():
+    def cut(name: str, keep: int):
+        return lambda directory: (directory / name).write_bytes((directory / name).read_bytes()[:keep])
+    return [
+        (cut("meta.json", 30), "meta.json: not valid JSON"),
+        (lambda directory: (directory / "meta.json").write_text('{"format_version": 1}'),
+         "meta.json: missing key(s) dtype, shards"),
+        (cut("index.jsonl", 50), "index.jsonl: not valid JSON (line 1"),
+        (cut("shard_00000.bin", 20), "shard_00000.bin: holds 10 codes but index.jsonl line 2 needs 16"),
+        (cut("shard_00000.bin", 0), "shard_00000.bin: empty or cut in the middle of a code"),
+        (lambda directory: (directory / "shard_00000.bin").unlink(), "shard file missing"),
+    ]
+
+
+@pytest.mark.parametrize("damage, message", shard_damages())
+def test_damaged_token_shards_are_named(tmp_path, damage, message):
+    import numpy as np
+
+    from t2v.tokenizer.shards import ShardReader, ShardWriter
+
+    writer = ShardWriter(tmp_path / "tokens", codebook_size=64)
+    for _ in range(3):
+        writer.add(np.zeros((2, 2, 2), dtype=np.int64), {"caption": "a red circle", "split": "seen"})
+    directory = writer.close({"fps": 8.0})
+    damage(directory)
+    with pytest.raises((ValueError, FileNotFoundError)) as error:
+        ShardReader.open(directory)
+    text = str(error.value)
+    assert message in text and str(directory) in text and "t2v tokenizer encode" in text and "\n" not in text

@@ -11,6 +11,7 @@ The directory is built under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import json
+import math
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,43 @@ class ShardWriter:
         self._stack.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
+_REENCODE = "re-encode the dataset with `t2v tokenizer encode`"
+
+
+def _read_json(path: Path, text: str, line: int) -> Any:
+    """`text` (line `line` of `path`) parsed as JSON; a damaged line is a one-line ValueError naming the file."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON (line {line + error.lineno - 1}, column {error.colno}): the file is "
+                         f"damaged; {_REENCODE}") from None
+
+
+def _check_extents(directory: Path, shards: list[str], rows: list[dict[str, Any]], maps: list[np.memmap]) -> None:
+    """Every row of index.jsonl names its shard, offset and shape, and lies inside its shard file (a truncated
+    shard is found here, not when a clip is read)."""
+    for number, row in enumerate(rows, 1):
+        try:
+            shard, offset, size = int(row["shard"]), int(row["offset"]), math.prod(map(int, row["shape"]))
+            length = len(maps[shard])
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise ValueError(f"{directory / 'index.jsonl'}: line {number} lacks a valid shard, offset or shape: the "
+                             f"file is damaged; {_REENCODE}") from None
+        if offset + size > length:
+            raise ValueError(f"{directory / shards[shard]}: holds {length} codes but index.jsonl line {number} needs "
+                             f"{offset + size}: the shard is truncated; {_REENCODE}")
+
+
+def _map(path: Path, dtype: np.dtype) -> np.memmap:
+    """Shard file `path` memory-mapped read-only; a missing, empty or cut file is a one-line error naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"shard file missing: {path}; {_REENCODE}")
+    try:
+        return np.memmap(path, dtype=dtype, mode="r")
+    except ValueError:  # empty, or cut in the middle of a code
+        raise ValueError(f"{path}: empty or cut in the middle of a code: the shard is truncated; {_REENCODE}") from None
+
+
 @dataclass
 class ShardReader:
     """Memory-mapped access to a shard directory: `meta`, `rows`, and `codes(i)` → (t, h, w) array."""
@@ -96,13 +134,24 @@ class ShardReader:
         if not meta_path.is_file():
             raise FileNotFoundError(f"{directory} is not a token-shard directory (no meta.json): "
                                     "make one with `t2v tokenizer encode`")
-        meta = json.loads(meta_path.read_text())
+        meta = _read_json(meta_path, meta_path.read_text(encoding="utf-8", errors="replace"), 1)
+        if not isinstance(meta, dict):
+            raise ValueError(f"{meta_path}: expected a JSON object: the file is damaged; {_REENCODE}")
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{meta_path}: shard format {meta.get('format_version')} is not supported "
                              f"(expected {FORMAT_VERSION}); re-encode the dataset")
-        rows = [json.loads(line) for line in (directory / "index.jsonl").read_text().splitlines() if line]
+        missing = [key for key in ("dtype", "shards") if key not in meta]
+        if missing:
+            raise ValueError(f"{meta_path}: missing key(s) {', '.join(missing)}: the file is incomplete or damaged; "
+                             f"{_REENCODE}")
+        index_path = directory / "index.jsonl"
+        if not index_path.is_file():
+            raise FileNotFoundError(f"{directory} has meta.json but no index.jsonl: {_REENCODE}")
+        lines = index_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        rows = [_read_json(index_path, line, number) for number, line in enumerate(lines, 1) if line]
         dtype = np.dtype(meta["dtype"])
-        maps = [np.memmap(directory / name, dtype=dtype, mode="r") for name in meta["shards"]]
+        maps = [_map(directory / name, dtype) for name in meta["shards"]]
+        _check_extents(directory, meta["shards"], rows, maps)
         return cls(directory, meta, rows, maps)
 
     def __len__(self) -> int:
