@@ -1,6 +1,7 @@
 """The caption tokenizer: a sentencepiece model trained on the dataset's captions.
 
-Saved as `text.model` (the sentencepiece proto) and `text.json` (max length and the words seen in training, so a
+Saved as `text.model` (the sentencepiece proto) and `text.json` (max length, piece count (a truncated proto still
+parses: the count finds it) and the words seen in training, so a
 prompt with words the model never saw gets a warning that names them; so do characters the model reads as unknown,
 such as other scripts or emoji). Prompts are NFKC-normalized, lower-cased and stripped; an empty prompt is an error,
 an over-long one is truncated with a warning. A damaged `text.model` or `text.json` is a one-line ValueError.
@@ -68,7 +69,8 @@ class TextTokenizer:
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_file(directory / MODEL_FILE) as tmp:
             Path(tmp).write_bytes(self.processor.serialized_model_proto())
-        atomic_write_text(directory / INFO_FILE, json.dumps({"max_len": self.max_len, "words": sorted(self.words)}))
+        atomic_write_text(directory / INFO_FILE, json.dumps({"max_len": self.max_len, "size": self.size,
+                                                             "words": sorted(self.words)}))
 
     @classmethod
     def load(cls, directory: str | Path) -> "TextTokenizer":
@@ -92,6 +94,9 @@ class TextTokenizer:
                 or not isinstance(info.get("words"), list):
             raise ValueError(f"{info_path}: expected an object with \"max_len\" (a number) and \"words\" (a list): "
                              f"the file is incomplete or damaged; {_REPAIR}")
+        if info.get("size", processor.get_piece_size()) != processor.get_piece_size():  # older saves lack it
+            raise ValueError(f"{model_path}: holds {processor.get_piece_size()} pieces, {INFO_FILE} records "
+                             f"{info['size']}: the file is truncated or damaged; {_REPAIR}")
         return cls(processor, info["max_len"], info["words"])
 
     def encode(self, prompt: str, warn: bool = True) -> list[int]:

@@ -133,6 +133,23 @@ def test_damaged_weights_of_a_standalone_tokenizer_and_generator(tmp_path):
             cls.from_pretrained(directory)
 
 
+def test_a_text_model_cut_where_it_still_parses_is_found(text, tmp_path):
+    from t2v.generator.text import TextTokenizer
+
+    text.save(tmp_path)
+    model = tmp_path / "text.model"
+    whole = model.read_bytes()
+    model.write_bytes(whole[:100])  # cut at a field boundary: sentencepiece reads the first pieces only
+    with pytest.raises(ValueError, match=r"text\.model: holds \d+ pieces, text\.json records \d+: the file is "
+                                         r"truncated or damaged"):
+        TextTokenizer.load(tmp_path)
+    model.write_bytes(whole)
+    info = json.loads((tmp_path / "text.json").read_text())
+    del info["size"]  # saved before text.json recorded the piece count
+    (tmp_path / "text.json").write_text(json.dumps(info))
+    assert TextTokenizer.load(tmp_path).size == text.size
+
+
 def test_a_pipeline_json_with_bad_values_is_named(pipeline_dir, tmp_path):
     from t2v.generator.pipeline import TextToVideo
 
