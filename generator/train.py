@@ -550,7 +550,7 @@ def _run(trainer: Trainer) -> GeneratorTrainResult:
                     disable=rank != 0, dynamic_ncols=True)
     tokens = seconds = window_tokens = window_seconds = 0.0
     logs: dict[str, float] = {}
-    with MetricsLog(trainer.run_dir / "metrics.jsonl" if rank == 0 else None) as metrics_file:
+    with progress, MetricsLog(trainer.run_dir / "metrics.jsonl" if rank == 0 else None) as metrics_file:
         while trainer.step < config.steps:
             started = time.perf_counter()
             micro_batches = [draw_micro_batch(trainer.dataset, config, rank, trainer.step, micro)
@@ -579,7 +579,6 @@ def _run(trainer: Trainer) -> GeneratorTrainResult:
                 trainer.save(samples=samples)
             elif samples:
                 trainer.write_samples()
-    progress.close()
     if trainer.guard.total and rank == 0:
         print(f"skipped {trainer.guard.total} steps with a NaN or inf gradient (see 'skipped' in "
               f"{trainer.run_dir / 'metrics.jsonl'})")

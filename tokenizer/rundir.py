@@ -39,6 +39,8 @@ class RunClaim:
                                     "start a new run instead")
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise NotADirectoryError(f"{self.run_dir} is a file, not a run directory: choose another --out")
+        if not resume:
+            self._refuse_if_used()  # before the lock file: nothing is added to a folder that is not ours
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._handle = open(self.run_dir / LOCK_FILE, "a+")
         try:
@@ -49,19 +51,27 @@ class RunClaim:
             self._handle.close()
             raise RunDirectoryBusy(f"{self.run_dir} is in use by another run ({holder}); wait for it to end or "
                                    "choose another --out directory") from None
+        if not resume:
+            try:
+                self._refuse_if_used()  # again under the lock: a run that started meanwhile has written by now
+            except FileExistsError:
+                self.release()
+                raise
         self._handle.seek(0)
         self._handle.truncate()
         self._handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
                            f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:200]}\n")
         self._handle.flush()
-        entries = sorted(p.name for p in self.run_dir.iterdir() if p.name != LOCK_FILE)
-        if not resume and entries:
-            self.release()
-            raise FileExistsError(f"{self.run_dir} already holds a run ({', '.join(entries[:4])}"
-                                  f"{', …' if len(entries) > 4 else ''}); continue it with --resume {self.run_dir}, "
-                                  "or train into a new directory")
         for name in _SCRATCH_DIRS:
             remove_stale_temps(self.run_dir / name)
+
+    def _refuse_if_used(self) -> None:
+        """A fresh run needs a new or empty directory."""
+        entries = sorted(p.name for p in self.run_dir.iterdir() if p.name != LOCK_FILE) if self.run_dir.is_dir() else []
+        if entries:
+            raise FileExistsError(f"{self.run_dir} already holds a run or other files ({', '.join(entries[:4])}"
+                                  f"{', …' if len(entries) > 4 else ''}); continue a run with --resume {self.run_dir}, "
+                                  "or train into a new directory")
 
     def release(self) -> None:
         if not self._handle.closed:

@@ -325,7 +325,7 @@ def _run(trainer: Trainer, config: TokenizerTrainConfig, run_dir: Path) -> EvalR
     progress = tqdm(total=config.steps, initial=trainer.step, desc=f"tokenizer {config.name}", unit="step",
                     disable=trainer.rank != 0, dynamic_ncols=True)
     started = time.time()
-    with MetricsLog(run_dir / "metrics.jsonl" if trainer.rank == 0 else None) as metrics_file, \
+    with progress, MetricsLog(run_dir / "metrics.jsonl" if trainer.rank == 0 else None) as metrics_file, \
             closing(trainer.batches(trainer.step)) as batches:  # closing: the workers end with the loop, even on error
         for video in batches:
             logs = trainer.train_step(video)
@@ -346,7 +346,6 @@ def _run(trainer: Trainer, config: TokenizerTrainConfig, run_dir: Path) -> EvalR
             if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
                 metrics_file.sync()  # the step's lines are durable before `latest` moves
                 trainer.save()
-    progress.close()
     if trainer.skipped:
         print(skipped_message(trainer.skipped, trainer.rank, trainer.world))
     if trainer.guard.total and trainer.rank == 0:
