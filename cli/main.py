@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import warnings
+from pathlib import Path
 
 import click
 from safetensors import SafetensorError
@@ -48,6 +49,17 @@ cli.add_command(extend)
 cli.add_command(evaluate)
 
 
+# tokenizer/atomic.py's temporary siblings, `.<name>.<random>.tmp[suffix]`: an error names the output instead
+_TEMP_SIBLING = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp[^/]*$")
+
+
+def shown_path(path: str | bytes | os.PathLike) -> str:
+    """The output a temporary sibling stands for (`dir/.out.mp4.k2j4h1x0.tmp.mp4` → `dir/out.mp4`), else `path`."""
+    path = Path(os.fsdecode(path))
+    found = _TEMP_SIBLING.match(path.name)
+    return str(path.with_name(found.group(1)) if found else path)
+
+
 def os_error_message(error: BaseException) -> str | None:
     """`<what> <path>: <reason>; <fix>` for a disk-full, read-only or permission error, else None. An OSError
     names its errno and usually its path; a safetensors write names only the OS error in its text."""
@@ -61,7 +73,8 @@ def os_error_message(error: BaseException) -> str | None:
         return None
     what, fix = OS_ERRORS[code]
     reason = (reason or os.strerror(code)).lower()
-    return f"{what}{f' {path}' if path is not None else ''}: {reason}; {fix}"
+    shown = f" {shown_path(path)}" if isinstance(path, (str, bytes, os.PathLike)) else ""
+    return f"{what}{shown}: {reason}; {fix}"
 
 
 def format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

@@ -196,6 +196,16 @@ def test_os_errors_without_a_path_and_from_safetensors(monkeypatch, capsys, tmp_
         one_line_error(code, err, "Error: cannot write: no space left on device; free space on the device")
 
 
+def test_os_errors_on_a_temporary_sibling_name_the_output(monkeypatch, capsys, tmp_path):
+    import t2v.tokenizer.train as tokenizer_train
+
+    temp = tmp_path / "run" / ".model.safetensors.k2j4h1x0.tmp"
+    monkeypatch.setattr(tokenizer_train, "train", raising(OSError(errno.EROFS, "Read-only file system", str(temp))))
+    code, _, err = run_main(train_args(tmp_path), monkeypatch, capsys)
+    one_line_error(code, err, f"Error: cannot write {tmp_path / 'run' / 'model.safetensors'}: read-only file system; "
+                              "choose an output on a writable file system")
+
+
 def test_other_os_errors_and_debug_keep_the_traceback(monkeypatch, tmp_path):
     from t2v.cli.main import main
 
