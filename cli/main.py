@@ -54,10 +54,11 @@ _TEMP_SIBLING = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp[^/]*$")
 
 
 def shown_path(path: str | bytes | os.PathLike) -> str:
-    """The output a temporary sibling stands for (`dir/.out.mp4.k2j4h1x0.tmp.mp4` → `dir/out.mp4`), else `path`."""
-    path = Path(os.fsdecode(path))
-    found = _TEMP_SIBLING.match(path.name)
-    return str(path.with_name(found.group(1)) if found else path)
+    """`path` with each temporary sibling replaced by the output it stands for (`dir/.out.mp4.k2j4h1x0.tmp.mp4` →
+    `dir/out.mp4`, `.shapes.x1y2z3w4.tmp/videos/0.mp4` → `shapes/videos/0.mp4`)."""
+    parts = [(found.group(1) if (found := _TEMP_SIBLING.match(part)) else part)
+             for part in Path(os.fsdecode(path)).parts]
+    return str(Path(*parts)) if parts else os.fsdecode(path)
 
 
 def os_error_message(error: BaseException) -> str | None:

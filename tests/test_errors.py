@@ -199,11 +199,14 @@ def test_os_errors_without_a_path_and_from_safetensors(monkeypatch, capsys, tmp_
 def test_os_errors_on_a_temporary_sibling_name_the_output(monkeypatch, capsys, tmp_path):
     import t2v.tokenizer.train as tokenizer_train
 
-    temp = tmp_path / "run" / ".model.safetensors.k2j4h1x0.tmp"
-    monkeypatch.setattr(tokenizer_train, "train", raising(OSError(errno.EROFS, "Read-only file system", str(temp))))
-    code, _, err = run_main(train_args(tmp_path), monkeypatch, capsys)
-    one_line_error(code, err, f"Error: cannot write {tmp_path / 'run' / 'model.safetensors'}: read-only file system; "
-                              "choose an output on a writable file system")
+    cases = [(tmp_path / "run" / ".model.safetensors.k2j4h1x0.tmp", tmp_path / "run" / "model.safetensors"),
+             (tmp_path / ".shapes.x1y2z3w4.tmp" / "videos" / "0.mp4", tmp_path / "shapes" / "videos" / "0.mp4")]
+    for temp, shown in cases:
+        error = OSError(errno.EROFS, "Read-only file system", str(temp))
+        monkeypatch.setattr(tokenizer_train, "train", raising(error))
+        code, _, err = run_main(train_args(tmp_path), monkeypatch, capsys)
+        one_line_error(code, err, f"Error: cannot write {shown}: read-only file system; choose an output on a "
+                                  "writable file system")
 
 
 def test_other_os_errors_and_debug_keep_the_traceback(monkeypatch, tmp_path):
