@@ -429,7 +429,7 @@ class Trainer:
         if not engine.was_step_applied():  # skipped for NaN/inf gradients: the schedule still follows the step
             engine.lr_scheduler.step()
         self.guard.record(engine.was_step_applied(), self.step + 1, lr)
-        logs = {"loss": torch.stack(losses).mean(), "lr": lr, "skipped": self.guard.total}
+        logs = {"loss": torch.stack(losses).mean(), "lr": lr, "skipped_steps": self.guard.total}
         if want_norm:
             logs["loss"] = distributed.all_sum(logs["loss"].clone()) / self.world
             ds_norm = engine.get_global_grad_norm()
@@ -580,7 +580,7 @@ def _run(trainer: Trainer) -> GeneratorTrainResult:
             elif samples:
                 trainer.write_samples()
     if trainer.guard.total and rank == 0:
-        print(f"skipped {trainer.guard.total} steps with a NaN or inf gradient (see 'skipped' in "
+        print(f"skipped {trainer.guard.total} steps with a NaN or inf gradient (see 'skipped_steps' in "
               f"{trainer.run_dir / 'metrics.jsonl'})")
     return GeneratorTrainResult(steps=trainer.step, loss=logs.get("loss", float("nan")), seconds=round(seconds, 2),
                                 tokens_per_second=tokens / max(seconds, 1e-9))

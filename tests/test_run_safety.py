@@ -207,7 +207,7 @@ def test_a_nan_step_of_the_tokenizer_is_skipped_and_logged(shapes_index, tmp_pat
     poison_loss(monkeypatch, {1})
     train(tokenizer_config(shapes_index, checkpoint_every=1, keep_checkpoints=0), tmp_path)
     rows = strict_records(tmp_path / "metrics.jsonl")
-    assert [row["skipped"] for row in rows] == [0, 1, 1, 1] and rows[1]["grad_norm"] is None
+    assert [row["skipped_steps"] for row in rows] == [0, 1, 1, 1] and rows[1]["grad_norm"] is None
     before, after = (load_state(ckpt.checkpoint_dir(tmp_path, step), "state")["model"] for step in (1, 2))
     assert all(torch.equal(before[name], after[name]) for name in before)  # step 2 changed no weight
     assert all(torch.isfinite(t).all() for t in load_file(str(tmp_path / "model.safetensors")).values())
@@ -256,7 +256,7 @@ def test_nan_steps_of_the_generator_are_skipped_then_stop_the_run(generator_shar
     with pytest.raises(FloatingPointError, match="3 steps in a row up to step 7"):
         train_generator(config, tmp_path)
     rows = strict_records(tmp_path / "metrics.jsonl")
-    assert [row["skipped"] for row in rows if "loss" in row] == [0, 1, 1, 1, 2, 3]
+    assert [row["skipped_steps"] for row in rows if "loss" in row] == [0, 1, 1, 1, 2, 3]
     assert rows[1]["loss"] is None
     exported = load_file(str(tmp_path / "model.safetensors"))
     assert all(torch.isfinite(t).all() for t in exported.values())
@@ -309,3 +309,17 @@ def test_a_pickle_payload_in_a_generator_checkpoint_never_runs(generator_shards,
     with pytest.raises(ValueError, match=match):
         train_generator(generator_config(generator_shards, stage, steps=4), run_dir, resume=True)
     assert not marker.exists()
+
+
+def test_held_out_files_skipped_by_the_evaluation_are_in_the_summary(shapes_index, tmp_path, capsys):
+    rows = [json.loads(line) for line in shapes_index.read_text().splitlines()]
+    rows = [{**row, "path": str(shapes_index.parent / row["path"])} for row in rows]  # relative to their index
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    index = tmp_path / "index.jsonl"
+    index.write_text("".join(json.dumps(row) + "\n" for row in
+                             [{"path": str(tmp_path / "broken.mp4"), "caption": "x", "split": "heldout"}, *rows]))
+    train(tokenizer_config(index, steps=2), tmp_path / "run")
+    out = capsys.readouterr().out
+    assert "skipped 1 unreadable or too-short held-out files:" in out and "broken.mp4: unreadable" in out
+    last = strict_records(tmp_path / "run" / "metrics.jsonl")[-1]
+    assert last["eval_skipped"] == 1 and last["eval_clips"] == 1  # of the first 2 held-out clips: 1 scored, none in its place

@@ -236,7 +236,7 @@ class Trainer:
             logs.update(d_logs)
         logs["lr"] = self.config.optim.lr * factor
         self.guard.record(finite, self.step + 1, logs["lr"])
-        logs["skipped"] = self.guard.total
+        logs["skipped_steps"] = self.guard.total
         return logs
 
     # 2. State for resume ------------------------------------------------------------------------------------
@@ -348,17 +348,20 @@ def _run(trainer: Trainer, config: TokenizerTrainConfig, run_dir: Path) -> EvalR
                 trainer.save()
     if trainer.skipped:
         print(skipped_message(trainer.skipped, trainer.rank, trainer.world))
+    if result is not None and result.skipped:  # the held-out files the evaluations left out
+        print(skipped_message(result.skipped, trainer.rank, trainer.world, "held-out"))
     if trainer.guard.total and trainer.rank == 0:
-        print(f"skipped {trainer.guard.total} steps with a NaN or inf loss or gradient (see 'skipped' in "
+        print(f"skipped {trainer.guard.total} steps with a NaN or inf loss or gradient (see 'skipped_steps' in "
               f"{run_dir / 'metrics.jsonl'})")
     distributed.teardown()
     return result
 
 
-def skipped_message(skipped: dict[str, str], rank: int, world: int) -> str:
-    """'skipped 2 unreadable or too-short files: …' with one line per file (each rank reports its own)."""
+def skipped_message(skipped: dict[str, str], rank: int, world: int, kind: str = "") -> str:
+    """'skipped 2 unreadable or too-short files: …' (of `kind`, e.g. held-out) with one line per file (each rank
+    reports its own)."""
     where = f" on rank {rank}" if world > 1 else ""
-    lines = [f"skipped {len(skipped)} unreadable or too-short files{where}:"]
+    lines = [f"skipped {len(skipped)} unreadable or too-short {kind + ' ' if kind else ''}files{where}:"]
     return "\n".join(lines + [f"  {path}: {reason}" for path, reason in sorted(skipped.items())])
 
 
