@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import json
 import math
@@ -448,8 +449,13 @@ class Trainer:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
         distributed.barrier()
-        self.engine.save_checkpoint(str(staging), tag=name, client_state={"step": self.step, "guard": self.guard.state()},
-                                    save_latest=False)
+        try:
+            self.engine.save_checkpoint(str(staging), tag=name, save_latest=False,
+                                        client_state={"step": self.step, "guard": self.guard.state()})
+        except RuntimeError as error:  # torch.save says 'unexpected pos …' when the disk is full
+            if os.statvfs(staging).f_bavail == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(staging / name)) from error
+            raise
         (staging / name).mkdir(parents=True, exist_ok=True)
         save_state({"step": self.step, "world": self.world, "rng": rng_state()}, staging / name,
                    RANK_STATE.format(rank=self.rank))
@@ -524,18 +530,16 @@ def train(config: GeneratorTrainConfig, run_dir: str | Path, resume: bool = Fals
     """Train a generator into `run_dir` (config.json, text.model, model.safetensors, metrics.jsonl, checkpoints/).
 
     A fresh run needs a new or empty `run_dir`, `resume` one with a checkpoint; the directory is locked meanwhile
-    (tokenizer/rundir.py), and a fresh run that fails before its first step leaves nothing behind."""
+    (tokenizer/rundir.py), and a fresh run that fails before its first checkpoint leaves nothing behind."""
     run_dir = Path(run_dir)
     claim = rundir.claim(run_dir, resume)
     with launcher_env() as launched:
         try:
-            try:
-                trainer = Trainer(config, run_dir, resume)
-            except BaseException:
-                if claim is not None:
-                    claim.abandon()
-                raise
-            return _run(trainer)
+            return _run(Trainer(config, run_dir, resume))
+        except BaseException:
+            if claim is not None:
+                claim.abandon()  # keeps a run that has a checkpoint
+            raise
         finally:
             if claim is not None:
                 claim.release()

@@ -71,6 +71,16 @@ def temp_sibling(path: Path, directory: bool = False, suffix: str = "") -> Path:
     return Path(name)
 
 
+def os_error_of(error: BaseException, path: Path) -> OSError | None:
+    """An OSError naming `path` for a writer's error that reports only the OS error number in its text (safetensors
+    on a full disk says '(os error 28)'), else None."""
+    found = re.search(r"\(os error (\d+)\)", str(error))
+    if isinstance(error, OSError) or found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(path))
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is synced and replaces `path`, on error it is removed."""
@@ -80,8 +90,10 @@ def atomic_file(path: str | Path, suffix: str = "") -> Iterator[Path]:
         yield tmp
         fsync_path(tmp)
         durable_replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if (os_error := os_error_of(error, path)) is not None:
+            raise os_error from error
         raise
 
 

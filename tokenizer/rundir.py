@@ -4,8 +4,8 @@ start.
 `claim(run_dir, resume)` (rank 0 only) takes an exclusive `flock` on `run_dir/.lock`, held until the run ends or
 its process dies (the kernel drops it, so a killed run never leaves a stale lock); the lock file names the holder.
 A fresh run needs a new or empty directory, a resumed one an existing one. Temporary entries of killed saves are
-removed. If a fresh run fails before its first training step (missing data, bad config), `abandon()` removes
-what it wrote, so a retry starts from the same place.
+removed. If a fresh run fails before its first checkpoint (missing data, a full disk, Ctrl-C), `abandon()`
+removes what it wrote: nothing could resume it, and a retry starts from the same place.
 """
 from __future__ import annotations
 
@@ -68,10 +68,13 @@ class RunClaim:
     def _refuse_if_used(self) -> None:
         """A fresh run needs a new or empty directory."""
         entries = sorted(p.name for p in self.run_dir.iterdir() if p.name != LOCK_FILE) if self.run_dir.is_dir() else []
+        if entries and (self.run_dir / "checkpoints" / "latest").is_file():
+            raise FileExistsError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir}, or "
+                                  "train into a new directory")
         if entries:
-            raise FileExistsError(f"{self.run_dir} already holds a run or other files ({', '.join(entries[:4])}"
-                                  f"{', …' if len(entries) > 4 else ''}); continue a run with --resume {self.run_dir}, "
-                                  "or train into a new directory")
+            killed = " (a run killed before its first checkpoint?)" if "config.json" in entries else ""
+            raise FileExistsError(f"{self.run_dir} already holds files{killed}: {', '.join(entries[:4])}"
+                                  f"{', …' if len(entries) > 4 else ''}; train into a new or empty directory")
 
     def release(self) -> None:
         if not self._handle.closed:
@@ -79,8 +82,9 @@ class RunClaim:
             self._handle.close()
 
     def abandon(self) -> None:
-        """Undo a fresh run that failed before training: remove what it wrote (the directory, if it made it)."""
-        if self.resume:
+        """Undo a fresh run that failed before its first checkpoint (nothing a resume could use): remove what it
+        wrote (the directory, if it made it). A run with a checkpoint, or a resumed one, is kept."""
+        if self.resume or (self.run_dir / "checkpoints" / "latest").is_file():
             self.release()
             return
         if self.created:

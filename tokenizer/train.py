@@ -299,7 +299,7 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
     """Train a tokenizer into `run_dir` (config.json, model.safetensors, metrics.jsonl, samples/, checkpoints/).
 
     A fresh run needs a new or empty `run_dir`, `resume` one with a checkpoint; the directory is locked meanwhile
-    (rundir.py), and a fresh run that fails before its first step leaves nothing behind."""
+    (rundir.py), and a fresh run that fails before its first checkpoint leaves nothing behind."""
     run_dir = Path(run_dir)
     claim = rundir.claim(run_dir, resume)
     try:
@@ -309,12 +309,11 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
         if trainer.rank == 0:
             atomic_write_text(run_dir / "config.json", json.dumps(_run_config(config), indent=2))
         distributed.barrier()
+        return _run(trainer, config, run_dir)
     except BaseException:
         if claim is not None:
-            claim.abandon()
+            claim.abandon()  # keeps a run that has a checkpoint
         raise
-    try:
-        return _run(trainer, config, run_dir)
     finally:
         if claim is not None:
             claim.release()
