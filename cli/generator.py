@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from t2v.cli.runs import resolve_training, train_run, training_options
+from t2v.cli.runs import resolve_training, training_options
 
 
 @click.group()
@@ -44,5 +44,5 @@ def train(recipe: str, shards: Path | None, out_dir: Path | None, overrides: tup
                                        overrides, out_dir, resume_dir, dry_run, check)
     if dry_run:
         return
-    result = train_run(run_training, config, run_dir, resume=resume_dir is not None)
+    result = run_training(config, run_dir, resume=resume_dir is not None)
     click.echo(f"done: {result.summary()}\ngenerator saved in {run_dir}")

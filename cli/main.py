@@ -98,8 +98,13 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
-    except click.ClickException as error:
+    except click.exceptions.NoArgsIsHelpError as error:  # a group without its command: the help is the answer
         error.show()
+        sys.exit(error.exit_code)
+    except click.ClickException as error:  # one line, as for the library's errors, with where to look
+        ctx = getattr(error, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if isinstance(error, click.UsageError) and ctx else ""
+        click.echo(f"Error: {error.format_message()}{hint}", err=True)
         sys.exit(error.exit_code)
     except (OSError, SafetensorError) as error:
         message = os_error_message(error)

@@ -54,6 +54,9 @@ def resolve_training(config_type: type, recipe_config: Callable[[str, str], Any]
     from t2v.recipes import config as config_io
 
     if resume_dir is not None:
+        if not (resume_dir / "config.json").is_file():
+            raise FileNotFoundError(f"no run to resume in {resume_dir} (no config.json): give the directory of a "
+                                    "training run")
         config, run_dir = config_io.load(config_type, resume_dir / "config.json"), resume_dir
     else:
         config, run_dir = recipe_config(recipe, variant), out_dir
@@ -63,18 +66,8 @@ def resolve_training(config_type: type, recipe_config: Callable[[str, str], Any]
     if run_dir is None:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise click.UsageError("with several ranks every rank must use the same run directory: pass --out DIR")
-        run_dir = next_run_dir(Path("runs"), f"{config.name}-{stage}", create=not dry_run)
+        run_dir = next_run_dir(Path("runs"), f"{config.name}-{stage}", create=False)  # the trainer makes and locks it
     click.echo(config_io.dump_yaml(config).rstrip())
     click.echo(f"run directory: {run_dir}{' (resuming)' if resume_dir else ''}")
     return config, run_dir
 
-
-def train_run(train: Callable[..., Any], config: Any, run_dir: Path, resume: bool) -> Any:
-    """`train(config, run_dir, resume=resume)`; a fresh run that fails before training leaves no run directory (the
-    trainer removes what it wrote, this the directory if it is then empty)."""
-    try:
-        return train(config, run_dir, resume=resume)
-    except BaseException:
-        if not resume and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
-        raise

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from t2v.cli.options import SIZE
-from t2v.cli.runs import resolve_training, train_run, training_options
+from t2v.cli.runs import resolve_training, training_options
 
 
 @click.group()
@@ -43,7 +43,7 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
                                        overrides, out_dir, resume_dir, dry_run, check)
     if dry_run:
         return
-    result = train_run(run_training, config, run_dir, resume=resume_dir is not None)
+    result = run_training(config, run_dir, resume=resume_dir is not None)
     if result is not None:
         click.echo(f"done: {result.summary()}\ntokenizer saved in {run_dir}")
 

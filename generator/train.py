@@ -371,8 +371,6 @@ class Trainer:
         model = dataclasses.replace(config.model, text_size=self.text.size, max_text_len=config.data.max_text_len,
                                     codebook_size=int(reader.meta["codebook_size"]), sizes=sizes, rates=rates)
         self.config = config = dataclasses.replace(config, model=model)
-        if self.rank == 0:
-            atomic_write_text(self.run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
         # 3. the engine
         self.bf16 = config.precision == "bf16" or (config.precision == "auto" and torch.cuda.is_available())
         torch.manual_seed(config.seed)
@@ -388,6 +386,8 @@ class Trainer:
         self.guard = NonFiniteGuard(config.max_skipped_steps)
         if resume:
             self.resume()
+        if self.rank == 0:  # after a resume that worked: a failed one leaves the run's config as it was
+            atomic_write_text(self.run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
 
     @property
     def checkpoints(self) -> Path:

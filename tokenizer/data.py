@@ -39,15 +39,16 @@ def read_index(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"index not found: {path}")
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    rows, damaged = [], []
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg}); each line must be one JSON "
-                             f"object like {{\"path\": \"videos/a.mp4\", \"caption\": \"...\"}}") from None
+            damaged.append((number, error.msg))
+            continue
         if not isinstance(row, dict) or not isinstance(row.get("path"), str) or not isinstance(
                 row.get("caption"), str):
             raise ValueError(f"{path}:{number}: each line needs string \"path\" and \"caption\" fields")
@@ -56,6 +57,11 @@ def read_index(path: str | os.PathLike) -> list[dict]:
                 raise ValueError(f"{path}:{number}: \"{key}\" must be a number of seconds")
         row["path"] = str(path.parent / row["path"])
         rows.append(row)
+    if damaged:
+        numbers = ", ".join(str(number) for number, _ in damaged[:6]) + (", …" if len(damaged) > 6 else "")
+        more = f"; {len(damaged)} of {len(lines)} lines are damaged ({numbers})" if len(damaged) > 1 else ""
+        raise ValueError(f"{path}:{damaged[0][0]}: not valid JSON ({damaged[0][1]}){more}; each line must be one "
+                         "JSON object like {\"path\": \"videos/a.mp4\", \"caption\": \"...\"}")
     return rows
 
 

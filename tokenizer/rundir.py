@@ -33,16 +33,21 @@ class RunClaim:
 
     def __init__(self, run_dir: Path, resume: bool) -> None:
         self.run_dir, self.resume = Path(run_dir), resume
-        self.created = not self.run_dir.exists()
-        if resume and self.created:
+        # the outermost directory this claim makes (run_dir or a missing parent such as runs/): abandon removes it
+        self.made = next((p for p in reversed([self.run_dir, *self.run_dir.parents]) if not p.exists()), None)
+        if resume and not self.run_dir.exists():
             raise FileNotFoundError(f"no checkpoint to resume in {self.run_dir} (the directory does not exist); "
                                     "start a new run instead")
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise NotADirectoryError(f"{self.run_dir} is a file, not a run directory: choose another --out")
         if not resume:
             self._refuse_if_used()  # before the lock file: nothing is added to a folder that is not ours
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.run_dir / LOCK_FILE, "a+")
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.run_dir / LOCK_FILE, "a+")
+        except OSError:
+            self._remove_made()
+            raise
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -57,11 +62,15 @@ class RunClaim:
             except FileExistsError:
                 self.release()
                 raise
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                           f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:200]}\n")
-        self._handle.flush()
+        try:
+            self._handle.seek(0)
+            self._handle.truncate()
+            self._handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                               f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:200]}\n")
+            self._handle.flush()
+        except OSError as error:  # a full disk: the lock holds, but there is no room to name its holder
+            self.abandon()
+            raise OSError(error.errno, error.strerror, str(self.run_dir / LOCK_FILE)) from None
         for name in _SCRATCH_DIRS:
             remove_stale_temps(self.run_dir / name)
 
@@ -87,14 +96,18 @@ class RunClaim:
         if self.resume or (self.run_dir / "checkpoints" / "latest").is_file():
             self.release()
             return
-        if self.created:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.made is not None:
+            self._remove_made()
         else:
             for path in self.run_dir.iterdir():
                 if path.name != LOCK_FILE:
                     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
             (self.run_dir / LOCK_FILE).unlink(missing_ok=True)
         self.release()
+
+    def _remove_made(self) -> None:
+        if self.made is not None:
+            shutil.rmtree(self.made, ignore_errors=True)
 
 
 def claim(run_dir: str | Path, resume: bool) -> RunClaim | None:
