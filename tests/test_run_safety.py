@@ -323,3 +323,16 @@ def test_held_out_files_skipped_by_the_evaluation_are_in_the_summary(shapes_inde
     assert "skipped 1 unreadable or too-short held-out files:" in out and "broken.mp4: unreadable" in out
     last = strict_records(tmp_path / "run" / "metrics.jsonl")[-1]
     assert last["eval_skipped"] == 1 and last["eval_clips"] == 1  # of the first 2 held-out clips: 1 scored, none in its place
+
+
+def test_the_recipe_resumes_a_stage_with_a_checkpoint_and_restarts_one_without(finished_run, tmp_path):
+    import shutil
+
+    from t2v.recipes.shapes.run import _resumable
+
+    shutil.copytree(finished_run, tmp_path / "with")
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "killed" / "config.json").write_text("{}")  # a stage killed before its first checkpoint
+    assert _resumable(tmp_path / "with") and (tmp_path / "with" / "model.safetensors").is_file()
+    assert not _resumable(tmp_path / "killed") and not (tmp_path / "killed").exists()
+    assert not _resumable(tmp_path / "never")
