@@ -62,12 +62,18 @@ def remove_stale_temps(directory: str | Path) -> list[Path]:
 
 
 def temp_sibling(path: Path, directory: bool = False, suffix: str = "") -> Path:
-    """An empty temporary file (or directory) beside `path`, named as `remove_stale_temps` recognises."""
+    """An empty temporary file (or directory) beside `path`, named as `remove_stale_temps` recognises, with the
+    permissions a new file (directory) would get (mkstemp's are owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
     if directory:
-        return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent))
+        temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent))
+        os.chmod(temp, 0o777 & ~umask)
+        return temp
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(handle)
+    os.chmod(name, 0o666 & ~umask)
     return Path(name)
 
 

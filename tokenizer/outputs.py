@@ -19,6 +19,8 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
+from t2v.tokenizer.atomic import durable_replace, fsync_tree
+
 VIDEO_KINDS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
 IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE, FRAMES = "image", "frames"  # the kinds of a one-image file and of a folder of PNG frames
@@ -117,12 +119,13 @@ def place_output(temp: Path, path: Path, kind: str, overwrite: bool) -> None:
     """Move the finished `temp` onto `path`, checking the rule again first (the path may have changed while the
     output was written); an older frame folder stays whole aside until the new one is in place."""
     check_target(path, kind, overwrite)
+    fsync_tree(temp)  # durable before it has the final name
     if kind != FRAMES or not os.path.lexists(path):
-        os.replace(temp, path)  # a folder appearing meanwhile: a file cannot replace it, nor a folder a non-empty one
+        durable_replace(temp, path)  # a folder appearing meanwhile: a file cannot replace it, nor a folder a full one
         return
     aside = path.with_name(f".{path.name}.{os.getpid()}.old")
     os.replace(path, aside)
-    os.replace(temp, path)
+    durable_replace(temp, path)
     remove(aside)
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from t2v.tokenizer.atomic import temp_sibling
 from t2v.tokenizer.outputs import FPS_FILE, FRAME_MARKER, FRAMES, IMAGE, check_output, place_output, remove
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -330,7 +330,8 @@ class VideoWriter:
         self.quality = quality
         self.overwrite = overwrite
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._temp = _temp_sibling(self.path, directory=self.kind == FRAMES)
+        self._temp = temp_sibling(self.path, directory=self.kind == FRAMES,
+                                  suffix="" if self.kind == FRAMES else self.path.suffix)
         if self.kind == FRAMES:
             (self._temp / FPS_FILE).write_text(f"{fps}\n")
             (self._temp / FRAME_MARKER).write_text("frames written by t2v: `--overwrite` may replace this folder\n")
@@ -457,20 +458,6 @@ def _drain(sink) -> list[av.VideoFrame]:
             frames.append(sink.pull())
         except (av.error.BlockingIOError, av.error.EOFError):  # needs more input / finished
             return frames
-
-
-def _temp_sibling(path: Path, directory: bool) -> Path:
-    """An empty temp file (or directory) beside `path`, with the permissions a new file would get."""
-    umask = os.umask(0)
-    os.umask(umask)
-    if directory:
-        temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        os.chmod(temp, 0o777 & ~umask)
-        return temp
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(handle)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, **kwargs) -> Path:
