@@ -532,17 +532,10 @@ def train(config: GeneratorTrainConfig, run_dir: str | Path, resume: bool = Fals
     A fresh run needs a new or empty `run_dir`, `resume` one with a checkpoint; the directory is locked meanwhile
     (tokenizer/rundir.py), and a fresh run that fails before its first checkpoint leaves nothing behind."""
     run_dir = Path(run_dir)
-    claim = rundir.claim(run_dir, resume)
-    with launcher_env() as launched:
+    with rundir.claimed(run_dir, resume), launcher_env() as launched:
         try:
             return _run(Trainer(config, run_dir, resume))
-        except BaseException:
-            if claim is not None:
-                claim.abandon()  # keeps a run that has a checkpoint
-            raise
         finally:
-            if claim is not None:
-                claim.release()
             if launched:  # a plain process keeps its 1-rank group: DeepSpeed caches groups for the next call
                 distributed.teardown(owned_only=False)
 

@@ -144,3 +144,20 @@ def run_torchrun(script: str, args: list[str], directory, timeout: int = 240) ->
                "--master_addr=127.0.0.1", f"--master_port={port}", str(path), *args]
     done = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def tiny_shards(directory, clips: int, seed: int = 0):
+    """Token shards of `clips` clips of shapes captions, 64 codes, latent grid (2, 4, 4): each clip's codes are a ramp
+    offset by its caption's number, so a generator can learn them."""
+    import numpy as np
+
+    from t2v.recipes.shapes.dataset import all_captions, split_of
+    from t2v.tokenizer.shards import ShardWriter
+
+    captions, rng = all_captions(), np.random.default_rng(seed)
+    writer = ShardWriter(directory, 64)
+    for i in range(clips):
+        caption = captions[int(rng.integers(len(captions)))]
+        codes = (np.arange(32).reshape(2, 4, 4) + captions.index(caption)) % 64  # (t, h, w)
+        writer.add(codes, {"caption": caption.text, "split": split_of(caption), "path": f"clip{i}.mp4"})
+    return writer.close({"fps": 8.0})

@@ -156,6 +156,8 @@ def check_kills(kind: str, config: Any, tmp_path: Path, save_steps: tuple[int, .
         if (run_dir / "checkpoints" / "latest").is_file():
             resume_in_process(config, run_dir, True)
         else:  # killed before the first checkpoint: a fresh start in a new directory is the only way on
+            with pytest.raises(FileExistsError, match="killed before its first checkpoint"):
+                resume_in_process(config, run_dir, False)
             resume_in_process(config, tmp_path / f"again_{point[0]}_{point[1]}", False)
             run_dir = tmp_path / f"again_{point[0]}_{point[1]}"
         assert_same_run(reference, run_dir, config.steps, drop)
@@ -186,19 +188,9 @@ def test_tokenizer_killed_anywhere_resumes_exactly(shapes_index, tmp_path):
 @pytest.fixture(scope="module")
 def generator_inputs(tmp_path_factory):
     """Token shards of 24 clips (latent grid 2×4×4) and a tiny tokenizer for the samples written at checkpoints."""
-    import numpy as np
+    from conftest import tiny_model, tiny_shards
 
-    from conftest import tiny_model
-    from t2v.recipes.shapes.dataset import all_captions, split_of
-    from t2v.tokenizer.shards import ShardWriter
-
-    captions, rng = all_captions(), np.random.default_rng(0)
-    writer = ShardWriter(tmp_path_factory.mktemp("tokens") / "shards", 64)
-    for i in range(24):
-        caption = captions[int(rng.integers(len(captions)))]
-        codes = (np.arange(32).reshape(2, 4, 4) + captions.index(caption)) % 64
-        writer.add(codes, {"caption": caption.text, "split": split_of(caption), "path": f"clip{i}.mp4"})
-    shards = writer.close({"fps": 8.0})
+    shards = tiny_shards(tmp_path_factory.mktemp("tokens") / "shards", clips=24)
     return shards, tiny_model().save_pretrained(tmp_path_factory.mktemp("tok") / "tokenizer")
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import run_main, tiny_config
+from conftest import run_main, tiny_config, tiny_shards
 from t2v.tokenizer import checkpoint as ckpt
 from t2v.tokenizer.losses import LossConfig, TokenizerLoss
 from t2v.tokenizer.runlog import read_metrics
@@ -265,18 +265,7 @@ def test_nan_steps_of_the_generator_are_skipped_then_stop_the_run(generator_shar
 
 @pytest.fixture(scope="module")
 def generator_shards(tmp_path_factory):
-    import numpy as np
-
-    from t2v.recipes.shapes.dataset import all_captions, split_of
-    from t2v.tokenizer.shards import ShardWriter
-
-    captions, rng = all_captions(), np.random.default_rng(0)
-    writer = ShardWriter(tmp_path_factory.mktemp("tokens") / "shards", 64)
-    for i in range(16):
-        caption = captions[int(rng.integers(len(captions)))]
-        writer.add((np.arange(32).reshape(2, 4, 4) + i) % 64, {"caption": caption.text, "split": split_of(caption),
-                                                                "path": f"c{i}.mp4"})
-    return writer.close({"fps": 8.0})
+    return tiny_shards(tmp_path_factory.mktemp("tokens") / "shards", clips=16)
 
 
 def generator_config(shards, stage: int = 0, steps: int = 10):

@@ -9,14 +9,15 @@ removes what it wrote: nothing could resume it, and a retry starts from the same
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
-import json
 import os
 import shutil
 import socket
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 from t2v.tokenizer.atomic import remove_stale_temps
 
@@ -115,3 +116,19 @@ def claim(run_dir: str | Path, resume: bool) -> RunClaim | None:
     if int(os.environ.get("RANK", "0")) != 0:
         return None
     return RunClaim(Path(run_dir), resume)
+
+
+@contextlib.contextmanager
+def claimed(run_dir: str | Path, resume: bool) -> Iterator[None]:
+    """Hold `claim(run_dir, resume)` for the block: abandoned if the block fails (a run with a checkpoint is kept),
+    released at its end."""
+    held = claim(run_dir, resume)
+    try:
+        yield
+    except BaseException:
+        if held is not None:
+            held.abandon()
+        raise
+    finally:
+        if held is not None:
+            held.release()

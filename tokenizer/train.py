@@ -301,8 +301,7 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
     A fresh run needs a new or empty `run_dir`, `resume` one with a checkpoint; the directory is locked meanwhile
     (rundir.py), and a fresh run that fails before its first checkpoint leaves nothing behind."""
     run_dir = Path(run_dir)
-    claim = rundir.claim(run_dir, resume)
-    try:
+    with rundir.claimed(run_dir, resume):
         trainer = Trainer(config, run_dir)
         if resume:
             trainer.resume()
@@ -310,13 +309,6 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
             atomic_write_text(run_dir / "config.json", json.dumps(_run_config(config), indent=2))
         distributed.barrier()
         return _run(trainer, config, run_dir)
-    except BaseException:
-        if claim is not None:
-            claim.abandon()  # keeps a run that has a checkpoint
-        raise
-    finally:
-        if claim is not None:
-            claim.release()
 
 
 def _run(trainer: Trainer, config: TokenizerTrainConfig, run_dir: Path) -> EvalResult | None:
