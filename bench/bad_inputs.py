@@ -400,7 +400,7 @@ def run_case(case: Case, fixtures: Path, work: Path) -> dict:
         holder.kill()
         holder.wait()
     HOLDERS.clear()
-    text, traceback = message(done.stderr)
+    text, traceback = message(done.stderr.replace(str(scratch), "{S}").replace(str(fixtures), "{F}"))
     shown = [arg if len(arg) < 60 else arg[:40] + f"…({len(arg)} chars)" for arg in case.args]
     return {"case": case.name, "command": "t2v " + " ".join(shown), "exit": done.returncode,
             "message": text, "error_lines": sum(line.startswith("Error") for line in text.split(" / ")),
@@ -409,7 +409,8 @@ def run_case(case: Case, fixtures: Path, work: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| case | command | exit | message | left on disk |", "|---|---|---|---|---|"]
+    out = ["| case | command | exit | message ({S}: the case's scratch folder, {F}: the fixtures) | left on disk |",
+           "|---|---|---|---|---|"]
     for row in rows:
         if "skipped" in row:
             out.append(f"| {row['case']} | | | skipped: {row['skipped']} | |")

@@ -325,3 +325,16 @@ def test_the_recipe_resumes_a_stage_with_a_checkpoint_and_restarts_one_without(f
     assert _resumable(tmp_path / "with") and (tmp_path / "with" / "model.safetensors").is_file()
     assert not _resumable(tmp_path / "killed") and not (tmp_path / "killed").exists()
     assert not _resumable(tmp_path / "never")
+
+
+def test_a_resume_at_the_final_step_redoes_a_stale_export(finished_run, shapes_index, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    final = load_state(ckpt.latest_checkpoint(run_dir), "state")["model"]
+    ckpt.export_weights({name: torch.zeros_like(t) for name, t in final.items()}, run_dir, step=2)  # an older export
+    assert ckpt.exported_step(run_dir) == 2
+    train(tokenizer_config(shapes_index), run_dir, resume=True)  # at the final step: no step runs
+    exported = load_file(str(run_dir / "model.safetensors"))
+    assert ckpt.exported_step(run_dir) == 4 and all(torch.equal(exported[name], final[name]) for name in final)
