@@ -492,7 +492,9 @@ class Trainer:
             set_rng_state(load_state(self.checkpoints / name, rank_name)["rng"])
         if self.rank == 0:
             truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
-        if exported_step(self.run_dir) != self.step:  # the same on every rank: all take part in the export
+        stale = [exported_step(self.run_dir) != self.step if self.rank == 0 else None]
+        torch.distributed.broadcast_object_list(stale, src=0)  # rank 0's file decides: every rank takes part
+        if stale[0]:
             self.export()
 
     def standalone_generator(self) -> VideoGenerator | None:

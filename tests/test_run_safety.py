@@ -60,20 +60,24 @@ HOLD_LOCK = textwrap.dedent("""
 
 def test_a_second_run_into_a_locked_run_directory_is_refused(finished_run, shapes_index, tmp_path, monkeypatch,
                                                              capsys):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(finished_run)], stdout=subprocess.PIPE, text=True)
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)  # this test resumes it: the shared run stays as it is
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
-        before = snapshot(finished_run)
+        before = snapshot(run_dir)
         config = tmp_path / "config.json"
         config.write_text(json.dumps(ckpt_free_dict(tokenizer_config(shapes_index, steps=6))))
-        code, _, err = run_main(["tokenizer", "train", str(config), "--resume", str(finished_run)], monkeypatch, capsys)
+        code, _, err = run_main(["tokenizer", "train", str(config), "--resume", str(run_dir)], monkeypatch, capsys)
         assert code != 0 and err.count("\n") == 1 and "in use by another run" in err
         assert f"pid {holder.pid}" in err  # names the holder
-        assert snapshot(finished_run) == before
+        assert snapshot(run_dir) == before
     finally:
         holder.kill()
         holder.wait()
-    train(tokenizer_config(shapes_index, steps=6), finished_run, resume=True)  # a dead holder's lock is gone
+    train(tokenizer_config(shapes_index, steps=6), run_dir, resume=True)  # a dead holder's lock is gone
 
 
 def ckpt_free_dict(config: TokenizerTrainConfig) -> dict:
@@ -338,3 +342,4 @@ def test_a_resume_at_the_final_step_redoes_a_stale_export(finished_run, shapes_i
     train(tokenizer_config(shapes_index), run_dir, resume=True)  # at the final step: no step runs
     exported = load_file(str(run_dir / "model.safetensors"))
     assert ckpt.exported_step(run_dir) == 4 and all(torch.equal(exported[name], final[name]) for name in final)
+    assert load_state(ckpt.latest_checkpoint(run_dir), "state")["step"] == 4
