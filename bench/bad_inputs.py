@@ -169,8 +169,8 @@ def no_readable_split(scratch: Path, fixtures: Path) -> None:
 
 def state_without(key: str) -> Callable[[Path], None]:
     def damage(run: Path) -> None:
-        from t2v.tokenizer.checkpoint import latest_checkpoint
-        from t2v.tokenizer.state_io import load_state, save_state
+        from t2v.core.checkpoint import latest_checkpoint
+        from t2v.core.state_io import load_state, save_state
 
         latest = latest_checkpoint(run)
         state = load_state(latest, "state")
@@ -191,7 +191,7 @@ class Payload:
 
 def pickle_into(relative_glob: str, marker: str = "PAYLOAD_RAN") -> Callable[[Path], None]:
     def damage(run: Path) -> None:
-        from t2v.tokenizer.checkpoint import latest_checkpoint
+        from t2v.core.checkpoint import latest_checkpoint
 
         pointer = (run / "checkpoints" / "latest").read_text().strip()
         for path in (run / "checkpoints" / pointer).glob(relative_glob):
@@ -212,7 +212,7 @@ def hold_lock(scratch: Path, fixtures: Path) -> None:
     shutil.copytree(fixtures / "tok_run", scratch / "tok_run")
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys, time
-        from t2v.tokenizer.rundir import claim
+        from t2v.core.rundir import claim
         held = claim(sys.argv[1], resume=True)
         print("holding", flush=True)
         time.sleep(120)

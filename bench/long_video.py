@@ -46,7 +46,7 @@ from t2v.recipes.shapes.evaluate import reconstruct_clip
 from t2v.recipes.shapes.verify import check_video, format_table, score
 from t2v.recipes.shapes.verify_long import (SegmentStream, check_long_video, direction_change_frame, format_segments,
                                             score_segments)
-from t2v.tokenizer.atomic import atomic_write_text
+from t2v.core.atomic import atomic_write_text
 
 UNSEEN_SEED = 10_000  # dataset seed of the extension clips: training sets use small ones
 TURNS = {"left": ("up", "down"), "right": ("down", "up"), "up": ("left", "right"), "down": ("right", "left")}

@@ -49,7 +49,7 @@ cli.add_command(extend)
 cli.add_command(evaluate)
 
 
-# tokenizer/atomic.py's temporary siblings, `.<name>.<random>.tmp[suffix]`: an error names the output instead
+# core/atomic.py's temporary siblings, `.<name>.<random>.tmp[suffix]`: an error names the output instead
 _TEMP_SIBLING = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp[^/]*$")
 
 

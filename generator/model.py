@@ -24,7 +24,7 @@ from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLTextModel
 
 from t2v.generator.cache import KVCache
 from t2v.generator.vocab import PAD, Vocab
-from t2v.tokenizer.atomic import atomic_file, atomic_write_text
+from t2v.core.atomic import atomic_file, atomic_write_text
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

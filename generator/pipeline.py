@@ -30,7 +30,7 @@ from t2v.generator.sample import SamplingConfig, Schedule, sample_frames
 from t2v.generator.schedule import PromptChange, check_schedule, latent_start
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import format_grid, format_rates
-from t2v.tokenizer.atomic import atomic_directory, atomic_write_text
+from t2v.core.atomic import atomic_directory, atomic_write_text
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.streaming import to_pixels, to_uint8

@@ -18,7 +18,7 @@ from typing import Iterable
 
 import sentencepiece as spm
 
-from t2v.tokenizer.atomic import atomic_write_text, atomic_file
+from t2v.core.atomic import atomic_write_text, atomic_file
 
 MODEL_FILE = "text.model"
 INFO_FILE = "text.json"

@@ -6,7 +6,7 @@ stays for later calls, as DeepSpeed caches its groups) or as several ranks launc
 gloo on CPU, nccl on GPU.
 
 Notable choices:
-- Our torch AdamW and a LambdaLR (linear warmup, cosine to `min_lr_ratio`: the tokenizer's `lr_factor`) go into
+- Our torch AdamW and a LambdaLR (linear warmup, cosine to `min_lr_ratio`: core's `lr_factor`) go into
   the engine; DeepSpeed averages gradients, clips, and steps both at each accumulation boundary.
 - Each micro-batch holds sequences of one latent grid (a bucket: clips of one aspect ratio and size), drawn with
   the bucket from (seed, rank, step, micro-step); the grids and frame rates of the training clips become the
@@ -14,14 +14,14 @@ Notable choices:
 - Each rank's micro-batch is a pure function of (seed, rank, step, micro-step), and each rank keeps its RNG state
   in its own file beside DeepSpeed's (whose client state all ranks share): a resumed run has exactly the losses
   of the uninterrupted one.
-- The save sequence is the tokenizer's (tokenizer/checkpoint.py): eval line, checkpoint written into
+- The save sequence is the tokenizer's (core/checkpoint.py): eval line, checkpoint written into
   `checkpoints/.step_N.tmp/` and renamed into place once every rank has written, export, samples, then `latest`.
   DeepSpeed state serves resume only; the weights are exported as run_dir/model.safetensors next to the train
   config.json, so `VideoGenerator.from_pretrained(run_dir)` works.
 - No pickle runs on resume: each rank's RNG state is safetensors + JSON, and DeepSpeed's own files are read with
   `torch.load(weights_only=True)` (`SafeCheckpointEngine`), which refuses any file that names code to run.
 - A step whose gradients hold NaN or inf is skipped (DeepSpeed's ZeRO optimizers do it; `SkippingAdamW` does it
-  without ZeRO), counted, and more than `max_skipped_steps` in a row stop the run (tokenizer/guard.py).
+  without ZeRO), counted, and more than `max_skipped_steps` in a row stop the run (core/guard.py).
 - On CPU DeepSpeed compiles its shared-memory all-reduce op (`deepspeed_shm_comm`, 0.5–2 min) when its process
   group starts. Only inference tensor parallelism uses it, so it is marked unavailable first: nothing compiles.
 
@@ -54,15 +54,15 @@ from t2v.generator.data import IGNORE, TokenSequences
 from t2v.generator.model import GeneratorConfig, VideoGenerator
 from t2v.generator.text import TextTokenizer, normalize
 from t2v.generator.vocab import PAD, RATE_TOLERANCE
-from t2v.tokenizer import distributed, rundir
-from t2v.tokenizer.atomic import atomic_directory, atomic_write_text, fsync_tree, replace_directory
-from t2v.tokenizer.checkpoint import (commit, export_weights, exported_step, latest_checkpoint, rng_state,
+from t2v.core import distributed, rundir
+from t2v.core.atomic import atomic_directory, atomic_write_text, fsync_tree, replace_directory
+from t2v.core.checkpoint import (commit, export_weights, exported_step, latest_checkpoint, rng_state,
                                       set_rng_state)
-from t2v.tokenizer.guard import NonFiniteGuard
-from t2v.tokenizer.runlog import MetricsLog, truncate_metrics
+from t2v.core.guard import NonFiniteGuard
+from t2v.core.lr_schedule import lr_factor
+from t2v.core.runlog import MetricsLog, truncate_metrics
 from t2v.tokenizer.shards import ShardReader
-from t2v.tokenizer.state_io import load_state, save_state
-from t2v.tokenizer.train import lr_factor
+from t2v.core.state_io import load_state, save_state
 
 PRECISIONS = ("auto", "fp32", "bf16")
 RANK_STATE = "rank{rank}"  # each rank's RNG state in a checkpoint: rank0.json + rank0.safetensors, …
@@ -332,7 +332,8 @@ def make_engine(model: VideoGenerator, config: GeneratorTrainConfig, bf16: bool)
     optimizer = SkippingAdamW([{"params": matrices, "weight_decay": opt.weight_decay},
                                {"params": others, "weight_decay": 0.0}], lr=opt.lr, betas=tuple(opt.betas))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, functools.partial(lr_factor, config=opt, total_steps=config.steps))
+        optimizer, functools.partial(lr_factor, warmup_steps=opt.warmup_steps, total_steps=config.steps,
+                                     min_ratio=opt.min_lr_ratio))
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
                                       config=deepspeed_config(config, bf16))
     engine.checkpoint_engine = safe_checkpoint_engine(engine)
@@ -426,7 +427,8 @@ class Trainer:
                 norm = float(torch.stack(grads).norm())  # averaged over ranks, before clipping
             engine.step()
             losses.append(loss.detach().float())
-        lr = self.config.optim.lr * lr_factor(self.step, self.config.optim, self.config.steps)
+        opt = self.config.optim
+        lr = opt.lr * lr_factor(self.step, opt.warmup_steps, self.config.steps, opt.min_lr_ratio)
         if not engine.was_step_applied():  # skipped for NaN/inf gradients: the schedule still follows the step
             engine.lr_scheduler.step()
         self.guard.record(engine.was_step_applied(), self.step + 1, lr)
@@ -442,7 +444,7 @@ class Trainer:
     # 4. checkpoints, export, samples --------------------------------------------------------------------------
     def save(self, samples: bool = False) -> None:
         """Stage DeepSpeed's state and every rank's RNG, rename the whole into place, export, write the samples
-        (if `samples`), then move `latest` (the save sequence of tokenizer/checkpoint.py)."""
+        (if `samples`), then move `latest` (the save sequence of core/checkpoint.py)."""
         name = f"step_{self.step:08d}"
         staging = self.checkpoints / f".{name}.tmp"  # one name for every rank; the run directory's lock owns it
         if self.rank == 0:
@@ -532,7 +534,7 @@ def train(config: GeneratorTrainConfig, run_dir: str | Path, resume: bool = Fals
     """Train a generator into `run_dir` (config.json, text.model, model.safetensors, metrics.jsonl, checkpoints/).
 
     A fresh run needs a new or empty `run_dir`, `resume` one with a checkpoint; the directory is locked meanwhile
-    (tokenizer/rundir.py), and a fresh run that fails before its first checkpoint leaves nothing behind."""
+    (core/rundir.py), and a fresh run that fails before its first checkpoint leaves nothing behind."""
     run_dir = Path(run_dir)
     with rundir.claimed(run_dir, resume), launcher_env() as launched:
         try:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from tqdm import tqdm
 
 from t2v.recipes.registry import RECIPES
-from t2v.tokenizer.atomic import atomic_file
+from t2v.core.atomic import atomic_file
 from t2v.tokenizer.video_io import probe
 
 SKIP_REASONS = ("missing", "empty", "unreadable", "uncaptioned")

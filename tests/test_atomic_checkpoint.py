@@ -1,4 +1,4 @@
-"""tokenizer/atomic.py and checkpoint.py: all-or-nothing writes, checkpoint rotation, `latest`, RNG states."""
+"""core/atomic.py and core/checkpoint.py: all-or-nothing writes, checkpoint rotation, `latest`, RNG states."""
 from __future__ import annotations
 
 import random
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from t2v.tokenizer import checkpoint as ckpt
-from t2v.tokenizer.atomic import atomic_directory, atomic_file, atomic_write_text
+from t2v.core import checkpoint as ckpt
+from t2v.core.atomic import atomic_directory, atomic_file, atomic_write_text
 
 
 class Boom(Exception):

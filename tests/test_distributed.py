@@ -1,4 +1,4 @@
-"""tokenizer/distributed.py + train.py under torchrun: 2 CPU ranks (gloo) train a tiny tokenizer and end equal."""
+"""core/distributed.py + tokenizer/train.py under torchrun: 2 CPU ranks (gloo) train a tiny tokenizer and end equal."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import run_torchrun
-from t2v.tokenizer import distributed
+from t2v.core import distributed
 
 SCRIPT = textwrap.dedent('''
     """Run by each torchrun rank: 3 training steps; dumps this rank's final weights and its per-step losses."""

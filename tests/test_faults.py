@@ -120,13 +120,13 @@ def comparable(rows: list[dict], drop: tuple[str, ...]) -> list[dict]:
 
 
 def temp_entries(run_dir: Path) -> list[str]:
-    from t2v.tokenizer.atomic import is_temp_name
+    from t2v.core.atomic import is_temp_name
 
     return [str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if is_temp_name(p.name)]
 
 
 def assert_same_run(reference: Path, resumed: Path, steps: int, drop: tuple[str, ...]) -> None:
-    from t2v.tokenizer.checkpoint import exported_step
+    from t2v.core.checkpoint import exported_step
 
     assert comparable(records(resumed), drop) == comparable(records(reference), drop)  # bit-identical, each once
     expected, actual = load_file(str(reference / "model.safetensors")), load_file(str(resumed / "model.safetensors"))

@@ -15,10 +15,10 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import run_main, tiny_config, tiny_shards
-from t2v.tokenizer import checkpoint as ckpt
+from t2v.core import checkpoint as ckpt
 from t2v.tokenizer.losses import LossConfig, TokenizerLoss
-from t2v.tokenizer.runlog import read_metrics
-from t2v.tokenizer.state_io import load_state, save_state
+from t2v.core.runlog import read_metrics
+from t2v.core.state_io import load_state, save_state
 from t2v.tokenizer.train import DataConfig, TokenizerTrainConfig, train
 
 
@@ -51,7 +51,7 @@ def finished_run(shapes_index, tmp_path_factory):
 # 1. One owner per run directory ---------------------------------------------------------------------------------
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
-    from t2v.tokenizer.rundir import claim
+    from t2v.core.rundir import claim
     held = claim(sys.argv[1], resume=True)
     print("holding", flush=True)
     time.sleep(60)

@@ -13,8 +13,9 @@ from conftest import tiny_config
 from t2v.tokenizer.data import ClipDataset, draw_batch
 from t2v.tokenizer.losses import LossConfig
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.state_io import load_state
-from t2v.tokenizer.train import (DataConfig, OptimConfig, TokenizerTrainConfig, Trainer, lr_factor, schedule_factor,
+from t2v.core.lr_schedule import lr_factor
+from t2v.core.state_io import load_state
+from t2v.tokenizer.train import (DataConfig, OptimConfig, TokenizerTrainConfig, Trainer, schedule_factor,
                                   train)
 
 COMPARED = ("loss", "l1", "grad_norm", "lr", "d_loss", "adversarial", "adaptive_weight")
@@ -142,19 +143,23 @@ def test_resume_without_checkpoint_fails(shapes_index, tmp_path):
 
 def test_lr_schedule():
     config = OptimConfig(warmup_steps=4, min_lr_ratio=0.1)
-    assert [lr_factor(step, config, 10) for step in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
-    assert lr_factor(4, config, 10) == pytest.approx(1.0)
-    assert lr_factor(7, config, 10) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert lr_factor(10, config, 10) == pytest.approx(0.1)
-    assert lr_factor(50, config, 10) == pytest.approx(0.1)
+    assert [lr_factor(step, config.warmup_steps, 10, config.min_lr_ratio) for step in range(4)] == pytest.approx(
+        [0.25, 0.5, 0.75, 1.0])
+    assert lr_factor(4, config.warmup_steps, 10, config.min_lr_ratio) == pytest.approx(1.0)
+    assert lr_factor(7, config.warmup_steps, 10, config.min_lr_ratio) == pytest.approx(
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_factor(10, config.warmup_steps, 10, config.min_lr_ratio) == pytest.approx(0.1)
+    assert lr_factor(50, config.warmup_steps, 10, config.min_lr_ratio) == pytest.approx(0.1)
 
 
 def test_decoder_fine_tune_has_its_own_schedule():
     config = TokenizerTrainConfig(steps=14, decoder_steps=4, optim=OptimConfig(warmup_steps=2, min_lr_ratio=0.1))
     assert [schedule_factor(step, config) for step in range(10)] == pytest.approx(
-        [lr_factor(step, config.optim, 10) for step in range(10)])  # the run before it is unchanged
+        [lr_factor(step, config.optim.warmup_steps, 10, config.optim.min_lr_ratio)
+         for step in range(10)])  # the run before it is unchanged
     assert [schedule_factor(step, config) for step in range(10, 14)] == pytest.approx(
-        [lr_factor(step, config.optim, 4) for step in range(4)])  # warmup again, then a cosine over 4 steps
+        [lr_factor(step, config.optim.warmup_steps, 4, config.optim.min_lr_ratio)
+         for step in range(4)])  # warmup again, then a cosine over 4 steps
 
 
 def test_decoder_fine_tune_freezes_the_encoder(shapes_index, tmp_path):

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from t2v.tokenizer.atomic import atomic_file, atomic_write_text
+from t2v.core.atomic import atomic_file, atomic_write_text
 from t2v.tokenizer.layers import CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
 from t2v.tokenizer.quantizer import Quantizer, QuantizerOutput, swap_codes
 

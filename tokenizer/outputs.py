@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
-from t2v.tokenizer.atomic import durable_replace, fsync_tree
+from t2v.core.atomic import durable_replace, fsync_tree
 
 VIDEO_KINDS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
 IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")

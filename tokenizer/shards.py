@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from t2v.tokenizer.atomic import atomic_directory
+from t2v.core.atomic import atomic_directory
 
 FORMAT_VERSION = 1
 SHARD_NAME = "shard_{:05d}.bin"

@@ -35,17 +35,17 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from t2v.tokenizer import distributed
-from t2v.tokenizer import rundir
-from t2v.tokenizer.atomic import atomic_write_text
-from t2v.tokenizer.checkpoint import (check_finite, commit, export_weights, exported_step, latest_checkpoint,
+from t2v.core import distributed, rundir
+from t2v.core.atomic import atomic_write_text
+from t2v.core.checkpoint import (check_finite, commit, export_weights, exported_step, latest_checkpoint,
                                       load_checkpoint, rng_state, set_rng_state, write_checkpoint)
 from t2v.tokenizer.data import ClipDataset, Phase, draw_step, step_loader
 from t2v.tokenizer.evaluate import EvalResult, evaluate, write_samples
-from t2v.tokenizer.guard import NonFiniteGuard
+from t2v.core.guard import NonFiniteGuard
+from t2v.core.lr_schedule import lr_factor
 from t2v.tokenizer.losses import LossConfig, TokenizerLoss
 from t2v.tokenizer.model import TokenizerConfig, VideoTokenizer
-from t2v.tokenizer.runlog import MetricsLog, truncate_metrics
+from t2v.core.runlog import MetricsLog, truncate_metrics
 
 
 @dataclass
@@ -134,14 +134,6 @@ class TokenizerTrainConfig:
             raise ValueError(f"max_skipped_steps must be >= 0, got {self.max_skipped_steps}")
 
 
-def lr_factor(step: int, config: OptimConfig, total_steps: int) -> float:
-    """Linear warmup, then cosine decay to `min_lr_ratio`."""
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def decoder_start(config: TokenizerTrainConfig) -> int:
     """The first step of the decoder fine-tune (`steps` when there is none)."""
     return config.steps - config.decoder_steps
@@ -152,8 +144,8 @@ def schedule_factor(step: int, config: TokenizerTrainConfig) -> float:
     another over the fine-tune, so adding a fine-tune does not change the run before it."""
     start = decoder_start(config)
     if step < start:
-        return lr_factor(step, config.optim, start)
-    return lr_factor(step - start, config.optim, config.decoder_steps)
+        return lr_factor(step, config.optim.warmup_steps, start, config.optim.min_lr_ratio)
+    return lr_factor(step - start, config.optim.warmup_steps, config.decoder_steps, config.optim.min_lr_ratio)
 
 
 class Trainer:

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from t2v.tokenizer.atomic import temp_sibling
+from t2v.core.atomic import temp_sibling
 from t2v.tokenizer.outputs import FPS_FILE, FRAME_MARKER, FRAMES, IMAGE, check_output, place_output, remove
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from t2v.tokenizer.atomic import atomic_directory
+from t2v.core.atomic import atomic_directory
 from t2v.tokenizer.video_io import write_video
 
 PALETTE: dict[str, tuple[int, int, int]] = {

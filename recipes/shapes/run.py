@@ -37,7 +37,7 @@ from t2v.recipes.shapes import generator_config, tokenizer_config
 from t2v.recipes.shapes.dataset import FPS, make_dataset
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
 from t2v.recipes.shapes.verify import format_table
-from t2v.tokenizer.atomic import atomic_write_text
+from t2v.core.atomic import atomic_write_text
 from t2v.tokenizer.data import read_index
 from t2v.tokenizer.encode import encode_dataset
 from t2v.tokenizer.model import VideoTokenizer

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
-from t2v.tokenizer.atomic import atomic_write_text
+from t2v.core.atomic import atomic_write_text
 
 
 def _finite(value: Any) -> Any:

@@ -24,8 +24,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from t2v.tokenizer.atomic import atomic_directory, atomic_file, atomic_write_text
-from t2v.tokenizer.state_io import load_state, save_state, state_files
+from t2v.core.atomic import atomic_directory, atomic_file, atomic_write_text
+from t2v.core.state_io import load_state, save_state, state_files
 
 WEIGHTS_FILE = "model.safetensors"
 _STEP_NAME = re.compile(r"^step_(\d+)$")

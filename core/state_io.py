@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from t2v.tokenizer.atomic import atomic_file
+from t2v.core.atomic import atomic_file
 
 _MARKERS = ("__tuple__", "__items__", "__ndarray__", "__float__", "__tensor__")
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from t2v.tokenizer.atomic import remove_stale_temps
+from t2v.core.atomic import remove_stale_temps
 
 LOCK_FILE = ".lock"
 _SCRATCH_DIRS = ("", "checkpoints", "samples")  # where saves put temporary entries
