@@ -1,4 +1,4 @@
-"""The `shapes` recipe (../shared/SHAPES.md): synthetic captioned clips that train on a CPU in minutes.
+"""The `shapes` recipe (recipes/shapes/README.md): synthetic captioned clips that train on a CPU in minutes.
 
 Typed config functions for each stage; variants (`quick`) derive from the default by copy-and-modify.
 """
@@ -22,25 +22,15 @@ VARIANTS = ("default", "quick")
 
 def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
     """Tokenizer for 17-frame 64×64 shapes clips, sized for a 2-core CPU: the tiny preset with a 2×2 patch stem
-    (its first level runs at 32×32: 1.6× faster steps), FSQ sized to this small data's variety (1,000 codes).
+    (its first level runs at 32×32), FSQ sized to this small data's variety (1,000 codes).
 
     The perceptual loss is off: the clips are flat colours on black; L1 + L2 (whose gradient grows with the
     error, so the few object pixels are not drowned by the black background) + a GAN. Real-footage recipes turn
-    LPIPS on (it needs its backbone weights on disk). lr 3e-4: 1e-3 stalled at the all-black output. Three phases:
-    1,200 steps of 16 single frames (2.6 steps/s here); 1,600 steps of 4 clips (1.35 steps/s), the GAN on at 0.05
-    for the last 400; then a decoder fine-tune: 1,200 steps with the encoder frozen and the GAN at 0.1 (1.4
-    steps/s). Measured (2026-11-29, `t2v eval shapes --num 256`): the fine-tune raised held-out PSNR 25.7 → 27.1 dB
-    and the verifier on reconstructions 62.5% → 96.9% seen, 57.8% → 84.4% held-out (`bench/shapes_ceiling.py`);
-    since the codes do not change, the generator trained on them went from 44.9% to 52.3% seen and 39.1% to 48.8%
-    held-out (4,000 steps; 51.6% → 62.5% and 36.7% → 55.9% resumed to 8,000). Tried and not kept:
-    - the GAN on the decoder fine-tune only (none on the encoder), a full `t2v recipe run` from scratch: 41.0% /
-      32.0%; its codes came out harder to predict (perplexity 63 against 36, generator held-out loss 0.888 against
-      0.720), which may be run-to-run variation as much as the missing GAN;
-    - the GAN over the whole clip phase (encoder included) at 0.1: sharper corners (62.5% → 87.5% seen on
-      reconstructions) but codes harder to predict: 34.0% / 28.5% (held-out loss 0.777).
-    The image phase, against clips from the start, reached a higher held-out PSNR in half the time and fixed the
-    colours (the verifier's colour check on reconstructions 86% → 98%); a shorter one (400 steps, then 2,000 clip
-    steps) lost colour again (53%). 1,600 clip steps instead of 800: held-out PSNR 24.6 → 25.7 dB.
+    LPIPS on (it needs its backbone weights on disk). lr 3e-4. Three phases: 1,200 steps of 16 single frames
+    (colours and shapes first); 1,600 steps of 4 clips, the GAN on at 0.05 for the last 400; then a decoder
+    fine-tune: 1,200 steps with the encoder frozen and the GAN at 0.1, which sharpens the decoded shapes without
+    changing the codes a generator learns. The alternatives tried against these settings, and what each run
+    measured, are in docs/RESULTS.md ("Shapes recipe settings", "Tokenizer ceiling on shapes").
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} of recipe shapes: choose one of {', '.join(VARIANTS)}")
@@ -64,20 +54,13 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
 def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     """Generator for the shapes token shards (5×8×8 codes a clip: 335-id sequences), sized for a 2-core CPU.
 
-    The tiny preset (4 layers, 256 wide, 4M parameters), 8 sequences a step (2,680 ids). Measured on the 2-core
-    CPU: about 7,700 ids/s with both cores in `bench/train_speed.py` (2.9 steps/s); the recipe's real run (evals,
-    checkpoints, sample videos, factorized codes) took 1,923 s for its 4,000 steps on 2026-11-29, and `quick`'s 240
-    steps about 2 minutes (its loss falls from 6.9 to 2.2 by step 180). At 2,000 steps the loss was still falling
-    (0.95), hence 4,000. Sequences are windows of 5 latent frames (a 17-frame clip): whole short clips, and windows
-    at random offsets of the recipe's long clips, so the model learns to continue. Code vectors are factorized over the
-    tokenizer's FSQ digits (`code_levels`): on the same shards, 14–15% lower held-out loss than plain code
-    embeddings at every checkpoint from step 500 to 2,500 (e.g. 1.18 vs 1.38 at step 2,000). `data.window_weight`
-    and `data.context_noise` stay off: resuming the 8,000-step generator for 2,000 steps with window_weight 1
-    changed nothing beyond the noise of 16 videos against the same resume without it; context_noise 0.1 kept the
-    object more often (94.5% vs 87.5% seen) but blurred shapes (68.8% vs 81.2%) and extended 2 of 16 unseen clips
-    against 8 (README, "Controls"). The text vocabulary
-    size is a placeholder: training sets it from the caption tokenizer it trains, and the size and rate tables from
-    the shards.
+    The tiny preset (4 layers, 256 wide, 4M parameters), 8 sequences a step (2,680 ids), 4,000 steps (`quick`:
+    240). Sequences are windows of 5 latent frames (a 17-frame clip): whole short clips, and windows at random
+    offsets of the recipe's long clips, so the model learns to continue. Code vectors are factorized over the
+    tokenizer's FSQ digits (`code_levels`). `data.window_weight` and `data.context_noise` stay off. What these
+    settings and their alternatives measured is in docs/RESULTS.md ("Shapes recipe settings", "Text to video on
+    shapes", "Videos of any length"). The text vocabulary size is a placeholder: training sets it from the caption
+    tokenizer it trains, and the size and rate tables from the shards.
     """
     from t2v.generator.model import preset as generator_preset  # transformers: loaded only when needed
     from t2v.generator.train import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
