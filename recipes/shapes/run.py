@@ -14,9 +14,8 @@ crash continues where it stopped.
 Variants: `default` (64×64 clips at 8 fps) and `multi`, which derives from it: clips at 64×64 and 96×64 (WxH),
 each at 8 and 16 fps (the same motion per second); the tokenizer buckets them by aspect ratio, the shards hold two
 latent grids, the generator learns the four (size, rate) conditions and the evaluation scores each. `quick`
-shortens either. Measured on the 2-core CPU (2026-11-29): multi's full run took 4,654 s and scored 11–17% per
-variant on seen captions, against 46.9% for the default at one size: the same steps spread over four conditions
-leave each under-trained (README, "Several sizes and frame rates").
+shortens either. The dataset is specified in recipes/shapes/README.md; the wall times and scores of both variants
+are in docs/RESULTS.md ("The shapes recipe end to end", "Several sizes and frame rates").
 """
 from __future__ import annotations
 
