@@ -45,7 +45,8 @@ class Case:
 
 # 1. Fixtures: a tiny random pipeline, tokenizer, clip, dataset, finished runs ------------------------------------
 def tiny_tokenizer():
-    from t2v.tokenizer.model import VideoTokenizer, preset
+    from t2v.tokenizer.model import VideoTokenizer
+    from t2v.tokenizer.config import preset
 
     torch.manual_seed(0)
     config = preset("tiny", channels=(8, 8, 16, 16), num_res_blocks=1, quantizer="fsq", fsq_levels=(4, 4, 4))
@@ -53,27 +54,31 @@ def tiny_tokenizer():
 
 
 def tokenizer_train_config(index: Path) -> dict:
-    from t2v.tokenizer.losses import LossConfig
-    from t2v.tokenizer.model import preset
-    from t2v.tokenizer.train import DataConfig, TokenizerTrainConfig
+    from t2v.tokenizer.config import LossConfig
+    from t2v.tokenizer.config import preset
+    from t2v.tokenizer.config import DataConfig, TokenizerTrainConfig
 
     model = preset("tiny", channels=(8, 8, 16, 16), num_res_blocks=1, quantizer="fsq", fsq_levels=(4, 4, 4))
     config = TokenizerTrainConfig(
         name="bad", model=model, loss=LossConfig(perceptual_weight=0, discriminator_channels=4),
-        data=DataConfig(index=str(index), num_frames=5, size=(16, 16), eval_clips=2, num_workers=0),
+        data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16),
+                        eval_clips=2, num_workers=0),
         steps=4, batch_size=2, log_every=1, eval_every=1000, checkpoint_every=2, num_samples=1)
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def make_fixtures(root: Path) -> None:
     """Everything the cases read: made once with the library, never changed by a case (cases copy what they damage)."""
-    from t2v.generator.model import GeneratorConfig, VideoGenerator
+    from t2v.generator.model import VideoGenerator
+    from t2v.generator.config import GeneratorConfig
     from t2v.generator.pipeline import PipelineInfo, TextToVideo
     from t2v.generator.text import TextTokenizer
-    from t2v.generator.train import GeneratorDataConfig, GeneratorTrainConfig, train as train_generator
+    from t2v.generator.train import train as train_generator
+    from t2v.generator.config import GeneratorDataConfig, GeneratorTrainConfig
     from t2v.recipes.shapes.dataset import all_captions, make_dataset, split_of
     from t2v.tokenizer.shards import ShardWriter
-    from t2v.tokenizer.train import TokenizerTrainConfig, train as train_tokenizer
+    from t2v.tokenizer.train import train as train_tokenizer
+    from t2v.tokenizer.config import TokenizerTrainConfig
     from t2v.recipes import config as config_io
     from t2v.tokenizer.video_io import write_video
 
@@ -100,7 +105,8 @@ def make_fixtures(root: Path) -> None:
     writer.close({"fps": 8.0})
     generator_config = GeneratorTrainConfig(
         name="bad", model=GeneratorConfig(layers=1, hidden=32, heads=2, kv_heads=2, intermediate=64),
-        data=GeneratorDataConfig(shards=str(root / "shards"), text_vocab_size=64, max_text_len=12), steps=2,
+        data=GeneratorDataConfig(shards=str(root / "shards"), train_split="seen", eval_split="heldout",
+                                 text_vocab_size=64, max_text_len=12), steps=2,
         batch_size=2, log_every=1, checkpoint_every=2)
     (root / "generator.json").write_text(json.dumps(json.loads(json.dumps(dataclasses.asdict(generator_config)))))
     train_generator(generator_config, root / "gen_run")
@@ -191,8 +197,6 @@ class Payload:
 
 def pickle_into(relative_glob: str, marker: str = "PAYLOAD_RAN") -> Callable[[Path], None]:
     def damage(run: Path) -> None:
-        from t2v.core.checkpoint import latest_checkpoint
-
         pointer = (run / "checkpoints" / "latest").read_text().strip()
         for path in (run / "checkpoints" / pointer).glob(relative_glob):
             torch.save({"module": Payload(run.parent / marker)}, path)

@@ -37,15 +37,18 @@ from report import write_report  # bench/ is the script's directory, so on sys.p
 from train_speed import make_shards
 
 from t2v.generator.data import IGNORE, TokenSequences
-from t2v.generator.model import VideoGenerator, preset as generator_preset
+from t2v.generator.model import VideoGenerator
+from t2v.generator.config import preset as generator_preset
 from t2v.generator.text import TextTokenizer
-from t2v.generator.train import GeneratorTrainConfig, draw_micro_batch, trained_tables
+from t2v.generator.train import draw_micro_batch, trained_tables
+from t2v.generator.config import GeneratorTrainConfig
 from t2v.recipes.shapes.dataset import all_captions, make_dataset
 from t2v.tokenizer.data import ClipDataset, Phase, step_loader
-from t2v.tokenizer.losses import LossConfig
-from t2v.tokenizer.model import preset as tokenizer_preset
+from t2v.tokenizer.config import LossConfig
+from t2v.tokenizer.config import preset as tokenizer_preset
 from t2v.tokenizer.shards import ShardReader
-from t2v.tokenizer.train import DataConfig, TokenizerTrainConfig, Trainer
+from t2v.tokenizer.train import Trainer
+from t2v.tokenizer.config import DataConfig, TokenizerTrainConfig
 
 
 @dataclasses.dataclass(frozen=True)

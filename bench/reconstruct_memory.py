@@ -19,7 +19,8 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
-from t2v.tokenizer.model import VideoTokenizer, preset
+from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.config import preset
 
 MEASURE = """
 import resource, subprocess, sys

@@ -32,7 +32,8 @@ from typing import Callable
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from t2v.generator.model import VideoGenerator, preset
+from t2v.generator.model import VideoGenerator
+from t2v.generator.config import preset
 from t2v.generator.sample import SamplingConfig, draw, sample_frames
 from t2v.generator.vocab import EOV, PAD
 

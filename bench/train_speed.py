@@ -69,11 +69,13 @@ def make_shards(directory: Path, clips: int = 256, grid: tuple[int, int, int] = 
 
 def worker(preset: str, shards: str, run_dir: str, batch: int, steps: int) -> None:
     """One training run (every rank runs this)."""
-    from t2v.generator.model import preset as generator_preset
-    from t2v.generator.train import GeneratorDataConfig, GeneratorTrainConfig, train
+    from t2v.generator.config import preset as generator_preset
+    from t2v.generator.train import train
+    from t2v.generator.config import GeneratorDataConfig, GeneratorTrainConfig
 
     config = GeneratorTrainConfig(name=f"bench-{preset}", model=generator_preset(preset, max_text_len=MAX_TEXT_LEN),
-                                  data=GeneratorDataConfig(shards=shards, max_text_len=MAX_TEXT_LEN),
+                                  data=GeneratorDataConfig(shards=shards, train_split="seen", eval_split="heldout",
+                                                            max_text_len=MAX_TEXT_LEN),
                                   steps=steps, batch_size=batch, log_every=1, checkpoint_every=10**6,
                                   keep_checkpoints=1, precision="fp32")
     train(config, run_dir)
@@ -81,7 +83,8 @@ def worker(preset: str, shards: str, run_dir: str, batch: int, steps: int) -> No
 
 def model_flops_per_token(preset: str) -> tuple[int, float]:
     """(parameters, training FLOPs per id) of `preset` at the benchmark's vocabulary and sequence length."""
-    from t2v.generator.model import VideoGenerator, preset as generator_preset
+    from t2v.generator.model import VideoGenerator
+    from t2v.generator.config import preset as generator_preset
 
     config = generator_preset(preset, max_text_len=MAX_TEXT_LEN, codebook_size=CODEBOOK)
     with torch.device("meta"):

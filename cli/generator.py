@@ -31,7 +31,8 @@ def train(recipe: str, shards: Path | None, out_dir: Path | None, overrides: tup
       t2v generator train shapes --resume runs/shapes-generator-00001
       torchrun --nproc_per_node=2 -m t2v.cli.main generator train shapes --out runs/ddp
     """
-    from t2v.generator.train import GeneratorTrainConfig, train as run_training
+    from t2v.generator.train import train as run_training
+    from t2v.generator.config import GeneratorTrainConfig
     from t2v.recipes.registry import generator_config
 
     def check(config: GeneratorTrainConfig) -> None:

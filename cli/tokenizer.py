@@ -31,7 +31,8 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
       torchrun --nproc_per_node=2 -m t2v.cli.main tokenizer train shapes --out runs/ddp
     """
     from t2v.recipes.registry import tokenizer_config
-    from t2v.tokenizer.train import TokenizerTrainConfig, train as run_training
+    from t2v.tokenizer.train import train as run_training
+    from t2v.tokenizer.config import TokenizerTrainConfig
 
     def check(config: TokenizerTrainConfig) -> None:
         if not Path(config.data.index).is_file():

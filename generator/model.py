@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,94 +21,25 @@ from torch import nn
 from transformers import Qwen2VLTextConfig
 from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLTextModel
 
-from t2v.generator.cache import KVCache
-from t2v.generator.vocab import PAD, Vocab
 from t2v.core.atomic import atomic_file, atomic_write_text
+from t2v.generator.cache import KVCache
+from t2v.generator.config import GeneratorConfig
+from t2v.generator.vocab import PAD
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-@dataclass
-class GeneratorConfig:
-    """Transformer sizes + the vocabulary it reads (text pieces, video codes, caption length, grids, rates)."""
-
-    layers: int = 4
-    hidden: int = 256
-    heads: int = 4
-    kv_heads: int = 4
-    intermediate: int = 704
-    text_size: int = 64
-    codebook_size: int = 1024
-    max_text_len: int = 16
-    rope_theta: float = 10000.0
-    # Split of each head's rotary frequency pairs over (t, h, w); empty: half to t, a quarter each to h and w.
-    rope_sections: list[int] = field(default_factory=list)
-    # FSQ levels of the video codebook (empty: codes are plain ids): factorized code embeddings and head (`CodeDigits`).
-    code_levels: list[int] = field(default_factory=list)
-    # The latent grids (h, w) and frame rates it is conditioned on: one prefix id each (training sets them from
-    # the shards; these are placeholders).
-    sizes: list[list[int]] = field(default_factory=lambda: [[8, 8]])
-    rates: list[float] = field(default_factory=lambda: [8.0])
-
-    def __post_init__(self) -> None:
-        if self.hidden % self.heads or self.heads % self.kv_heads:
-            raise ValueError(f"hidden ({self.hidden}) must divide by heads ({self.heads}), heads by kv_heads "
-                             f"({self.kv_heads})")
-        if self.rope_sections and (len(self.rope_sections) != 3 or sum(self.rope_sections) != self.head_dim // 2):
-            raise ValueError(f"rope_sections must be 3 numbers summing to head_dim/2 = {self.head_dim // 2} "
-                             f"(or empty for the default split), got {self.rope_sections}")
-        self.code_levels = list(self.code_levels)
-        if self.code_levels and math.prod(self.code_levels) != self.codebook_size:
-            raise ValueError(f"code_levels {self.code_levels} make {math.prod(self.code_levels)} codes, the codebook "
-                             f"has {self.codebook_size}: set them to the tokenizer's FSQ levels (or empty)")
-        _ = self.vocab  # a Vocab checks the size and rate tables
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden // self.heads
-
-    @property
-    def rotary_split(self) -> list[int]:
-        """Rotary frequency pairs per axis (t, h, w): `rope_sections`, or half to t and a quarter each to h, w."""
-        pairs = self.head_dim // 2
-        return list(self.rope_sections) or [pairs - 2 * (pairs // 4), pairs // 4, pairs // 4]
-
-    @property
-    def vocab(self) -> Vocab:
-        return Vocab(self.text_size, self.codebook_size, self.max_text_len, tuple(map(tuple, self.sizes)),
-                     tuple(self.rates))
-
-    def decoder_config(self) -> Qwen2VLTextConfig:
-        config = Qwen2VLTextConfig(
-            vocab_size=self.vocab.size, hidden_size=self.hidden, intermediate_size=self.intermediate,
-            num_hidden_layers=self.layers, num_attention_heads=self.heads, num_key_value_heads=self.kv_heads,
-            max_position_embeddings=4096, rms_norm_eps=1e-6, pad_token_id=PAD, bos_token_id=None,
-            eos_token_id=None, rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta,
-                                                "mrope_section": self.rotary_split})
-        config._attn_implementation = "sdpa"
-        return config
-
-
-def _swiglu_width(hidden: int) -> int:
-    """LlamaGen's MLP width: 2/3 of 4·hidden, rounded up to a multiple of 256."""
-    return -(-int(2 * 4 * hidden / 3) // 256) * 256
-
-
-GENERATOR_PRESETS: dict[str, dict] = {
-    "tiny": dict(layers=4, hidden=256, heads=4, kv_heads=4, intermediate=_swiglu_width(256)),
-    "S": dict(layers=8, hidden=512, heads=8, kv_heads=8, intermediate=_swiglu_width(512)),
-    "B": dict(layers=12, hidden=768, heads=12, kv_heads=12, intermediate=_swiglu_width(768)),
-    "L": dict(layers=24, hidden=1024, heads=16, kv_heads=16, intermediate=_swiglu_width(1024)),
-    "XL": dict(layers=36, hidden=1280, heads=20, kv_heads=20, intermediate=_swiglu_width(1280)),
-}
-
-
-def preset(name: str, **overrides) -> GeneratorConfig:
-    """A named size (`tiny`, `S`, `B`, `L`, `XL`) with overrides (vocabulary sizes, …)."""
-    if name not in GENERATOR_PRESETS:
-        raise ValueError(f"unknown generator preset {name!r}: choose one of {', '.join(GENERATOR_PRESETS)}")
-    return GeneratorConfig(**{**GENERATOR_PRESETS[name], **overrides})
+def decoder_config(config: GeneratorConfig) -> Qwen2VLTextConfig:
+    """The `transformers` decoder config of a generator config."""
+    decoder = Qwen2VLTextConfig(
+        vocab_size=config.vocab.size, hidden_size=config.hidden, intermediate_size=config.intermediate,
+        num_hidden_layers=config.layers, num_attention_heads=config.heads, num_key_value_heads=config.kv_heads,
+        max_position_embeddings=4096, rms_norm_eps=1e-6, pad_token_id=PAD, bos_token_id=None,
+        eos_token_id=None, rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta,
+                                            "mrope_section": config.rotary_split})
+    decoder._attn_implementation = "sdpa"
+    return decoder
 
 
 def attention_mask(query_len: int, key_len: int, device: torch.device) -> torch.Tensor | None:
@@ -154,7 +84,7 @@ class VideoGenerator(nn.Module):
         super().__init__()
         self.config = config
         self.vocab = config.vocab
-        self.decoder = Qwen2VLTextModel(config.decoder_config())
+        self.decoder = Qwen2VLTextModel(decoder_config(config))
         self.head = nn.Linear(config.hidden, config.codebook_size, bias=False)
         nn.init.normal_(self.head.weight, std=0.02)
         levels = config.code_levels

@@ -41,7 +41,7 @@ import re
 import shutil
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -51,9 +51,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from t2v.generator.data import IGNORE, TokenSequences
-from t2v.generator.model import GeneratorConfig, VideoGenerator
+from t2v.generator.config import GeneratorTrainConfig
+from t2v.generator.model import VideoGenerator
 from t2v.generator.text import TextTokenizer, normalize
-from t2v.generator.vocab import PAD, RATE_TOLERANCE
+from t2v.generator.config import RATE_TOLERANCE
+from t2v.generator.vocab import PAD
 from t2v.core import distributed, rundir
 from t2v.core.atomic import atomic_directory, atomic_write_text, fsync_tree, replace_directory
 from t2v.core.checkpoint import (commit, export_weights, exported_step, latest_checkpoint, rng_state,
@@ -64,80 +66,7 @@ from t2v.core.runlog import MetricsLog, truncate_metrics
 from t2v.tokenizer.shards import ShardReader
 from t2v.core.state_io import load_state, save_state
 
-PRECISIONS = ("auto", "fp32", "bf16")
 RANK_STATE = "rank{rank}"  # each rank's RNG state in a checkpoint: rank0.json + rank0.safetensors, …
-
-
-@dataclass
-class GeneratorDataConfig:
-    """Token shards to train on and how captions become text ids."""
-
-    shards: str = "data/shapes-tokens"
-    train_split: str | None = "seen"
-    caption_dropout: float = 0.1  # null caption instead, for classifier-free guidance
-    text_vocab_size: int = 64  # sentencepiece target size (smaller if the captions are few)
-    max_text_len: int = 12
-    eval_split: str | None = "heldout"  # held-out loss at each checkpoint (None or an absent split: none)
-    eval_clips: int = 64
-    window: int = 0  # latent frames per sequence, cut at random offsets from longer clips (0: whole clips)
-    context_noise: float = 0.0  # fraction of input video ids replaced by random codes (robustness to own errors)
-    window_weight: float = 0.0  # a clip is drawn ∝ (its windows) ** this: 0 every clip alike, 1 every window alike
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.caption_dropout < 1:
-            raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
-        if not 0 <= self.context_noise < 1 or self.window < 0 or self.window == 1:
-            raise ValueError(f"need context_noise in [0, 1) and window 0 (whole clips) or ≥ 2, got "
-                             f"{self.context_noise}, {self.window}")
-        if not 0 <= self.window_weight <= 1:
-            raise ValueError(f"need window_weight in [0, 1] (0: every clip alike, 1: every window alike), got "
-                             f"{self.window_weight}")
-
-
-@dataclass
-class GeneratorOptimConfig:
-    lr: float = 1e-3
-    weight_decay: float = 0.05  # on matrices only (not norms)
-    betas: tuple[float, float] = (0.9, 0.95)
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1  # cosine decays to lr × this
-    grad_clip: float = 1.0
-
-
-@dataclass
-class GeneratorTrainConfig:
-    """Everything a generator run needs; a recipe returns one, `--set key=value` overrides it."""
-
-    name: str = "generator"
-    model: GeneratorConfig = field(default_factory=GeneratorConfig)
-    data: GeneratorDataConfig = field(default_factory=GeneratorDataConfig)
-    optim: GeneratorOptimConfig = field(default_factory=GeneratorOptimConfig)
-    steps: int = 1000  # optimizer steps
-    batch_size: int = 8  # micro-batch per rank
-    grad_accum: int = 1
-    zero_stage: int = 0
-    precision: str = "auto"  # bf16 on CUDA, fp32 on CPU
-    seed: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    max_skipped_steps: int = 10  # steps with a NaN/inf gradient skipped in a row before the run stops
-    sample_every: int = 0  # 0 = never
-    sample_prompts: list[str] = field(default_factory=list)
-    tokenizer_dir: str = ""  # the video tokenizer that decodes samples; empty = no samples
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "log_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.zero_stage not in (0, 1, 2, 3):
-            raise ValueError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.sample_every < 0:
-            raise ValueError(f"sample_every must be 0 (never) or positive, got {self.sample_every}")
-        if self.max_skipped_steps < 0:
-            raise ValueError(f"max_skipped_steps must be >= 0, got {self.max_skipped_steps}")
 
 
 @dataclass

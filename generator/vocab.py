@@ -32,9 +32,10 @@ from typing import Iterable, Sequence
 
 import torch
 
+from t2v.generator.config import RATE_TOLERANCE, check_vocab
+
 PAD, BOS, BOV, EOV, NULL = range(5)
 NUM_SPECIALS = 5
-RATE_TOLERANCE = 1e-3  # relative: 29.97 and 29.97003 name the same rate
 
 Grid = tuple[int, int]  # a latent grid (h, w)
 
@@ -66,17 +67,9 @@ class Vocab:
     rates: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        if min(self.text_size, self.codebook_size, self.max_text_len) < 1:
-            raise ValueError(f"vocab sizes and max_text_len must be positive, got {self}")
-        sizes = tuple((int(h), int(w)) for h, w in self.sizes)
-        rates = tuple(float(rate) for rate in self.rates)
+        sizes, rates = check_vocab(self.text_size, self.codebook_size, self.max_text_len, self.sizes, self.rates)
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "rates", rates)
-        if not sizes or not rates or min(min(grid) for grid in sizes) < 1 or min(rates) <= 0:
-            raise ValueError(f"the size and rate tables need positive entries, got sizes {sizes}, rates {rates}")
-        repeated_rate = any(math.isclose(a, b, rel_tol=RATE_TOLERANCE) for i, a in enumerate(rates) for b in rates[:i])
-        if len(set(sizes)) != len(sizes) or repeated_rate:
-            raise ValueError(f"the size and rate tables must not repeat entries, got sizes {sizes}, rates {rates}")
 
     # --- ranges ---
     @property

@@ -11,14 +11,10 @@ caption then those codes.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
-from t2v.tokenizer.losses import LossConfig
-from t2v.tokenizer.model import preset
-from t2v.tokenizer.train import DataConfig, OptimConfig, TokenizerTrainConfig
-
-if TYPE_CHECKING:
-    from t2v.generator.train import GeneratorTrainConfig
+from t2v.generator.config import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
+from t2v.generator.config import preset as generator_preset
+from t2v.tokenizer.config import DataConfig, LossConfig, OptimConfig, TokenizerTrainConfig, preset
 
 VARIANTS = ("default", "quick")
 GPUS = 8
@@ -66,9 +62,6 @@ def generator_config(name: str, shards: str, train_split: str | None, eval_split
     decay 0.05, 10% of captions dropped for classifier-free guidance. The vocabulary sizes are placeholders that
     training sets from the caption tokenizer it trains and from the shards.
     """
-    from t2v.generator.model import preset as generator_preset  # transformers: loaded only when needed
-    from t2v.generator.train import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
-
     return GeneratorTrainConfig(
         name=name,
         model=generator_preset("B", max_text_len=max_text_len),

@@ -5,7 +5,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from t2v.generator.config import GeneratorTrainConfig
 from t2v.recipes import config as config_io
+from t2v.tokenizer.config import TokenizerTrainConfig
 
 RECIPES = ("shapes", "ucf101", "msrvtt", "webvid", "kinetics", "folder")
 
@@ -17,19 +19,15 @@ def recipe_module(name: str) -> Any:
     return importlib.import_module(f"t2v.recipes.{name}")
 
 
-def tokenizer_config(recipe: str, variant: str = "default"):
+def tokenizer_config(recipe: str, variant: str = "default") -> TokenizerTrainConfig:
     """The tokenizer training config of `recipe` (a recipe name or a YAML/JSON config file)."""
-    from t2v.tokenizer.train import TokenizerTrainConfig
-
     if Path(recipe).suffix in (".yaml", ".yml", ".json"):
         return config_io.load(TokenizerTrainConfig, recipe)
     return recipe_module(recipe).tokenizer_config(variant)
 
 
-def generator_config(recipe: str, variant: str = "default"):
+def generator_config(recipe: str, variant: str = "default") -> GeneratorTrainConfig:
     """The generator training config of `recipe` (a recipe name or a YAML/JSON config file)."""
-    from t2v.generator.train import GeneratorTrainConfig
-
     if Path(recipe).suffix in (".yaml", ".yml", ".json"):
         return config_io.load(GeneratorTrainConfig, recipe)
     return recipe_module(recipe).generator_config(variant)

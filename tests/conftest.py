@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from t2v.tokenizer.model import TokenizerConfig, VideoTokenizer, preset
+from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.config import TokenizerConfig, preset
 
 QUANTIZERS = ("fsq", "lfq", "vq")
 
@@ -85,7 +86,8 @@ CAPTIONS = _captions()
 def tiny_generator(text_size: int = 100, codebook_size: int = 64, seed: int = 0, **overrides):
     """A 2-layer, 64-wide generator with random weights, conditioned on latent grids 2×2 and 2×3 (h, w) at 8 fps
     (and 16 fps for tests of rates)."""
-    from t2v.generator.model import GeneratorConfig, VideoGenerator
+    from t2v.generator.model import VideoGenerator
+    from t2v.generator.config import GeneratorConfig
 
     torch.manual_seed(seed)
     sizes = dict(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, max_text_len=10, sizes=[[2, 2], [2, 3]],

@@ -13,11 +13,12 @@ from conftest import tiny_config, tiny_model
 from t2v.recipes.shapes.dataset import make_dataset
 from t2v.tokenizer.data import ClipDataset, nearest_bucket
 from t2v.tokenizer.encode import encode_dataset
-from t2v.tokenizer.losses import LossConfig
+from t2v.tokenizer.config import LossConfig
 from t2v.tokenizer.shards import ShardReader
 from t2v.tokenizer.streaming import to_pixels
 from t2v.tokenizer.data import draw_batch
-from t2v.tokenizer.train import DataConfig, TokenizerTrainConfig, train
+from t2v.tokenizer.train import train
+from t2v.tokenizer.config import DataConfig, TokenizerTrainConfig
 from t2v.tokenizer.video_io import read_video, resize_and_crop
 
 BUCKETS = [(16, 16), (16, 24)]  # (H, W): 1:1 and 3:2

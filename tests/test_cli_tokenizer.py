@@ -9,7 +9,8 @@ import torch
 
 from conftest import run_main
 from t2v.recipes.shapes.dataset import make_dataset
-from t2v.tokenizer.model import VideoTokenizer, preset
+from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.config import preset
 from t2v.tokenizer.shards import ShardReader
 from t2v.tokenizer.streaming import to_pixels, tokenizer_chunks
 from t2v.tokenizer.video_io import read_video, write_video

@@ -6,7 +6,7 @@ import pytest
 from t2v.cli.runs import next_run_dir
 from t2v.recipes import config as config_io
 from t2v.recipes.registry import tokenizer_config
-from t2v.tokenizer.train import TokenizerTrainConfig
+from t2v.tokenizer.config import TokenizerTrainConfig
 
 
 def test_yaml_round_trip_keeps_every_value(tmp_path):

@@ -19,9 +19,8 @@ SCRIPT = textwrap.dedent('''
 
     from safetensors.torch import save_file
 
-    from t2v.tokenizer.losses import LossConfig
-    from t2v.tokenizer.model import preset
-    from t2v.tokenizer.train import DataConfig, TokenizerTrainConfig, Trainer, train
+    from t2v.tokenizer.config import DataConfig, LossConfig, TokenizerTrainConfig, preset
+    from t2v.tokenizer.train import Trainer, train
 
     index, quantizer, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     losses = []
@@ -46,7 +45,8 @@ SCRIPT = textwrap.dedent('''
         name="dist", model=preset("tiny", channels=(8, 8, 16, 16), quantizer=quantizer, fsq_levels=(4, 4, 4),
                                   vq_codebook_size=32, vq_dim=4),
         loss=LossConfig(perceptual_weight=0, discriminator_start=1, discriminator_channels=4),
-        data=DataConfig(index=index, num_frames=5, size=(16, 16), eval_clips=1),
+        data=DataConfig(index=index, train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16),
+                        eval_clips=1),
         steps=3, batch_size=1, log_every=1, eval_every=1000, checkpoint_every=1000, num_samples=1)
     train(config, out / "run")
 ''')

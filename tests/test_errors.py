@@ -62,7 +62,7 @@ def test_damaged_config_files_are_one_line(tmp_path, monkeypatch, capsys, name, 
 
 def test_config_errors_from_the_library_name_the_file(tmp_path):
     from t2v.recipes.config import load
-    from t2v.tokenizer.train import TokenizerTrainConfig
+    from t2v.tokenizer.config import TokenizerTrainConfig
 
     path = tmp_path / "unknown.yaml"
     path.write_text("stepz: 3\n")

@@ -13,7 +13,6 @@ final step, and no temporary entry is left anywhere in the run directory.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import multiprocessing
 import os
@@ -166,13 +165,13 @@ def check_kills(kind: str, config: Any, tmp_path: Path, save_steps: tuple[int, .
 
 # 3. The two trainers -------------------------------------------------------------------------------------------
 def tokenizer_config(index):
-    from t2v.tokenizer.losses import LossConfig
-    from t2v.tokenizer.train import DataConfig, TokenizerTrainConfig
+    from t2v.tokenizer.config import LossConfig
+    from t2v.tokenizer.config import DataConfig, TokenizerTrainConfig
 
     return TokenizerTrainConfig(
         name="fault", model=tiny_config("fsq"),
         loss=LossConfig(perceptual_weight=0, discriminator_start=2, discriminator_channels=4),
-        data=DataConfig(index=str(index), num_frames=5, size=(16, 16), eval_clips=2, num_workers=0),
+        data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16), eval_clips=2, num_workers=0),
         steps=TOKENIZER_STEPS, batch_size=2, log_every=1, eval_every=2, checkpoint_every=2, num_samples=1)
 
 
@@ -195,12 +194,12 @@ def generator_inputs(tmp_path_factory):
 
 
 def generator_config(shards, tokenizer_dir):
-    from t2v.generator.model import GeneratorConfig
-    from t2v.generator.train import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
+    from t2v.generator.config import GeneratorConfig
+    from t2v.generator.config import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
 
     return GeneratorTrainConfig(
         name="fault", model=GeneratorConfig(layers=1, hidden=32, heads=2, kv_heads=2, intermediate=64),
-        data=GeneratorDataConfig(shards=str(shards), text_vocab_size=64, max_text_len=12, eval_clips=4),
+        data=GeneratorDataConfig(shards=str(shards), train_split="seen", eval_split="heldout", text_vocab_size=64, max_text_len=12, eval_clips=4),
         optim=GeneratorOptimConfig(lr=5e-3, warmup_steps=2), steps=GENERATOR_STEPS, batch_size=2, grad_accum=2,
         log_every=1, checkpoint_every=2, sample_every=GENERATOR_STEPS, sample_prompts=["a red circle moving left slowly"],
         tokenizer_dir=str(tokenizer_dir))

@@ -10,7 +10,8 @@ import torch
 
 from conftest import CAPTIONS, tiny_generator, tiny_model, tiny_pipeline
 from t2v.generator.data import IGNORE, TokenSequences, shift_labels
-from t2v.generator.model import GeneratorConfig, VideoGenerator, attention_mask
+from t2v.generator.model import VideoGenerator, attention_mask
+from t2v.generator.config import GeneratorConfig
 from t2v.generator.pipeline import TextToVideo
 from t2v.generator.sample import SamplingConfig, draw, filter_logits, sample_codes
 from t2v.generator.text import TextTokenizer
@@ -293,7 +294,8 @@ def test_factorized_codes_follow_the_quantizers_digit_order_and_share_rows():
 
 
 def test_factorized_codes_change_the_logits_survive_a_round_trip_and_must_match_the_codebook(tmp_path):
-    from t2v.generator.model import GeneratorConfig, VideoGenerator
+    from t2v.generator.model import VideoGenerator
+    from t2v.generator.config import GeneratorConfig
 
     plain, factorized = tiny_generator(), tiny_generator(code_levels=[4, 4, 4])
     assert factorized.num_parameters() == plain.num_parameters() + 2 * 12 * plain.config.hidden

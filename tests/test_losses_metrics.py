@@ -8,10 +8,9 @@ import torch
 from torch import nn
 
 from conftest import random_video
-from t2v.tokenizer.losses import (
-    ALEXNET_FILE, Discriminator3d, LossConfig, TokenizerLoss, adaptive_weight, build_lpips,
-    generator_adversarial_loss, hinge_discriminator_loss, lpips_per_frame,
-)
+from t2v.tokenizer.losses import (ALEXNET_FILE, Discriminator3d, TokenizerLoss, adaptive_weight, build_lpips,
+                                  generator_adversarial_loss, hinge_discriminator_loss, lpips_per_frame)
+from t2v.tokenizer.config import LossConfig
 from t2v.tokenizer.metrics import psnr, ssim
 
 
@@ -202,7 +201,8 @@ def test_gradient_difference_counts_a_blurred_edge_and_ignores_a_flat_offset():
 
 
 def test_gradient_weight_enters_the_loss_and_its_log():
-    from t2v.tokenizer.losses import LossConfig, TokenizerLoss
+    from t2v.tokenizer.losses import TokenizerLoss
+    from t2v.tokenizer.config import LossConfig
 
     video = torch.rand(1, 3, 2, 8, 8) * 2 - 1
     reconstruction = video.flip(-1)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from conftest import QUANTIZERS, initialise_codebook, random_video, tiny_config, tiny_model
-from t2v.tokenizer.model import TOKENIZER_PRESETS, TokenizerConfig, VideoTokenizer, preset
+from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig, preset
 
 
 # 1. Latent shape arithmetic -----------------------------------------------------------------------------------

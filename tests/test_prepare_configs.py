@@ -5,7 +5,7 @@ import pytest
 
 from t2v.recipes import config as config_io
 from t2v.recipes.registry import RECIPES, generator_config, tokenizer_config
-from t2v.tokenizer.train import TokenizerTrainConfig
+from t2v.tokenizer.config import TokenizerTrainConfig
 
 FOOTAGE = ("ucf101", "msrvtt", "webvid", "kinetics", "folder")
 

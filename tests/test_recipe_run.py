@@ -5,7 +5,7 @@ import dataclasses
 import json
 
 from conftest import run_main, tiny_config
-from t2v.generator.model import GeneratorConfig
+from t2v.generator.config import GeneratorConfig
 from t2v.generator.pipeline import TextToVideo
 from t2v.recipes.shapes import generator_config, tokenizer_config
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig

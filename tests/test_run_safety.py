@@ -16,16 +16,18 @@ from safetensors.torch import load_file
 
 from conftest import run_main, tiny_config, tiny_shards
 from t2v.core import checkpoint as ckpt
-from t2v.tokenizer.losses import LossConfig, TokenizerLoss
+from t2v.tokenizer.losses import TokenizerLoss
+from t2v.tokenizer.config import LossConfig
 from t2v.core.runlog import read_metrics
 from t2v.core.state_io import load_state, save_state
-from t2v.tokenizer.train import DataConfig, TokenizerTrainConfig, train
+from t2v.tokenizer.train import train
+from t2v.tokenizer.config import DataConfig, TokenizerTrainConfig
 
 
 def tokenizer_config(index, steps: int = 4, **overrides) -> TokenizerTrainConfig:
     values = dict(name="safety", model=tiny_config("fsq"),
                   loss=LossConfig(perceptual_weight=0, discriminator_start=2, discriminator_channels=4),
-                  data=DataConfig(index=str(index), num_frames=5, size=(16, 16), eval_clips=2, num_workers=0),
+                  data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16), eval_clips=2, num_workers=0),
                   steps=steps, batch_size=2, log_every=1, eval_every=1000, checkpoint_every=2, num_samples=1)
     return TokenizerTrainConfig(**{**values, **overrides})
 
@@ -273,12 +275,12 @@ def generator_shards(tmp_path_factory):
 
 
 def generator_config(shards, stage: int = 0, steps: int = 10):
-    from t2v.generator.model import GeneratorConfig
-    from t2v.generator.train import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
+    from t2v.generator.config import GeneratorConfig
+    from t2v.generator.config import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
 
     return GeneratorTrainConfig(
         name="nan", model=GeneratorConfig(layers=1, hidden=32, heads=2, kv_heads=2, intermediate=64),
-        data=GeneratorDataConfig(shards=str(shards), text_vocab_size=64, max_text_len=12),
+        data=GeneratorDataConfig(shards=str(shards), train_split="seen", eval_split="heldout", text_vocab_size=64, max_text_len=12),
         optim=GeneratorOptimConfig(lr=5e-3, warmup_steps=2), steps=steps, batch_size=2, grad_accum=1,
         zero_stage=stage, log_every=1, checkpoint_every=2, max_skipped_steps=2)
 

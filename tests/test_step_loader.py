@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from t2v.tokenizer.data import ClipDataset, Phase, draw_step, read_index, step_loader
-from t2v.tokenizer.train import DataConfig, train
+from t2v.tokenizer.train import train
+from t2v.tokenizer.config import DataConfig
 
 from test_train import train_config
 

@@ -11,12 +11,12 @@ from safetensors.torch import load_file
 
 from conftest import tiny_config
 from t2v.tokenizer.data import ClipDataset, draw_batch
-from t2v.tokenizer.losses import LossConfig
+from t2v.tokenizer.config import LossConfig
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.core.lr_schedule import lr_factor
 from t2v.core.state_io import load_state
-from t2v.tokenizer.train import (DataConfig, OptimConfig, TokenizerTrainConfig, Trainer, schedule_factor,
-                                  train)
+from t2v.tokenizer.train import Trainer, schedule_factor, train
+from t2v.tokenizer.config import DataConfig, OptimConfig, TokenizerTrainConfig
 
 COMPARED = ("loss", "l1", "grad_norm", "lr", "d_loss", "adversarial", "adaptive_weight")
 
@@ -26,7 +26,7 @@ def train_config(index, quantizer: str = "fsq", steps: int = 4) -> TokenizerTrai
     return TokenizerTrainConfig(
         name="test", model=tiny_config(quantizer),
         loss=LossConfig(perceptual_weight=0, discriminator_start=2, discriminator_channels=4),
-        data=DataConfig(index=str(index), num_frames=5, size=(16, 16), eval_clips=2),
+        data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16), eval_clips=2),
         steps=steps, batch_size=2, log_every=1, eval_every=1000, checkpoint_every=2, num_samples=1)
 
 

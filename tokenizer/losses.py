@@ -5,7 +5,6 @@ The only user of `lpips`. Its AlexNet backbone must come from disk (no downloads
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,30 +12,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from t2v.tokenizer.config import LossConfig
+
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
-
-
-@dataclass
-class LossConfig:
-    """Weights of each term and when the adversarial game starts."""
-
-    l1_weight: float = 1.0
-    l2_weight: float = 0.0  # squared error: its gradient grows with the error, unlike L1's
-    gradient_weight: float = 0.0  # L1 between the frames' spatial gradients (edges): penalises blur directly
-    perceptual_weight: float = 0.1  # 0 turns LPIPS off
-    lpips_weights: str | None = None  # path to alexnet-owt-7be5be79.pth; None = torch hub cache
-    lpips_random_backbone: bool = False  # tests only: LPIPS with a random AlexNet, needs no file
-    adversarial_weight: float = 0.1
-    discriminator_start: int = 2000  # step at which the GAN terms switch on
-    discriminator_channels: int = 32
-    quantizer_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("l1_weight", "l2_weight", "gradient_weight", "perceptual_weight", "adversarial_weight",
-                     "quantizer_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"loss.{name} must be ≥ 0")
 
 
 def alexnet_weights_path(configured: str | None) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -25,76 +24,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from t2v.core.atomic import atomic_file, atomic_write_text
+from t2v.tokenizer.config import TokenizerConfig
 from t2v.tokenizer.layers import CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
 from t2v.tokenizer.quantizer import Quantizer, QuantizerOutput, swap_codes
-
-
-@dataclass
-class TokenizerConfig:
-    """Architecture of the video tokenizer. `channels` has one width per resolution level (log2(stride) + 1)."""
-
-    channels: tuple[int, ...] = (128, 128, 256, 512)
-    num_res_blocks: int = 2
-    spatial_stride: int = 8
-    patch_size: int = 1  # space-to-depth stem: the first level runs at 1/patch_size resolution (part of the stride)
-    temporal_stride: int = 4
-    quantizer: str = "fsq"  # fsq | lfq | vq
-    fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)  # 64,000 codes
-    lfq_bits: int = 16
-    lfq_commitment: float = 0.25
-    lfq_entropy: float = 0.1
-    vq_codebook_size: int = 16384
-    vq_dim: int = 8
-    vq_decay: float = 0.99
-    vq_commitment: float = 0.25
-    vq_dead_code_threshold: float = 2.0
-    chunk_latent_frames: int = 4  # latent frames per chunk of encode/decode (memory vs. speed)
-
-    def __post_init__(self) -> None:
-        self.channels = tuple(self.channels)
-        self.fsq_levels = tuple(self.fsq_levels)
-        if self.spatial_stride not in (8, 16):
-            raise ValueError(f"spatial_stride must be 8 or 16, got {self.spatial_stride}")
-        if self.temporal_stride not in (1, 2, 4):
-            raise ValueError(f"temporal_stride must be 1, 2 or 4, got {self.temporal_stride}")
-        if self.patch_size not in (1, 2, 4) or self.patch_size >= self.spatial_stride:
-            raise ValueError(f"patch_size must be 1, 2 or 4 and below the spatial stride, got {self.patch_size}")
-        levels = int(math.log2(self.spatial_stride // self.patch_size)) + 1
-        if len(self.channels) != levels:
-            raise ValueError(f"channels needs {levels} widths for spatial stride {self.spatial_stride} and patch size "
-                             f"{self.patch_size}, got {len(self.channels)}: {list(self.channels)}")
-        if 2 ** sum(self.temporal_levels()) != self.temporal_stride:
-            raise ValueError(f"temporal stride {self.temporal_stride} needs {int(math.log2(self.temporal_stride))} "
-                             f"downsampling levels, the config has {self.num_downsamples}: add levels to channels "
-                             f"or lower the patch size")
-        if self.quantizer not in ("fsq", "lfq", "vq"):
-            raise ValueError(f"unknown quantizer {self.quantizer!r}: choose fsq, lfq or vq")
-        if self.chunk_latent_frames < 1:
-            raise ValueError("chunk_latent_frames must be at least 1")
-
-    @property
-    def num_downsamples(self) -> int:
-        return len(self.channels) - 1
-
-    def temporal_levels(self) -> list[bool]:
-        """Which of the down/upsampling levels also halve time: the deepest log2(temporal_stride) ones."""
-        count = int(math.log2(self.temporal_stride))
-        return [i >= self.num_downsamples - count for i in range(self.num_downsamples)]
-
-
-TOKENIZER_PRESETS: dict[str, TokenizerConfig] = {
-    "tiny": TokenizerConfig(channels=(16, 32, 64, 128), num_res_blocks=1),
-    "S": TokenizerConfig(channels=(64, 128, 192, 256), num_res_blocks=2),
-    "B": TokenizerConfig(channels=(128, 128, 256, 512), num_res_blocks=2),
-    "L": TokenizerConfig(channels=(128, 256, 512, 512), num_res_blocks=3),
-}
-
-
-def preset(name: str, **overrides) -> TokenizerConfig:
-    """A copy of preset `name` with `overrides` applied; unknown names list the known ones."""
-    if name not in TOKENIZER_PRESETS:
-        raise ValueError(f"unknown tokenizer preset {name!r}; choose one of {', '.join(TOKENIZER_PRESETS)}")
-    return dataclasses.replace(TOKENIZER_PRESETS[name], **overrides)
 
 
 class Encoder(nn.Module):

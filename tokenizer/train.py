@@ -27,7 +27,6 @@ import json
 import math
 import time
 from contextlib import closing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -43,95 +42,10 @@ from t2v.tokenizer.data import ClipDataset, Phase, draw_step, step_loader
 from t2v.tokenizer.evaluate import EvalResult, evaluate, write_samples
 from t2v.core.guard import NonFiniteGuard
 from t2v.core.lr_schedule import lr_factor
-from t2v.tokenizer.losses import LossConfig, TokenizerLoss
-from t2v.tokenizer.model import TokenizerConfig, VideoTokenizer
+from t2v.tokenizer.config import TokenizerTrainConfig
+from t2v.tokenizer.losses import TokenizerLoss
+from t2v.tokenizer.model import VideoTokenizer
 from t2v.core.runlog import MetricsLog, truncate_metrics
-
-
-@dataclass
-class DataConfig:
-    """Where clips come from and their shape. `index` is a jsonl of {path, caption, split, …}."""
-
-    index: str = "data/shapes/index.jsonl"
-    train_split: str | None = "seen"
-    eval_split: str | None = "heldout"
-    num_frames: int = 17
-    size: tuple[int, int] = (64, 64)  # (H, W)
-    fps: float | None = None  # None = the files' own rate
-    eval_clips: int = 64
-    # (H, W) sizes clips are sorted into by aspect ratio, each batch of one size (e.g. 1:1, 4:3, 16:9, 9:16 at one
-    # pixel budget); empty: every clip at `size`
-    buckets: list[tuple[int, int]] = field(default_factory=list)
-    num_workers: int = 2  # DataLoader worker processes drawing batches ahead; 0 = in the training process
-    prefetch_batches: int = 2  # batches each worker keeps ready
-
-    def __post_init__(self) -> None:
-        if any(len(bucket) != 2 or min(bucket) < 1 for bucket in self.buckets):
-            raise ValueError(f"data.buckets must be positive (H, W) pairs, got {self.buckets}")
-        if self.num_workers < 0 or self.prefetch_batches < 1:
-            raise ValueError(f"data.num_workers must be >= 0 and data.prefetch_batches >= 1, got "
-                             f"{self.num_workers} and {self.prefetch_batches}")
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 1e-4
-    discriminator_lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1  # cosine decays to lr × this
-    grad_clip: float = 1.0
-
-
-@dataclass
-class TokenizerTrainConfig:
-    """Everything a tokenizer run needs; a recipe returns one, `--set key=value` overrides it."""
-
-    name: str = "tokenizer"
-    model: TokenizerConfig = field(default_factory=TokenizerConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    steps: int = 10000
-    batch_size: int = 4  # per rank
-    image_steps: int = 0  # the first steps train on single frames (an image phase), then on clips
-    image_batch_size: int = 16  # frames per rank and step in the image phase
-    # the last steps train the decoder alone on the frozen encoder's codes, with their own warmup and cosine: the
-    # codes a generator learns stop changing, and the decoder (e.g. with the GAN on) can still sharpen
-    decoder_steps: int = 0
-    # in the fine-tune, this fraction of codes swapped for others of the batch; on shapes 0.15 blurred the shapes back
-    # (pipeline 62.5% → 47.3% seen, 2026-11-29)
-    decoder_code_noise: float = 0.0
-    decoder_adversarial_weight: float | None = None  # the GAN's weight in the fine-tune; None: loss.adversarial_weight
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int = 500
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    max_skipped_steps: int = 10  # steps with a NaN/inf loss or gradient skipped in a row before the run stops
-    num_samples: int = 4  # side-by-side sample videos per evaluation
-    channels_last: bool = True  # faster 3D convolutions on CPU (oneDNN) and GPU
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.image_batch_size < 1:
-            raise ValueError("steps, batch_size and image_batch_size must be positive")
-        if not 0 <= self.image_steps < self.steps:
-            raise ValueError(f"image_steps ({self.image_steps}) must be in [0, steps={self.steps}): clips must "
-                             "follow the image phase")
-        if not 0 <= self.decoder_steps < self.steps - self.image_steps:
-            raise ValueError(f"decoder_steps ({self.decoder_steps}) must be in [0, steps - image_steps = "
-                             f"{self.steps - self.image_steps}): the decoder fine-tune comes after the clip phase; set "
-                             "decoder_steps lower (0: none)")
-        if self.decoder_adversarial_weight is not None and self.decoder_adversarial_weight < 0:
-            raise ValueError(f"decoder_adversarial_weight must be >= 0, got {self.decoder_adversarial_weight}")
-        if not 0 <= self.decoder_code_noise < 1:
-            raise ValueError(f"decoder_code_noise must be in [0, 1), got {self.decoder_code_noise}")
-        for name in ("log_every", "eval_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.max_skipped_steps < 0:
-            raise ValueError(f"max_skipped_steps must be >= 0, got {self.max_skipped_steps}")
 
 
 def decoder_start(config: TokenizerTrainConfig) -> int:

@@ -7,13 +7,9 @@ one with `--set data.eval_split=NAME` (the paths can be changed with `--set data
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from t2v.generator.config import GeneratorTrainConfig
 from t2v.recipes import footage
-
-if TYPE_CHECKING:
-    from t2v.generator.train import GeneratorTrainConfig
-    from t2v.tokenizer.train import TokenizerTrainConfig
+from t2v.tokenizer.config import TokenizerTrainConfig
 
 NAME = "folder"
 DATA_DIR = "data/folder"

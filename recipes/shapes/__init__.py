@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING
 
-from t2v.tokenizer.losses import LossConfig
-from t2v.tokenizer.model import preset
-from t2v.tokenizer.train import DataConfig, OptimConfig, TokenizerTrainConfig
-
-if TYPE_CHECKING:
-    from t2v.generator.train import GeneratorTrainConfig
+from t2v.generator.config import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
+from t2v.generator.config import preset as generator_preset
+from t2v.tokenizer.config import DataConfig, LossConfig, OptimConfig, TokenizerTrainConfig, preset
 
 DATA_DIR = "data/shapes"
 TOKENS_DIR = "data/shapes-tokens"
@@ -62,17 +58,14 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     shapes", "Videos of any length"). The text vocabulary size is a placeholder: training sets it from the caption
     tokenizer it trains, and the size and rate tables from the shards.
     """
-    from t2v.generator.model import preset as generator_preset  # transformers: loaded only when needed
-    from t2v.generator.train import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
-
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} of recipe shapes: choose one of {', '.join(VARIANTS)}")
     levels = tokenizer_config(variant).model.fsq_levels  # factorized code vectors over the tokenizer's FSQ digits
     config = GeneratorTrainConfig(
         name="shapes",
         model=generator_preset("tiny", max_text_len=12, code_levels=list(levels), codebook_size=math.prod(levels)),
-        data=GeneratorDataConfig(shards=TOKENS_DIR, train_split="seen", caption_dropout=0.1, text_vocab_size=128,
-                                 max_text_len=12, window=5),
+        data=GeneratorDataConfig(shards=TOKENS_DIR, train_split="seen", eval_split="heldout", caption_dropout=0.1,
+                                 text_vocab_size=128, max_text_len=12, window=5),
         optim=GeneratorOptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0),
         steps=4000, batch_size=8, grad_accum=1, zero_stage=0, log_every=10, checkpoint_every=500,
         sample_every=1000, sample_prompts=["a red circle moving right slowly", "a blue square moving up quickly"],

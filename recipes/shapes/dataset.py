@@ -1,4 +1,4 @@
-"""The `shapes` synthetic dataset (SHAPES.md): captions, the held-out rule, the motion law, rendering, writing.
+"""The `shapes` synthetic dataset (recipes/shapes/README.md): captions, the held-out rule, the motion law, rendering, writing.
 
 Notable choices:
 - Lengths scale with s = min(H, W) / 64: the bounding box is round(16·s) px, speeds are 1·s and 2·s px/frame at
@@ -144,7 +144,7 @@ def _bounce(position: np.ndarray, limit: float) -> np.ndarray:
 
 def start_position(caption: Caption, size: tuple[int, int], rng: np.random.Generator,
                    fps: float = FPS) -> tuple[int, int]:
-    """Top-left (y, x) at frame 0 per SHAPES.md's start rule (at `fps`: frames 0..16 cover less ground when faster)."""
+    """Top-left (y, x) at frame 0 per the README's start rule (at `fps`: frames 0..16 cover less ground when faster)."""
     box = box_size(size)
     limits = (size[0] - box, size[1] - box)
     speed = frame_speed(caption, size, fps)

@@ -31,7 +31,8 @@ from typing import Callable
 from t2v.generator.model import VideoGenerator
 from t2v.generator.pipeline import PipelineInfo, TextToVideo
 from t2v.generator.text import TextTokenizer
-from t2v.generator.train import GeneratorTrainConfig, train as train_generator
+from t2v.generator.train import train as train_generator
+from t2v.generator.config import GeneratorTrainConfig
 from t2v.recipes.shapes import generator_config, tokenizer_config
 from t2v.recipes.shapes.dataset import FPS, make_dataset
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
@@ -40,7 +41,8 @@ from t2v.core.atomic import atomic_write_text
 from t2v.tokenizer.data import read_index
 from t2v.tokenizer.encode import encode_dataset
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.train import TokenizerTrainConfig, train as train_tokenizer
+from t2v.tokenizer.train import train as train_tokenizer
+from t2v.tokenizer.config import TokenizerTrainConfig
 
 
 RUN_VARIANTS = ("default", "multi")

@@ -1,4 +1,4 @@
-"""The `shapes` verifier (SHAPES.md, "The check of a generated video"): does a video show what its caption says?
+"""The `shapes` verifier (recipes/shapes/README.md, "The verifier"): does a video show what its caption says?
 
 Lengths scale with s = min(H, W) / 64; b = box_size((H, W)) is the object's box side. Per video:
 1. Object: a pixel is foreground when its brightest channel exceeds 96 (far from black, well above noise and
@@ -170,8 +170,7 @@ def _nearest_colour(rgb: np.ndarray) -> str:
 
 def check_video(frames: np.ndarray, caption: str | Caption, *, either_sign: bool = False,
                 fps: float = FPS) -> VideoCheck:
-    """Check uint8 (T,H,W,3) frames (T ≥ 2, any H×W) at `fps` against a caption, per SHAPES.md (see the file
-    header)."""
+    """Check uint8 (T,H,W,3) frames (T ≥ 2, any H×W) at `fps` against a caption (see the file header)."""
     caption = Caption.parse(caption) if isinstance(caption, str) else caption
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) < 2:

@@ -1,4 +1,4 @@
-"""The `shapes` verifier for long videos (SHAPES.md: "for long videos per segment of 64 frames").
+"""The `shapes` verifier for long videos, per segment of 64 frames (recipes/shapes/README.md, "The verifier").
 
 A long video is checked in segments of `segment` frame steps: segment k holds frames k·segment … (k+1)·segment, so
 it shares its last frame with the next one (a jump between segments is inside one of them) and a video of

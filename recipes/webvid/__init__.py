@@ -5,13 +5,9 @@ each stage, from the shared real-footage configs (../footage.py); `quick` derive
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from t2v.generator.config import GeneratorTrainConfig
 from t2v.recipes import footage
-
-if TYPE_CHECKING:
-    from t2v.generator.train import GeneratorTrainConfig
-    from t2v.tokenizer.train import TokenizerTrainConfig
+from t2v.tokenizer.config import TokenizerTrainConfig
 
 NAME = "webvid"
 DATA_DIR = "data/webvid"
