@@ -1,4 +1,5 @@
-"""The `shapes` synthetic dataset (recipes/shapes/README.md): captions, the held-out rule, the motion law, rendering, writing.
+"""The `shapes` synthetic dataset (its specification: recipes/shapes/README.md): captions, the held-out rule, the
+motion law, rendering, writing.
 
 Notable choices:
 - Lengths scale with s = min(H, W) / 64: the bounding box is round(16·s) px, speeds are 1·s and 2·s px/frame at
