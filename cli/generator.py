@@ -31,18 +31,13 @@ def train(recipe: str, shards: Path | None, out_dir: Path | None, overrides: tup
       t2v generator train shapes --resume runs/shapes-generator-00001
       torchrun --nproc_per_node=2 -m t2v.cli.main generator train shapes --out runs/ddp
     """
-    from t2v.generator.train import train as run_training
+    from t2v.generator.train import check_inputs, train as run_training
     from t2v.generator.config import GeneratorTrainConfig
     from t2v.recipes.registry import generator_config
 
-    def check(config: GeneratorTrainConfig) -> None:
-        if not (Path(config.data.shards) / "meta.json").is_file():
-            raise FileNotFoundError(f"token shards not found: {config.data.shards} (make them with `t2v tokenizer "
-                                    f"encode TOKENIZER INDEX {config.data.shards}`, or pass --shards DIR)")
-
     overrides = (f"data.shards={shards}", *overrides) if shards is not None else overrides
     config, run_dir = resolve_training(GeneratorTrainConfig, generator_config, "generator", recipe, variant,
-                                       overrides, out_dir, resume_dir, dry_run, check)
+                                       overrides, out_dir, resume_dir, dry_run, check_inputs)
     if dry_run:
         return
     result = run_training(config, run_dir, resume=resume_dir is not None)

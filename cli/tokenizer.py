@@ -35,6 +35,8 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
     from t2v.tokenizer.config import TokenizerTrainConfig
 
     def check(config: TokenizerTrainConfig) -> None:
+        if not config.data.index:
+            raise ValueError("no training index in the config: --set data.index=PATH (a jsonl of path, caption)")
         if not Path(config.data.index).is_file():
             raise FileNotFoundError(f"training index not found: {config.data.index} (for the shapes recipe make it "
                                     f"with `t2v data shapes {Path(config.data.index).parent} --num 2000`, or "

@@ -122,6 +122,9 @@ def draw_micro_batch(dataset: TokenSequences, config: GeneratorTrainConfig, rank
 
 def check_inputs(config: GeneratorTrainConfig) -> ShardReader:
     """Open the shards; a one-line error if they are missing or hold no clip of the training split."""
+    if not config.data.shards:
+        raise ValueError("no token shards in the config: pass --shards DIR (or --set data.shards=DIR), made by "
+                         "`t2v tokenizer encode TOKENIZER INDEX DIR`")
     shards = Path(config.data.shards)
     if not (shards / "meta.json").is_file():
         raise FileNotFoundError(f"token shards not found in {shards} (no meta.json): encode a dataset with "
