@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import importlib
 import itertools
-import json
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from tqdm import tqdm
 
 from t2v.recipes.registry import RECIPES
-from t2v.core.atomic import atomic_file
+from t2v.tokenizer.data import write_index
 from t2v.tokenizer.video_io import probe
 
 SKIP_REASONS = ("missing", "empty", "unreadable", "uncaptioned")
@@ -179,15 +178,6 @@ def probe_rows(candidates: Iterable[Candidate], index_dir: Path, report: Prepare
                 report.add_row(row)
                 yield row
             bar.set_postfix(rows=report.rows, skipped=report.total - report.rows)
-
-
-def write_index(rows: Iterable[dict], out_index: str | os.PathLike) -> Path:
-    """Write `rows` as jsonl to `out_index` atomically (an error while iterating leaves the old file as it was)."""
-    out_index = Path(out_index)
-    with atomic_file(out_index) as temp, temp.open("w", encoding="utf-8") as file:
-        for row in rows:
-            file.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return out_index
 
 
 def prepare(name: str, root: str | os.PathLike, out_index: str | os.PathLike, split: str | None = None,

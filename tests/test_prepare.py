@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 from conftest import run_main
 
-from t2v.recipes.prepare import (Candidate, PrepareReport, filter_split, index_path, prepare, probe_candidate,
-                                 write_index)
+from t2v.recipes.prepare import Candidate, PrepareReport, filter_split, index_path, prepare, probe_candidate
 from t2v.recipes.registry import RECIPES
 from t2v.recipes.ucf101.prepare import class_caption
-from t2v.tokenizer.data import read_index
+from t2v.tokenizer.data import read_index, write_index
 
 H, W = 16, 24  # non-square, so the index's [H, W] order is checked
 

@@ -25,11 +25,12 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
+from t2v.core.atomic import atomic_file
 from t2v.tokenizer.streaming import to_pixels
 from t2v.tokenizer.video_io import iter_video, probe, read_video, resize_and_crop, set_decode_threads
 
@@ -63,6 +64,15 @@ def read_index(path: str | os.PathLike) -> list[dict]:
         raise ValueError(f"{path}:{damaged[0][0]}: not valid JSON ({damaged[0][1]}){more}; each line must be one "
                          "JSON object like {\"path\": \"videos/a.mp4\", \"caption\": \"...\"}")
     return rows
+
+
+def write_index(rows: Iterable[dict], out_index: str | os.PathLike) -> Path:
+    """Write `rows` as jsonl to `out_index` atomically (an error while iterating leaves the old file as it was)."""
+    out_index = Path(out_index)
+    with atomic_file(out_index) as temp, temp.open("w", encoding="utf-8") as file:
+        for row in rows:
+            file.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return out_index
 
 
 def row_size(row: dict) -> tuple[int, int] | None:

@@ -22,7 +22,6 @@ Notable choices:
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -34,6 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from t2v.core.atomic import atomic_directory
+from t2v.tokenizer.data import write_index
 from t2v.tokenizer.video_io import write_video
 
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -257,7 +257,7 @@ def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FR
             write_video(temp / relative, render_clip(caption, frames, clip_size, rng, clip_fps), fps=clip_fps)
             rows.append({"path": relative, "caption": caption.text, "split": split_of(caption), "fps": clip_fps,
                          "size": list(clip_size)})
-        (temp / "index.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        write_index(rows, temp / "index.jsonl")
         (temp / DATASET_MARKER).write_text("a shapes dataset written by `t2v data shapes`; its --overwrite "
                                            "replaces this folder whole\n")
         check_dataset_dir(out_dir, overwrite)  # the folder may have changed while the clips were written

@@ -38,7 +38,7 @@ from t2v.recipes.shapes.dataset import FPS, make_dataset
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
 from t2v.recipes.shapes.verify import format_table
 from t2v.core.atomic import atomic_write_text
-from t2v.tokenizer.data import read_index
+from t2v.tokenizer.data import read_index, write_index
 from t2v.tokenizer.encode import encode_dataset
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.train import train as train_tokenizer
@@ -108,8 +108,7 @@ def join_indexes(out_index: Path, indexes: list[Path]) -> Path:
     """One index of the rows of several, with paths relative to `out_index`'s directory."""
     rows = [{**row, "path": os.path.relpath(row["path"], out_index.parent)} for index in indexes
             for row in read_index(index)]
-    atomic_write_text(out_index, "".join(json.dumps(row) + "\n" for row in rows))
-    return out_index
+    return write_index(rows, out_index)
 
 
 def _resumable(run_dir: Path) -> bool:
