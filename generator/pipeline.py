@@ -184,8 +184,8 @@ class TextToVideo:
         pixels are not yielded), so the continuation joins them."""
         device = self.generator.head.weight.device
         tokenizer_device = next(self.video_tokenizer.parameters()).device
-        generator = torch.Generator(device=device).manual_seed(seed)
-        latents = sample_frames(self.generator, schedule, grid, sampling or SamplingConfig(), generator,
+        rng = torch.Generator(device=device).manual_seed(seed)
+        latents = sample_frames(self.generator, schedule, grid, sampling or SamplingConfig(), rng,
                                 window or self.window, context)
         cache, left = ConvCache(), frames
         if context is not None:

@@ -1,7 +1,21 @@
 """KV-cached sampling of video codes: prefill the caption, then decode latent frame by latent frame, for any
-number of frames with a cache bounded by a window of latent frames that rolls (`roll`).
+number of frames with a cache bounded by a window of latent frames that rolls.
 
-Small functions with an explicit `torch.Generator` (a seed gives the same video) and an explicit `KVCache`.
+Small functions with an explicit `rng` (a `torch.Generator`: a seed gives the same video) and an explicit
+`KVCache`, in layers:
+- drawing: `filter_logits` (top-k, top-p), `guide`, `draw`, `next_codes` (logits → one code per sample);
+- the cache: `prefill` (caption rows and context frames), `decode_one` (one code per row), `roll` (the oldest
+  latent frame leaves; the bookkeeping half is `window.Window`);
+- one latent frame: a decoding strategy, any function of the `FrameDecoder` signature; `decode_frame_sequential`
+  (one code per forward pass) is the default, and a new strategy is a sibling function passed to the top loop;
+- the top loop `sample_frames`, per latent frame: 1. prompt change (prefill), 2. decode the frame (the strategy),
+  3. advance the window (roll when the frame fills it).
+
+Notable choices: the roll comes between drawing a frame's last code and appending it, so the logits of the next
+frame's first code already see only the W-1 frames the window keeps; that is why a strategy leaves the frame's
+last code to the top loop. A prompt change prefills the cache again (caption rows + the window's frames) rather
+than editing it.
+
 Classifier-free guidance runs the conditional and the null caption (same size and rate ids: `Vocab.null_prefix`)
 as one batch of 2B rows: both halves receive the same sampled code, and the logits are mixed as
 `null + scale · (cond − null)` before sampling.
@@ -9,22 +23,20 @@ as one batch of 2B rows: both halves receive the same sampled code, and the logi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import torch
 
 from t2v.generator.cache import KVCache
 from t2v.generator.model import VideoGenerator
-from t2v.generator.vocab import Vocab, first_slot
+from t2v.generator.vocab import Vocab
+from t2v.generator.window import Window
 
 
 @dataclass
 class SamplingConfig:
-    """How codes are drawn: temperature, top-k (0 = off), top-p (1 = off), guidance scale (1 = off).
-
-    The defaults are what scored best on the shapes verifier with CPU-sized models (guidance 3 at temperature 1
-    drew incoherent objects there; 2 at 0.7 with top-k 20 kept them whole 4× as often).
-    """
+    """How codes are drawn: temperature (0 = greedy), top-k (0 = off), top-p (1 = off), guidance scale (1 = off).
+    Defaults: guidance 2 at temperature 0.7 with top-k 20 (docs/RESULTS.md compares them with other settings)."""
 
     temperature: float = 0.7
     top_k: int = 20
@@ -67,21 +79,21 @@ def guide(logits: torch.Tensor, scale: float) -> torch.Tensor:
     return null + scale * (cond - null)
 
 
-def draw(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
+def draw(logits: torch.Tensor, config: SamplingConfig, rng: torch.Generator | None) -> torch.Tensor:
     """One code per row of (B, C) logits (already guided)."""
     if config.temperature == 0:
         return logits.argmax(-1)
     probs = filter_logits(logits.float() / config.temperature, config.top_k, config.top_p).softmax(-1)
     # The exponential race (argmax of p / E, E ~ Exp(1) i.i.d., is code i with probability p_i): what
-    # torch.multinomial does for one sample, the same draws from the same generator, without its per-call checks.
-    return probs.div_(torch.empty_like(probs).exponential_(generator=generator)).argmax(-1)
+    # torch.multinomial does for one sample, the same draws from the same rng, without its per-call checks.
+    return probs.div_(torch.empty_like(probs).exponential_(generator=rng)).argmax(-1)
 
 
-def next_codes(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
+def next_codes(logits: torch.Tensor, config: SamplingConfig, rng: torch.Generator | None) -> torch.Tensor:
     """Logits of the last position of every cache row → the next code of each sample (B,)."""
     if config.guided:
         logits = guide(logits, config.cfg_scale)
-    return draw(logits, config, generator)
+    return draw(logits, config, rng)
 
 
 def prefill(model: VideoGenerator, rows: torch.Tensor, cache: KVCache,
@@ -114,7 +126,7 @@ def roll(model: VideoGenerator, cache: KVCache, frame_ids: int, shift: bool = Tr
     later video id one frame back in time by rotating its cached keys. The caption stays, and every query–key
     distance is one the model met in training. Exact because rotary rotations compose (keys at t rotated by -1
     equal keys at t-1). When the video's first frame (slot 0) leaves, the others stay where they are: a window
-    that continues a video starts at slot 1 (`vocab.first_slot`)."""
+    that continues a video starts at slot 1 (`vocab.first_slot`). The window's bookkeeping follows: `Window.roll`."""
     start = model.vocab.prefix_len
     cache.drop(start, frame_ids)
     if shift:
@@ -133,27 +145,56 @@ def cache_rows(prefixes: torch.Tensor, vocab: Vocab, config: SamplingConfig) -> 
 Schedule = list[tuple[int, torch.Tensor]]  # (first latent frame, caption prefixes (B, P)), by frame
 
 
+class FrameDecoder(Protocol):
+    """A decoding strategy: the codes (B, h, w) of the latent frame at `window.slot`.
+
+    On entry the cache holds the caption rows and the window's frames, and `logits` (R, C), of the last position of
+    every cache row, predict the frame's first code (R = B, or 2B under guidance: `next_codes` guides and draws).
+    The strategy draws all h·w codes from `rng` and appends all but the last to every cache row at their positions
+    (`window.rotary`); the top loop appends the last one, after the window has made room when the frame fills it.
+    """
+
+    def __call__(self, model: VideoGenerator, cache: KVCache, window: Window, logits: torch.Tensor,
+                 config: SamplingConfig, rng: torch.Generator | None) -> torch.Tensor: ...
+
+
+def decode_frame_sequential(model: VideoGenerator, cache: KVCache, window: Window, logits: torch.Tensor,
+                            config: SamplingConfig, rng: torch.Generator | None) -> torch.Tensor:
+    """The default `FrameDecoder`: one code per forward pass, in raster order, each drawn from the logits of the
+    code before it."""
+    h, w = window.grid
+    codes = []
+    for j in range(h * w):
+        codes.append(next_codes(logits, config, rng))  # (B,)
+        if j < h * w - 1:
+            logits = decode_one(model, codes[-1], window.rotary(j), cache)
+    return torch.stack(codes, dim=1).view(-1, h, w)  # (B, h*w) -> (B, h, w)
+
+
 @torch.inference_mode()
 def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid: tuple[int, int, int],
-                  config: SamplingConfig, generator: torch.Generator | None = None, window: int | None = None,
-                  context: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+                  config: SamplingConfig, rng: torch.Generator | None = None, window: int | None = None,
+                  context: torch.Tensor | None = None,
+                  decode_frame: FrameDecoder = decode_frame_sequential) -> Iterator[torch.Tensor]:
     """Sample `grid` = (t, h, w) new latent frames; yield codes (B, h, w) per latent frame.
 
     `prompts` is the caption prefixes (B, P) (their size ids name `grid`'s (h, w) or, forced, the nearest trained
     one), or a schedule [(0, prefixes), (frame, prefixes), …] that changes them at those latent frames. `context`
     (B, c, h, w) is a video's codes to go on from. `window` W bounds the cache to W latent frames whatever t is
-    (default: all of them, no roll).
+    (default: all of them, no roll). `decode_frame` is the decoding strategy (`FrameDecoder`).
 
-    1. At the start and at every prompt change: prefill the rows (captions, then null captions under guidance)
-       with the last W-1 frames so far as context, from slot 0 when they include the video's first latent frame,
-       else from slot 1; the logits predict the next frame's first code.
-    2. For each of a frame's h·w positions: guide, draw, append the code to every row at its window slot.
-    3. When a frame that fills the window is about to be completed and more follow, roll the window: the oldest
-       frame leaves (the video's first: the rest stay at slots 1 …; a later one: the rest move back one slot),
-       so the next frame again finds W-1 frames before it.
+    For each latent frame:
+    1. Prompt change (always at frame 0): prefill the rows (captions, then null captions under guidance) with the
+       window's last W-1 frames so far as context (`Window.refill`), from slot 0 when they include the video's first
+       latent frame, else from slot 1; the logits predict the frame's first code.
+    2. Decode the frame: `decode_frame` draws its h·w codes and appends all but the last to the cache.
+    3. Advance the window, unless nothing follows in this cache (the last frame, or a prompt change next): when the
+       frame fills the window, roll it first (the oldest frame leaves: the video's first leaves the rest at slots
+       1 …, a later one moves them back one slot), so the next frame again finds W-1 frames before it; then the
+       frame's last code goes in at its slot, and its logits predict the next frame's first code.
 
-    It runs under `torch.inference_mode` (a small model decodes ~7% faster than under `no_grad`), so the codes it
-    yields are inference tensors: fine to decode, not to record for autograd (`sample_codes` returns plain ones).
+    It runs under `torch.inference_mode` (no autograd bookkeeping at all), so the codes it yields are inference
+    tensors: fine to decode, not to record for autograd (`sample_codes` returns plain ones).
     """
     t, h, w = grid
     vocab = model.vocab
@@ -161,47 +202,34 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
     schedule = [(0, prompts)] if isinstance(prompts, torch.Tensor) else sorted(prompts, key=lambda item: item[0])
     if not schedule or schedule[0][0] != 0:
         raise ValueError("a prompt schedule must start at frame 0")
-    recent = [] if context is None else list(context.to(device).unbind(1))  # codes (B, h, w) per frame
-    before = 0  # latent frames of the video before recent[0]
-    window = window or len(recent) + t
-    if window < 2:
-        raise ValueError(f"the window must hold at least 2 latent frames, got {window}")
+    frames = [] if context is None else list(context.to(device).unbind(1))  # codes (B, h, w) per frame
+    size = window or len(frames) + t  # W; from here on `window` is the `Window` of that size
+    window = Window(size, (h, w), model.rotary(vocab.video_positions(0, size + 1, h, w)), frames)  # slots 0 … W
     changes = {frame: prefixes.to(device) for frame, prefixes in schedule}
-    batch = schedule[0][1].shape[0]
-    cos, sin = model.rotary(vocab.video_positions(0, window + 1, h, w))  # (1, (W+1)*h*w, head_dim): slots 0 … W
     cache = None
     for frame in range(t):
+        # 1. Prompt change: the cache starts again from the caption rows and the window's frames.
         if frame in changes:
             rows = cache_rows(changes[frame], vocab, config)
-            cache = cache or model.new_cache(rows.shape[0], vocab.prefix_len + window * h * w)
+            cache = cache or model.new_cache(rows.shape[0], vocab.prefix_len + window.size * h * w)
             cache.truncate(0)
-            kept = recent[len(recent) - min(len(recent), window - 1):]
-            base = first_slot(before + len(recent) - len(kept) == 0)  # slot of the oldest frame in the cache
-            logits = prefill(model, rows, cache, torch.stack(kept, dim=1) if kept else None, base)
-            slot = base + len(kept)
-        codes = torch.empty(batch, h * w, dtype=torch.long, device=device)
-        for j in range(h * w):
-            codes[:, j] = code = next_codes(logits, config, generator)
-            if j == h * w - 1:
-                if frame == t - 1 or frame + 1 in changes:
-                    break  # nothing follows in this cache
-                if slot - base == window - 1:
-                    roll(model, cache, h * w, shift=base > 0)
-                    if base > 0:
-                        slot -= 1  # the others moved back one slot
-                    else:
-                        base = first_slot(False)  # the first frame left; the others stay at slots 1 …
-            index = slot * h * w + j
-            logits = decode_one(model, code, (cos[:, index: index + 1], sin[:, index: index + 1]), cache)
-        recent.append(codes.view(batch, h, w))  # (B, h*w) -> (B, h, w)
-        if len(recent) > window:
-            before, recent = before + len(recent) - window, recent[-window:]
-        slot += 1
-        yield recent[-1]
+            window.refill()
+            logits = prefill(model, rows, cache, window.codes(), window.first)
+        # 2. Decode the frame: every code drawn, all but the last appended.
+        codes = decode_frame(model, cache, window, logits, config, rng)  # (B, h, w)
+        # 3. Advance the window: roll when the frame fills it, then the last code predicts the next frame.
+        if frame + 1 < t and frame + 1 not in changes:
+            if window.needs_roll():
+                roll(model, cache, window.frame_ids, shift=window.first > 0)
+                window.roll()
+            logits = decode_one(model, codes.flatten(1)[:, -1], window.rotary(window.frame_ids - 1), cache)
+        window.advance(codes)
+        yield codes
 
 
 def sample_codes(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid: tuple[int, int, int],
-                 config: SamplingConfig, generator: torch.Generator | None = None, window: int | None = None,
-                 context: torch.Tensor | None = None) -> torch.Tensor:
+                 config: SamplingConfig, rng: torch.Generator | None = None, window: int | None = None,
+                 context: torch.Tensor | None = None,
+                 decode_frame: FrameDecoder = decode_frame_sequential) -> torch.Tensor:
     """All latent frames at once: codes (B, t, h, w)."""
-    return torch.stack(list(sample_frames(model, prompts, grid, config, generator, window, context)), dim=1)
+    return torch.stack(list(sample_frames(model, prompts, grid, config, rng, window, context, decode_frame)), dim=1)

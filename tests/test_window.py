@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import tiny_generator
-from t2v.generator.sample import SamplingConfig, decode_one, prefill, roll, sample_codes
+from t2v.generator.sample import SamplingConfig, decode_frame_sequential, decode_one, prefill, roll, sample_codes
+from t2v.generator.window import Window
 
 H, W = 2, 3  # latent grid of every test here
 GREEDY = SamplingConfig(temperature=0, cfg_scale=1.0)
@@ -98,6 +99,43 @@ def test_prompt_schedule_changes_the_caption_and_keeps_the_frames_so_far():
     assert torch.equal(changed[:, :2], plain[:, :2]) and not torch.equal(changed[:, 2:], plain[:, 2:])
     # …and it is the second caption continuing the first two frames.
     assert torch.equal(changed[:, 2:], sample_codes(model, second, (3, H, W), GREEDY, context=plain[:, :2]))
+
+
+def test_the_window_rule_gives_each_frame_at_most_w_minus_1_frames_before_it():
+    frame = torch.zeros(1, H, W, dtype=torch.long)
+    window = Window(3, (H, W), (torch.zeros(1, 4 * H * W, 8), torch.zeros(1, 4 * H * W, 8)), [frame] * 4)
+    window.refill()  # a context of 4 frames: the last 2 stay, from slot 1 (they do not open the video)
+    assert (len(window.frames), window.start, window.first, window.slot) == (2, 2, 1, 3)
+    assert window.needs_roll()
+    window.roll()
+    assert (window.first, window.slot) == (1, 2)  # a later frame left: the others moved back one slot
+    window.advance(frame)
+    assert window.codes().shape == (1, 2, H, W) and window.rotary(1, 2)[0].shape == (1, 2, 8)
+    opening = Window(3, (H, W), window.table)
+    slots = []
+    for _ in range(4):
+        slots.append(opening.slot)
+        if opening.needs_roll():
+            opening.roll()
+            slots.append(opening.slot)  # where the frame's last code goes
+        opening.advance(frame)
+    assert slots == [0, 1, 2, 2, 3, 2]  # the video's first frame left the rest at their slots, then they move back
+
+
+def test_the_decoding_strategy_is_a_parameter_of_the_top_loop():
+    model = tiny_generator()
+    prefix = model.vocab.prefix([1, 2], (H, W), 8)[None]
+    seen = []
+
+    def recording(model, cache, window, logits, config, rng):
+        seen.append((window.slot, len(window.frames)))
+        return decode_frame_sequential(model, cache, window, logits, config, rng)
+
+    config = SamplingConfig(temperature=1.0)
+    codes = sample_codes(model, prefix, (6, H, W), config, torch.Generator().manual_seed(0), 3,
+                         decode_frame=recording)
+    assert torch.equal(codes, sample_codes(model, prefix, (6, H, W), config, torch.Generator().manual_seed(0), 3))
+    assert seen == [(0, 0), (1, 1), (2, 2), (3, 2), (3, 2), (3, 2)]  # W-1 = 2 frames before each one from the third
 
 
 def test_bad_windows_and_schedules_are_refused():
