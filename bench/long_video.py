@@ -1,4 +1,5 @@
-"""Benchmark: videos of any length on the shapes verifier (issue 4's acceptance). Prints tables and writes JSON.
+"""Benchmark: videos of any length on the shapes verifier (issue 4's acceptance). Prints tables and writes JSON
+(every video's checks: a per-video dump, which .gitignore keeps out of git; docs/RESULTS.md holds the summaries).
 
 1. Long generation: `--num` seen captions (spread over colours, shapes, directions and speeds), each streamed by
    `pipeline.generate` to `--frames` frames and checked per segment as its frames arrive (only the current

@@ -2,7 +2,7 @@
 
 Reports held-out PSNR, SSIM, codebook usage and perplexity (clips of held-out captions, never trained on),
 encode and decode frames per second, and the training wall time; prints a table and writes JSON, plus a GIF of
-originals (left) and reconstructions (right) for the README.
+originals (left) and reconstructions (right) for docs/RESULTS.md.
 
     python bench/tokenizer.py                      # the recipe as it is
     python bench/tokenizer.py --set steps=200      # any override of the recipe
