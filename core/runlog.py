@@ -1,8 +1,10 @@
-"""A run's `metrics.jsonl`: one JSON object per line, always valid JSON, durable before the checkpoint it precedes.
+"""The run log: a run's progress bar, its `metrics.jsonl`, and the cadence of logging, evaluation and checkpoints.
 
-Non-finite numbers are written as null (bare `NaN` is not JSON). `sync()` flushes and fsyncs the file; the trainers
-call it before a checkpoint, so every line up to the step `latest` names survives a kill. On resume, `truncate`
-drops the lines of steps after the checkpoint (they are logged again) and a partial last line a kill cut short.
+`metrics.jsonl` holds one JSON object per line, always valid JSON (non-finite numbers are written as null: bare
+`NaN` is not JSON), durable before the checkpoint it precedes: `sync()` flushes and fsyncs the file, and the
+trainers call it before a checkpoint, so every line up to the step `latest` names survives a kill. On resume,
+`truncate_metrics` drops the lines of steps after the checkpoint (they are logged again) and a partial last line a
+kill cut short.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import math
 import os
 from pathlib import Path
 from typing import Any, TextIO
+
+from tqdm import tqdm
 
 from t2v.core.atomic import atomic_write_text
 
@@ -46,6 +50,46 @@ class MetricsLog:
             self._file = None
 
     def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RunLog:
+    """The progress bar and metrics file of one run (shown and written on rank 0 only: `path` None elsewhere), and
+    when each periodic chore is due."""
+
+    def __init__(self, path: Path | None, name: str, steps: int, start: int) -> None:
+        self.steps = steps
+        self.bar = tqdm(total=steps, initial=start, desc=name, unit="step", disable=path is None, dynamic_ncols=True)
+        self.metrics = MetricsLog(path)
+
+    def due(self, step: int, every: int, at_end: bool = True) -> bool:
+        """Whether step `step` (1-based) closes a period of `every` steps, or (`at_end`) is the run's last."""
+        return step % every == 0 or (at_end and step == self.steps)
+
+    def advance(self, **postfix: str) -> None:
+        """One step done; `postfix` values show beside the bar."""
+        self.bar.update(1)
+        if postfix:
+            self.bar.set_postfix(**postfix)
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.metrics.write(record)
+
+    def sync(self) -> None:
+        self.metrics.sync()
+
+    def say(self, text: str) -> None:
+        """A line above the bar."""
+        self.bar.write(text)
+
+    def close(self) -> None:
+        self.bar.close()  # first: an error printed next starts on its own line
+        self.metrics.close()
+
+    def __enter__(self) -> "RunLog":
         return self
 
     def __exit__(self, *exc: object) -> None:

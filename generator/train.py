@@ -48,7 +48,6 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from t2v.generator.data import IGNORE, TokenSequences
 from t2v.generator.config import GeneratorTrainConfig
@@ -62,7 +61,7 @@ from t2v.core.checkpoint import (commit, export_weights, exported_step, latest_c
                                       set_rng_state)
 from t2v.core.guard import NonFiniteGuard
 from t2v.core.lr_schedule import lr_factor
-from t2v.core.runlog import MetricsLog, truncate_metrics
+from t2v.core.runlog import RunLog, truncate_metrics
 from t2v.tokenizer.shards import ShardReader
 from t2v.core.state_io import load_state, save_state
 
@@ -479,36 +478,36 @@ def train(config: GeneratorTrainConfig, run_dir: str | Path, resume: bool = Fals
 def _run(trainer: Trainer) -> GeneratorTrainResult:
     config, rank = trainer.config, trainer.rank
     sampling = bool(config.tokenizer_dir and config.sample_every and config.sample_prompts)
-    progress = tqdm(total=config.steps, initial=trainer.step, desc=f"generator {config.name}", unit="step",
-                    disable=rank != 0, dynamic_ncols=True)
-    tokens = seconds = window_tokens = window_seconds = 0.0
+    log = RunLog(trainer.run_dir / "metrics.jsonl" if rank == 0 else None, f"generator {config.name}", config.steps,
+                 trainer.step)
+    tokens = seconds = period_tokens = period_seconds = 0.0  # period: the steps since the last logged one
     logs: dict[str, float] = {}
-    with progress, MetricsLog(trainer.run_dir / "metrics.jsonl" if rank == 0 else None) as metrics_file:
+    with log:
         while trainer.step < config.steps:
             started = time.perf_counter()
             micro_batches = [draw_micro_batch(trainer.dataset, config, rank, trainer.step, micro)
                              for micro in range(config.grad_accum)]
-            log_now = (trainer.step + 1) % config.log_every == 0 or trainer.step + 1 == config.steps
+            log_now = log.due(trainer.step + 1, config.log_every)
             logs = trainer.train_step(micro_batches, want_norm=log_now)
             trainer.step += 1
             elapsed = time.perf_counter() - started
             step_tokens = sum(batch["ids"].numel() for batch in micro_batches) * trainer.world
             tokens, seconds = tokens + step_tokens, seconds + elapsed
-            window_tokens, window_seconds = window_tokens + step_tokens, window_seconds + elapsed
-            progress.update(1)
+            period_tokens, period_seconds = period_tokens + step_tokens, period_seconds + elapsed
             if log_now:
-                speed = window_tokens / max(window_seconds, 1e-9)
-                window_tokens = window_seconds = 0.0
-                record = {"step": trainer.step, **logs, "tokens_per_s": round(speed, 1)}
-                metrics_file.write(record)
-                progress.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{speed:,.0f}")
-            samples = sampling and (trainer.step % config.sample_every == 0 or trainer.step == config.steps)
-            if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
+                speed = period_tokens / max(period_seconds, 1e-9)
+                period_tokens = period_seconds = 0.0
+                log.write({"step": trainer.step, **logs, "tokens_per_s": round(speed, 1)})
+                log.advance(loss=f"{logs['loss']:.4f}", tok_s=f"{speed:,.0f}")
+            else:
+                log.advance()
+            samples = sampling and log.due(trainer.step, config.sample_every)
+            if log.due(trainer.step, config.checkpoint_every):
                 eval_loss = trainer.evaluate()
                 if eval_loss is not None:
-                    metrics_file.write({"step": trainer.step, "eval_loss": eval_loss})
-                    progress.write(f"step {trainer.step}: {config.data.eval_split} loss {eval_loss:.4f}")
-                metrics_file.sync()  # the step's lines are durable before `latest` moves
+                    log.write({"step": trainer.step, "eval_loss": eval_loss})
+                    log.say(f"step {trainer.step}: {config.data.eval_split} loss {eval_loss:.4f}")
+                log.sync()  # the step's lines are durable before `latest` moves
                 trainer.save(samples=samples)
             elif samples:
                 trainer.write_samples()

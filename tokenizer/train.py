@@ -32,7 +32,6 @@ from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from t2v.core import distributed, rundir
 from t2v.core.atomic import atomic_write_text
@@ -45,7 +44,7 @@ from t2v.core.lr_schedule import lr_factor
 from t2v.tokenizer.config import TokenizerTrainConfig
 from t2v.tokenizer.losses import TokenizerLoss
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.core.runlog import MetricsLog, truncate_metrics
+from t2v.core.runlog import RunLog, truncate_metrics
 
 
 def decoder_start(config: TokenizerTrainConfig) -> int:
@@ -219,29 +218,29 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
 
 def _run(trainer: Trainer, config: TokenizerTrainConfig, run_dir: Path) -> EvalResult | None:
     result = None
-    progress = tqdm(total=config.steps, initial=trainer.step, desc=f"tokenizer {config.name}", unit="step",
-                    disable=trainer.rank != 0, dynamic_ncols=True)
+    log = RunLog(run_dir / "metrics.jsonl" if trainer.rank == 0 else None, f"tokenizer {config.name}", config.steps,
+                 trainer.step)
     started = time.time()
-    with progress, MetricsLog(run_dir / "metrics.jsonl" if trainer.rank == 0 else None) as metrics_file, \
-            closing(trainer.batches(trainer.step)) as batches:  # closing: the workers end with the loop, even on error
+    with log, closing(trainer.batches(trainer.step)) as batches:  # closing: the workers end with the loop, even on error
         for video in batches:
             logs = trainer.train_step(video)
             trainer.step += 1
-            progress.update(1)
             record: dict[str, Any] = {}
-            if trainer.step % config.log_every == 0:
+            if log.due(trainer.step, config.log_every, at_end=False):
                 record = {"step": trainer.step, "time": round(time.time() - started, 2), **logs}
-                progress.set_postfix(loss=f"{logs['loss']:.4f}", l1=f"{logs['l1']:.4f}")
-            if trainer.step % config.eval_every == 0 or trainer.step == config.steps:
+                log.advance(loss=f"{logs['loss']:.4f}", l1=f"{logs['l1']:.4f}")
+            else:
+                log.advance()
+            if log.due(trainer.step, config.eval_every):
                 result = trainer.evaluate()
                 if result is not None:
                     record = {"step": trainer.step, "time": round(time.time() - started, 2), **logs,
                               **result.as_dict()}
-                    progress.write(f"step {trainer.step}: {result.summary()}")
+                    log.say(f"step {trainer.step}: {result.summary()}")
             if record:
-                metrics_file.write(record)
-            if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
-                metrics_file.sync()  # the step's lines are durable before `latest` moves
+                log.write(record)
+            if log.due(trainer.step, config.checkpoint_every):
+                log.sync()  # the step's lines are durable before `latest` moves
                 trainer.save()
     if trainer.skipped:
         print(skipped_message(trainer.skipped, trainer.rank, trainer.world))
