@@ -61,6 +61,7 @@ from t2v.core.checkpoint import (commit, export_weights, exported_step, latest_c
                                       set_rng_state)
 from t2v.core.guard import NonFiniteGuard
 from t2v.core.lr_schedule import lr_factor
+from t2v.core.precision import compute_dtype
 from t2v.core.runlog import RunLog, truncate_metrics
 from t2v.tokenizer.shards import ShardReader
 from t2v.core.state_io import load_state, save_state
@@ -304,7 +305,8 @@ class Trainer:
                                     codebook_size=int(reader.meta["codebook_size"]), sizes=sizes, rates=rates)
         self.config = config = dataclasses.replace(config, model=model)
         # 3. the engine
-        self.bf16 = config.precision == "bf16" or (config.precision == "auto" and torch.cuda.is_available())
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.bf16 = compute_dtype(config.precision, device) == torch.bfloat16  # DeepSpeed runs the mixed precision
         torch.manual_seed(config.seed)
         self.engine = make_engine(VideoGenerator(config.model), config, self.bf16)
         self.vocab = config.model.vocab
