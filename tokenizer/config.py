@@ -151,8 +151,8 @@ class TokenizerTrainConfig:
     # the last steps train the decoder alone on the frozen encoder's codes, with their own warmup and cosine: the
     # codes a generator learns stop changing, and the decoder (e.g. with the GAN on) can still sharpen
     decoder_steps: int = 0
-    # in the fine-tune, this fraction of codes swapped for others of the batch; on shapes 0.15 blurred the shapes back
-    # (pipeline 62.5% → 47.3% seen, 2026-11-29)
+    # in the fine-tune, this fraction of codes swapped for others of the batch (a decoder that tolerates a
+    # generator's mistakes)
     decoder_code_noise: float = 0.0
     decoder_adversarial_weight: float | None = None  # the GAN's weight in the fine-tune; None: loss.adversarial_weight
     seed: int = 0

@@ -64,7 +64,7 @@ Chunks = list[tuple[np.ndarray, int]]  # (frames, real frame count) per tokenize
 
 class _ClipBatch:
     """Clips of at most a few chunks, gathered while their chunk sizes agree and encoded as one batch through a
-    shared causal cache: batch-1 convolutions cost about 6× more per clip on a CPU."""
+    shared causal cache: batch-1 convolutions cost several times more per clip on a CPU."""
 
     def __init__(self, model: VideoTokenizer, size: int, device: str) -> None:
         self.model, self.size, self.device = model, size, device

@@ -1,7 +1,7 @@
 """Video files ↔ uint8 frames: the project's only user of imageio and PyAV.
 
 Reading: every video file (.mp4 .webm .avi .gif .mkv .mov …) is decoded with PyAV, which decodes exactly and
-raises on corrupt data (OpenCV silently truncates; imageio's own random access is 5–10× slower). A directory of
+raises on corrupt data (OpenCV silently truncates; imageio's own random access is slower). A directory of
 image frames (png/jpg, sorted by name) is read with imageio; its own fps is the number in its `fps.txt`, else
 the `fps` argument, else 8.
 
@@ -13,8 +13,8 @@ Notable choices:
 - fps resampling is by frame timestamps: target time `start + k/fps` takes the last frame whose time is <= the
   target, so variable-frame-rate files are resampled correctly.
 - Decoding uses FFmpeg's automatic threading (a thread pool per open file); `set_decode_threads(1)` decodes on
-  the calling thread, as DataLoader workers do: at 128×128 that was ~3× faster on a 2-core CPU, and many workers'
-  pools would fight the trainer for the cores.
+  the calling thread, as DataLoader workers do: for small frames a pool costs more than it saves, and many
+  workers' pools would fight the trainer for the cores.
 - A file that ends early (decoded frames stop short of the duration in its header) raises ValueError, never
   returns fewer frames silently.
 - Writing streams (`VideoWriter`) to a temporary sibling and renames it into place on success only: mp4 is
