@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from t2v.generator.pipeline import TextToVideo
-from t2v.generator.schedule import PromptChange
+from t2v.generator.prompts import PromptChange
 from t2v.recipes.shapes.dataset import Caption, captions_of_split, render_clip, split_of
 from t2v.recipes.shapes.evaluate import reconstruct_clip
 from t2v.recipes.shapes.verify import check_video, format_table, score

@@ -24,7 +24,7 @@ from t2v.recipes.shapes.dataset import make_dataset
 from t2v.tokenizer.data import ClipDataset
 from t2v.tokenizer.evaluate import evaluate
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.streaming import to_uint8
+from t2v.tokenizer.frames import to_uint8
 from t2v.tokenizer.train import train
 from t2v.tokenizer.video_io import write_video
 

@@ -56,7 +56,7 @@ def shapes(pipeline_dir: Path, num: int, splits: tuple[str, ...], out_dir: Path 
                               sampling=sampling_config(temperature=temperature, top_k=top_k, top_p=top_p,
                                                        cfg_scale=cfg_scale))
     for size, fps in config.variants(pipeline):
-        pipeline.conditions(size, fps)  # an untrained size or rate: the one-line error before any video
+        pipeline.condition_for(size, fps)  # an untrained size or rate: the one-line error before any video
     out_dir = out_dir or pipeline_dir.resolve().parent / "eval"
     total = num * len(config.splits) * len(config.variants(pipeline))
     with tqdm(total=total, desc="eval shapes", unit="video") as progress:

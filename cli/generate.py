@@ -67,7 +67,7 @@ def read_prompts(prompt: str | None, prompts_file: Path | None) -> list[str]:
 
 def prompt_schedule(prompt_options: tuple[str, ...], storyboard: Path | None) -> list | None:
     """The `PromptChange` schedule of repeated --prompt "[FRAME:]TEXT" options or a storyboard file (None if neither)."""
-    from t2v.generator.schedule import load_storyboard, parse_prompt
+    from t2v.generator.prompts import load_storyboard, parse_prompt
 
     if prompt_options and storyboard:
         raise click.UsageError("give --prompt options or --storyboard, not both")
@@ -251,7 +251,7 @@ def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames
     check_outputs([paths], preview, overwrite, resolve_frames(frames, seconds, rate, None))  # before the model loads
     pipeline = TextToVideo.from_pretrained(pipeline_dir)
     with echo_warnings():
-        pipeline.conditions(size, rate, force)  # before any file is written
+        pipeline.condition_for(size, rate, force)  # before any file is written
     frames = resolve_frames(frames, seconds, rate, pipeline.info.frames)
     check_outputs([paths], preview, overwrite, frames)
     # 1. Stream the input (at the asked rate and size) into the output, keeping only its last frames.

@@ -27,13 +27,13 @@ import torch
 
 from t2v.generator.model import VideoGenerator, read_json
 from t2v.generator.sample import SamplingConfig, Schedule, sample_frames
-from t2v.generator.schedule import PromptChange, check_schedule, latent_start
+from t2v.generator.prompts import PromptChange, check_schedule, latent_start
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import format_grid, format_rates
 from t2v.core.atomic import atomic_directory, atomic_write_text
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.streaming import to_pixels, to_uint8
+from t2v.tokenizer.frames import to_pixels, to_uint8
 from t2v.tokenizer.video_io import VideoWriter, resize_and_crop
 
 PIPELINE_FILE = "pipeline.json"
@@ -69,7 +69,7 @@ class TextToVideo:
         self.generator = generator.eval()
         self.text = text
         self.info = info or PipelineInfo()
-        self.conditions(tuple(self.info.size), self.info.fps)  # the defaults must be trained ones
+        self.condition_for(tuple(self.info.size), self.info.fps)  # the defaults must be trained ones
 
     @classmethod
     def assemble(cls, tokenizer_dir: str | Path, generator: VideoGenerator, text: TextTokenizer, fps: float,
@@ -117,7 +117,7 @@ class TextToVideo:
     def trained_rates(self) -> list[float]:
         return list(self.generator.vocab.rates)
 
-    def conditions(self, size: tuple[int, int], fps: float, force: bool = False) -> tuple[tuple[int, int], float]:
+    def condition_for(self, size: tuple[int, int], fps: float, force: bool = False) -> tuple[tuple[int, int], float]:
         """The trained latent grid (h, w) and rate the prefix names for frames of `size` (H, W) at `fps`.
 
         One never trained is refused with a one-line ValueError naming the trained ones, unless `force`: then the
@@ -205,7 +205,7 @@ class TextToVideo:
         and `fps` (default: the pipeline's) must be trained ones unless `force` (see `conditions`). The same
         seed gives the same videos."""
         frames, size = frames or self.info.frames, tuple(size or self.info.size)
-        condition = self.conditions(size, fps or self.info.fps, force)
+        condition = self.condition_for(size, fps or self.info.fps, force)
         grid = self.latent_grid(frames, size)
         schedule = self._schedule(prompt, frames, False, condition, copies=num_samples)
         return self._stream(schedule, grid, frames, sampling, seed, window)
@@ -232,7 +232,7 @@ class TextToVideo:
         frames = frames or self.info.frames
         if len(video) and size is not None and tuple(size) != video.shape[1:3]:
             video = resize_and_crop(video, tuple(size))
-        condition = self.conditions(tuple(video.shape[1:3]), fps or self.info.fps, force) if len(video) else None
+        condition = self.condition_for(tuple(video.shape[1:3]), fps or self.info.fps, force) if len(video) else None
         context = self.encode_context(video, context_frames).repeat(num_samples, 1, 1, 1)
         stride = self.video_tokenizer.config.temporal_stride
         grid = (-(-frames // stride), *context.shape[2:])

@@ -471,13 +471,13 @@ def train(config: GeneratorTrainConfig, run_dir: str | Path, resume: bool = Fals
     run_dir = Path(run_dir)
     with rundir.claimed(run_dir, resume), launcher_env() as launched:
         try:
-            return _run(Trainer(config, run_dir, resume))
+            return _train_loop(Trainer(config, run_dir, resume))
         finally:
             if launched:  # a plain process keeps its 1-rank group: DeepSpeed caches groups for the next call
                 distributed.teardown(owned_only=False)
 
 
-def _run(trainer: Trainer) -> GeneratorTrainResult:
+def _train_loop(trainer: Trainer) -> GeneratorTrainResult:
     config, rank = trainer.config, trainer.rank
     sampling = bool(config.tokenizer_dir and config.sample_every and config.sample_prompts)
     log = RunLog(trainer.run_dir / "metrics.jsonl" if rank == 0 else None, f"generator {config.name}", config.steps,

@@ -192,7 +192,3 @@ class Vocab:
         `first_slot`); EOV follows the last frame on the t axis."""
         eov = torch.full((3, 1), self.prefix_len + t_start + t)
         return torch.cat([self.prefix_positions(), self.video_positions(t_start, t, h, w), eov], dim=1)
-
-    def to_dict(self) -> dict:
-        return {"text_size": self.text_size, "codebook_size": self.codebook_size, "max_text_len": self.max_text_len,
-                "sizes": [list(grid) for grid in self.sizes], "rates": list(self.rates)}

@@ -15,7 +15,7 @@ from t2v.tokenizer.data import ClipDataset, nearest_bucket
 from t2v.tokenizer.encode import encode_dataset
 from t2v.tokenizer.config import LossConfig
 from t2v.tokenizer.shards import ShardReader
-from t2v.tokenizer.streaming import to_pixels
+from t2v.tokenizer.frames import to_pixels
 from t2v.tokenizer.data import draw_batch
 from t2v.tokenizer.train import train
 from t2v.tokenizer.config import DataConfig, TokenizerTrainConfig

@@ -12,7 +12,7 @@ from t2v.recipes.shapes.dataset import make_dataset
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.config import preset
 from t2v.tokenizer.shards import ShardReader
-from t2v.tokenizer.streaming import to_pixels, tokenizer_chunks
+from t2v.tokenizer.frames import to_pixels, tokenizer_chunks
 from t2v.tokenizer.video_io import read_video, write_video
 
 TINY = dict(channels=(8, 8, 16, 16), num_res_blocks=1, fsq_levels=(5, 5, 5), chunk_latent_frames=1)
@@ -188,7 +188,7 @@ def test_encode_with_no_readable_file_fails_cleanly(tiny_tokenizer, tmp_path):
 
 def test_encode_batches_short_clips_with_the_codes_and_order_of_streaming(tiny_tokenizer, tmp_path):
     from t2v.tokenizer.encode import encode_chunks, encode_dataset
-    from t2v.tokenizer.streaming import read_tokenizer_chunks
+    from t2v.tokenizer.frames import read_tokenizer_chunks
 
     rng = np.random.default_rng(0)
     lengths = [5, 5, 5, 3, 3, 9, 9, 13, 5, 1]  # clips of ≤ 2 chunks (here 5, 9 frames) batch; 13 frames streams

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_main, tiny_pipeline
 from t2v.generator.sample import SamplingConfig
-from t2v.generator.schedule import PromptChange, check_schedule, latent_start, load_storyboard, parse_prompt
+from t2v.generator.prompts import PromptChange, check_schedule, latent_start, load_storyboard, parse_prompt
 from t2v.tokenizer.video_io import read_video, write_video
 
 RED, UP = "a red circle moving left slowly", "a red circle moving up slowly"

@@ -17,7 +17,7 @@ import torch
 
 from conftest import run_main, tiny_generator, tiny_pipeline
 from t2v.generator.sample import SamplingConfig, sample_codes
-from t2v.generator.schedule import PromptChange
+from t2v.generator.prompts import PromptChange
 
 H, W = 2, 3  # latent grid of the code cases
 CONFIGS = {"guided": SamplingConfig(), "unguided": SamplingConfig(cfg_scale=1.0)}  # temperature 0.7, top-k 20

@@ -59,7 +59,7 @@ def test_untrained_size_or_rate_is_one_line_naming_the_trained_ones(pipeline):
 def test_forced_size_and_rate_use_the_nearest_trained_ids_with_a_warning(pipeline):
     with pytest.warns(UserWarning, match="size 40x16 and 12 fps were never trained: conditioning on the nearest "
                                          "trained size 24x16 at 16 fps"):
-        assert pipeline.conditions((16, 40), 12, force=True) == ((2, 3), 16)
+        assert pipeline.condition_for((16, 40), 12, force=True) == ((2, 3), 16)
     with pytest.warns(UserWarning, match="nearest trained size 16x16 at 8 fps"):
         video = pipeline(RED, frames=5, size=(32, 32), fps=9, force=True)
     assert video.shape == (1, 5, 32, 32, 3)  # the size asked for, conditioned on the nearest trained one

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from t2v.core.atomic import atomic_file
-from t2v.tokenizer.streaming import to_pixels
+from t2v.tokenizer.frames import to_pixels
 from t2v.tokenizer.video_io import iter_video, probe, read_video, resize_and_crop, set_decode_threads
 
 

@@ -25,7 +25,7 @@ from t2v.tokenizer.data import nearest_bucket, read_index, row_size
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.shards import ShardWriter
-from t2v.tokenizer.streaming import read_tokenizer_chunks, to_pixels
+from t2v.tokenizer.frames import read_tokenizer_chunks, to_pixels
 from t2v.tokenizer.video_io import probe
 
 

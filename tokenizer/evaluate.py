@@ -19,7 +19,7 @@ from t2v.tokenizer.losses import build_lpips, lpips_per_frame
 from t2v.tokenizer.metrics import psnr, ssim
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.quantizer import codebook_stats
-from t2v.tokenizer.streaming import to_uint8
+from t2v.tokenizer.frames import to_uint8
 from t2v.tokenizer.video_io import write_video
 
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.metrics import ssim
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.streaming import read_tokenizer_chunks, to_pixels, to_uint8
+from t2v.tokenizer.frames import read_tokenizer_chunks, to_pixels, to_uint8
 from t2v.tokenizer.video_io import VideoWriter, probe
 
 

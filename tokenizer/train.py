@@ -213,10 +213,10 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
         if trainer.rank == 0:
             atomic_write_text(run_dir / "config.json", json.dumps(_run_config(config), indent=2))
         distributed.barrier()
-        return _run(trainer, config, run_dir)
+        return _train_loop(trainer, config, run_dir)
 
 
-def _run(trainer: Trainer, config: TokenizerTrainConfig, run_dir: Path) -> EvalResult | None:
+def _train_loop(trainer: Trainer, config: TokenizerTrainConfig, run_dir: Path) -> EvalResult | None:
     result = None
     log = RunLog(run_dir / "metrics.jsonl" if trainer.rank == 0 else None, f"tokenizer {config.name}", config.steps,
                  trainer.step)

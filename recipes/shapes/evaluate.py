@@ -25,7 +25,7 @@ from t2v.recipes.shapes.dataset import Caption, captions_of_split, render_clip
 from t2v.recipes.shapes.verify import VideoCheck, check_video, format_table, score
 from t2v.core.atomic import atomic_write_text
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.streaming import to_pixels, to_uint8
+from t2v.tokenizer.frames import to_pixels, to_uint8
 from t2v.tokenizer.video_io import read_video, write_video
 
 
