@@ -1,4 +1,4 @@
-"""`TokenizerConfig` + `VideoTokenizer`: a causal 3D-conv VQ-GAN generator (encoder, quantizer, decoder).
+"""`VideoTokenizer`: a causal 3D-conv VQ-GAN (encoder, quantizer, decoder) built from a `TokenizerConfig` (config.py).
 
 Notable choices:
 - T = 1 + s·k frames → t = 1 + k latent frames (s = temporal stride): the first frame is encoded alone, so an image
