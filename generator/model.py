@@ -1,4 +1,5 @@
-"""`VideoGenerator`: the decoder-only transformer that predicts video ids from a caption (its `GeneratorConfig`: config.py).
+"""`VideoGenerator`: the decoder-only transformer that predicts video ids from a caption
+(its `GeneratorConfig`: config.py).
 
 The stack is `transformers`' Qwen2-VL text decoder: its attention, SwiGLU MLP, RMSNorm and multimodal rotary
 embedding, which rotates separate bands of each head's dimensions by the t, h and w positions (`vocab.py` gives
