@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v.generator.config import GeneratorTrainConfig
-from t2v.recipes import config as config_io
+from t2v.core import config_io
 from t2v.tokenizer.config import TokenizerTrainConfig
 
 RECIPES = ("shapes", "ucf101", "msrvtt", "webvid", "kinetics", "folder")
