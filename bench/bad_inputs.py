@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -30,6 +29,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+
+from t2v.core import config_io
 
 Setup = Callable[[Path, Path], None]  # (scratch, fixtures)
 
@@ -64,7 +65,7 @@ def tokenizer_train_config(index: Path) -> dict:
         data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16),
                         eval_clips=2, num_workers=0),
         steps=4, batch_size=2, log_every=1, eval_every=1000, checkpoint_every=2, num_samples=1)
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    return config_io.to_dict(config)
 
 
 def make_fixtures(root: Path) -> None:
@@ -79,7 +80,6 @@ def make_fixtures(root: Path) -> None:
     from t2v.tokenizer.shards import ShardWriter
     from t2v.tokenizer.train import train as train_tokenizer
     from t2v.tokenizer.config import TokenizerTrainConfig
-    from t2v.recipes import config as config_io
     from t2v.tokenizer.video_io import write_video
 
     captions = [caption.text for caption in all_captions()]
@@ -108,7 +108,7 @@ def make_fixtures(root: Path) -> None:
         data=GeneratorDataConfig(shards=str(root / "shards"), train_split="seen", eval_split="heldout",
                                  text_vocab_size=64, max_text_len=12), steps=2,
         batch_size=2, log_every=1, checkpoint_every=2)
-    (root / "generator.json").write_text(json.dumps(json.loads(json.dumps(dataclasses.asdict(generator_config)))))
+    config_io.write_config(root / "generator.json", generator_config)
     train_generator(generator_config, root / "gen_run")
 
 

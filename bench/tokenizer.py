@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from t2v.recipes import config as config_io
+from t2v.core import config_io
 from t2v.recipes.shapes import tokenizer_config
 from t2v.recipes.shapes.dataset import make_dataset
 from t2v.tokenizer.data import ClipDataset

@@ -51,7 +51,7 @@ def resolve_training(config_type: type, recipe_config: Callable[[str, str], Any]
                      dry_run: bool, check: Callable[[Any], None] | None = None) -> tuple[Any, Path]:
     """The config (the recipe's, or the resumed run's config.json, with overrides) and the run directory; prints
     both. `check(config)` runs before a run directory is made (not on a dry run): it raises on missing inputs."""
-    from t2v.recipes import config as config_io
+    from t2v.core import config_io
 
     if resume_dir is not None:
         if not (resume_dir / "config.json").is_file():

@@ -12,12 +12,19 @@ from typing import Any, TypeVar
 
 import yaml
 
+from t2v.core.atomic import atomic_write_text
+
 C = TypeVar("C")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
     """A dataclass as a plain dict (nested dataclasses become dicts, tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def write_config(path: str | Path, config: Any) -> Path:
+    """Write `config` as indented JSON to `path` atomically (a run's or a model's config.json)."""
+    return atomic_write_text(path, json.dumps(to_dict(config), indent=2))
 
 
 def from_dict(cls: type[C], values: dict[str, Any]) -> C:

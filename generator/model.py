@@ -22,7 +22,8 @@ from torch import nn
 from transformers import Qwen2VLTextConfig
 from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLTextModel
 
-from t2v.core.atomic import atomic_file, atomic_write_text
+from t2v.core.atomic import atomic_file
+from t2v.core.config_io import write_config
 from t2v.generator.cache import KVCache
 from t2v.generator.config import GeneratorConfig
 from t2v.generator.vocab import PAD
@@ -153,7 +154,7 @@ class VideoGenerator(nn.Module):
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
         with atomic_file(directory / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp))
-        atomic_write_text(directory / CONFIG_FILE, json.dumps(dataclasses.asdict(self.config), indent=2))
+        write_config(directory / CONFIG_FILE, self.config)
         return directory
 
     @classmethod

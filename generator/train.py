@@ -34,7 +34,6 @@ import contextlib
 import dataclasses
 import errno
 import functools
-import json
 import math
 import os
 import re
@@ -56,7 +55,8 @@ from t2v.generator.text import TextTokenizer, normalize
 from t2v.generator.config import RATE_TOLERANCE
 from t2v.generator.vocab import PAD
 from t2v.core import distributed, rundir
-from t2v.core.atomic import atomic_directory, atomic_write_text, fsync_tree, replace_directory
+from t2v.core.atomic import atomic_directory, fsync_tree, replace_directory
+from t2v.core.config_io import write_config
 from t2v.core.checkpoint import (commit, export_weights, exported_step, latest_checkpoint, rng_state,
                                       set_rng_state)
 from t2v.core.guard import NonFiniteGuard
@@ -321,7 +321,7 @@ class Trainer:
         if resume:
             self.resume()
         if self.rank == 0:  # after a resume that worked: a failed one leaves the run's config as it was
-            atomic_write_text(self.run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
+            write_config(self.run_dir / "config.json", config)
 
     @property
     def checkpoints(self) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from t2v.cli.runs import next_run_dir
-from t2v.recipes import config as config_io
+from t2v.core import config_io
 from t2v.recipes.registry import tokenizer_config
 from t2v.tokenizer.config import TokenizerTrainConfig
 

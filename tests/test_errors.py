@@ -61,7 +61,7 @@ def test_damaged_config_files_are_one_line(tmp_path, monkeypatch, capsys, name, 
 
 
 def test_config_errors_from_the_library_name_the_file(tmp_path):
-    from t2v.recipes.config import load
+    from t2v.core.config_io import load
     from t2v.tokenizer.config import TokenizerTrainConfig
 
     path = tmp_path / "unknown.yaml"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from t2v.recipes import config as config_io
+from t2v.core import config_io
 from t2v.recipes.registry import RECIPES, generator_config, tokenizer_config
 from t2v.tokenizer.config import TokenizerTrainConfig
 

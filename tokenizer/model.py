@@ -23,7 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from t2v.core.atomic import atomic_file, atomic_write_text
+from t2v.core.atomic import atomic_file
+from t2v.core.config_io import write_config
 from t2v.tokenizer.config import TokenizerConfig
 from t2v.tokenizer.layers import CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
 from t2v.tokenizer.quantizer import Quantizer, QuantizerOutput, swap_codes
@@ -118,22 +119,47 @@ class VideoTokenizer(nn.Module):
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
-    # 1. Shapes ------------------------------------------------------------------------------------------------
+    # 1. Shapes: the stride arithmetic between frames and latent frames, pixel sizes and latent grids ----------
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
         """(T, H, W) → (t, h, w); a clear error names the nearest valid sizes when they do not fit the strides."""
-        stride_t, stride_s = self.config.temporal_stride, self.config.spatial_stride
+        stride_t = self.config.temporal_stride
         if frames < 1 or (frames - 1) % stride_t:
-            lower = 1 + (max(frames, 1) - 1) // stride_t * stride_t
+            lower = self.encodable_frames(max(frames, 1))
             raise ValueError(f"{frames} frames do not fit temporal stride {stride_t}: use 1 + {stride_t}·k frames "
                              f"(e.g. {lower} or {lower + stride_t})")
+        return 1 + (frames - 1) // stride_t, *self.latent_grid((height, width))
+
+    def latent_grid(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Frame size (H, W) → latent grid (h, w); a clear error names the nearest valid size when it does not fit
+        the spatial stride."""
+        (height, width), stride_s = size, self.config.spatial_stride
         if height % stride_s or width % stride_s or height <= 0 or width <= 0:
             raise ValueError(f"size {width}x{height} (WxH) is not divisible by the spatial stride {stride_s}: "
                              f"use e.g. {_round_up(width, stride_s)}x{_round_up(height, stride_s)}")
-        return 1 + (frames - 1) // stride_t, height // stride_s, width // stride_s
+        return height // stride_s, width // stride_s
+
+    def frame_size(self, grid: tuple[int, int]) -> tuple[int, int]:
+        """Latent grid (h, w) → frame size (H, W)."""
+        return grid[0] * self.config.spatial_stride, grid[1] * self.config.spatial_stride
 
     def num_frames(self, latent_frames: int) -> int:
         """Pixel frames decoded from `latent_frames` latent frames."""
         return 1 + (latent_frames - 1) * self.config.temporal_stride
+
+    def latent_frames(self, frames: int, continued: bool = False) -> int:
+        """Latent frames that decode to at least `frames` frames (0 for none), so also the index of the first latent
+        frame whose pixels start at or after frame `frames`. A video's first latent frame decodes to one frame and
+        each later one to s (1 + ⌈(T-1)/s⌉); `continued` latent frames go on from earlier ones, s frames each
+        (⌈T/s⌉)."""
+        stride_t = self.config.temporal_stride
+        if frames <= 0:
+            return 0
+        return -(-frames // stride_t) if continued else 1 + -(-(frames - 1) // stride_t)
+
+    def encodable_frames(self, frames: int) -> int:
+        """The most frames, at most `frames` (≥ 1), that encode on their own: 1 + s·k."""
+        stride_t = self.config.temporal_stride
+        return 1 + (frames - 1) // stride_t * stride_t
 
     # 2. Training forward (whole clip) -------------------------------------------------------------------------
     def forward(self, video: torch.Tensor, train_encoder: bool = True, code_noise: float = 0.0) -> TokenizerOutput:
@@ -205,7 +231,7 @@ class VideoTokenizer(nn.Module):
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write `config.json` + `model.safetensors` into `directory`, each file atomically (temp + rename)."""
         directory = Path(directory)
-        atomic_write_text(directory / "config.json", json.dumps(dataclasses.asdict(self.config), indent=2))
+        write_config(directory / "config.json", self.config)
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
         with atomic_file(directory / "model.safetensors") as tmp:
             save_file(state, str(tmp), metadata={"format": "pt", "kind": "t2v-video-tokenizer"})

@@ -21,9 +21,7 @@ clip, step 5. discriminator step once the GAN is on 6. log / evaluate / checkpoi
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import math
 import time
 from contextlib import closing
@@ -34,7 +32,7 @@ import torch
 import torch.distributed as dist
 
 from t2v.core import distributed, rundir
-from t2v.core.atomic import atomic_write_text
+from t2v.core.config_io import write_config
 from t2v.core.checkpoint import (check_finite, commit, export_weights, exported_step, latest_checkpoint,
                                       load_checkpoint, rng_state, set_rng_state, write_checkpoint)
 from t2v.tokenizer.data import ClipDataset, Phase, draw_step, step_loader
@@ -211,7 +209,7 @@ def train(config: TokenizerTrainConfig, run_dir: str | Path, resume: bool = Fals
         if resume:
             trainer.resume()
         if trainer.rank == 0:
-            atomic_write_text(run_dir / "config.json", json.dumps(_run_config(config), indent=2))
+            write_config(run_dir / "config.json", config)
         distributed.barrier()
         return _train_loop(trainer, config, run_dir)
 
@@ -260,6 +258,3 @@ def skipped_message(skipped: dict[str, str], rank: int, world: int, kind: str = 
     lines = [f"skipped {len(skipped)} unreadable or too-short {kind + ' ' if kind else ''}files{where}:"]
     return "\n".join(lines + [f"  {path}: {reason}" for path, reason in sorted(skipped.items())])
 
-
-def _run_config(config: TokenizerTrainConfig) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(config)))
