@@ -22,7 +22,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
+from torch import nn
 
 from t2v.core.atomic import atomic_directory, atomic_file, atomic_write_text
 from t2v.core.state_io import load_state, save_state, state_files
@@ -146,3 +147,21 @@ def exported_step(run_dir: Path) -> int | None:
     except (SafetensorError, OSError):
         return None
     return int(step) if step is not None and step.isdigit() else None
+
+
+def load_weights(model: nn.Module, path: Path, repair: str, device: str = "cpu") -> None:
+    """Load `path` (safetensors) into `model`, every key present on both sides; a damaged file or one that does not
+    fit the model is a one-line ValueError naming it and `repair` (what the user can do)."""
+    mismatch = f"{path} does not match its config.json: the checkpoint is incompatible or damaged"
+    try:
+        state = load_file(str(path), device=device)
+    except SafetensorError as error:
+        raise ValueError(f"{path}: not a readable safetensors file ({error}): it is truncated or damaged; "
+                         f"{repair}") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shape mismatches
+        raise ValueError(f"{mismatch} ({str(error).splitlines()[-1].strip()})") from None
+    if missing or unexpected:
+        raise ValueError(f"{mismatch} (missing {missing[:3]}, unexpected {unexpected[:3]}); was it saved by another "
+                         "version?")

@@ -16,13 +16,13 @@ import math
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from transformers import Qwen2VLTextConfig
 from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLTextModel
 
 from t2v.core.atomic import atomic_file
+from t2v.core.checkpoint import load_weights
 from t2v.core.config_io import write_config
 from t2v.generator.cache import KVCache
 from t2v.generator.config import GeneratorConfig
@@ -181,19 +181,7 @@ class VideoGenerator(nn.Module):
             model = cls(GeneratorConfig(**raw))
         except (TypeError, ValueError) as error:
             raise ValueError(f"{config_path}: {error}; {_REPAIR}") from None
-        try:
-            state = load_file(str(weights_path))
-        except SafetensorError as error:
-            raise ValueError(f"{weights_path}: not a readable safetensors file ({error}): it is truncated or damaged; "
-                             f"{_REPAIR}") from None
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as error:  # shape mismatches
-            raise ValueError(f"{weights_path} does not match its {CONFIG_FILE}: the checkpoint is incompatible or "
-                             f"damaged ({str(error).splitlines()[-1].strip()})") from None
-        if missing or unexpected:
-            raise ValueError(f"{directory} does not match its config: missing {missing[:3]}, unexpected "
-                             f"{unexpected[:3]}; was it saved by another version?")
+        load_weights(model, weights_path, _REPAIR)
         return model.eval()
 
 

@@ -19,11 +19,11 @@ from typing import Iterable, Iterator
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from t2v.core.atomic import atomic_file
+from t2v.core.checkpoint import load_weights
 from t2v.core.config_io import write_config
 from t2v.tokenizer.config import TokenizerConfig
 from t2v.tokenizer.layers import CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
@@ -250,18 +250,7 @@ class VideoTokenizer(nn.Module):
             raise FileNotFoundError(f"{directory} is not a tokenizer: it needs config.json and model.safetensors "
                                     "(train one with `t2v tokenizer train`)")
         model = cls(_read_config(config_path))
-        incompatible = f"{weights_path} does not match its config.json: the checkpoint is incompatible or damaged"
-        try:
-            state = load_file(str(weights_path), device=map_location)
-        except SafetensorError as error:
-            raise ValueError(f"{weights_path}: not a readable safetensors file ({error}): it is truncated or damaged; "
-                             f"{_REPAIR}") from None
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as error:  # shape mismatches
-            raise ValueError(f"{incompatible} ({str(error).splitlines()[-1].strip()})") from None
-        if missing or unexpected:
-            raise ValueError(f"{incompatible} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        load_weights(model, weights_path, _REPAIR, device=map_location)
         return model.eval()
 
 
