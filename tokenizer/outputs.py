@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
-from t2v.core.atomic import durable_replace, fsync_tree
+from t2v.core.atomic import durable_replace, fsync_tree, replace_directory
 
 VIDEO_KINDS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
 IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -120,13 +120,10 @@ def place_output(temp: Path, path: Path, kind: str, overwrite: bool) -> None:
     output was written); an older frame folder stays whole aside until the new one is in place."""
     check_target(path, kind, overwrite)
     fsync_tree(temp)  # durable before it has the final name
-    if kind != FRAMES or not os.path.lexists(path):
+    if kind == FRAMES and os.path.lexists(path):
+        replace_directory(temp, path)
+    else:
         durable_replace(temp, path)  # a folder appearing meanwhile: a file cannot replace it, nor a folder a full one
-        return
-    aside = path.with_name(f".{path.name}.{os.getpid()}.old")
-    os.replace(path, aside)
-    durable_replace(temp, path)
-    remove(aside)
 
 
 def remove(path: Path) -> None:
