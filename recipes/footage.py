@@ -1,7 +1,7 @@
 """GPU-sized configs shared by the real-footage recipes (ucf101, msrvtt, webvid, kinetics, folder).
 
-Each dataset's `__init__.py` calls these with its own paths, splits and caption sizes, then derives its variants
-by copy-and-modify (`dataclasses.replace`). The numbers are sized for one node of 8 × 80 GB GPUs; they are
+Each dataset's `__init__.py` calls these with its own paths, splits and caption sizes; its variants are the ones
+here (`VARIANTS`), derived by copy-and-modify (`dataclasses.replace`). The numbers are sized for one node of 8 × 80 GB GPUs; they are
 planned from the model sizes, not yet measured on such a node.
 
 Clips: 17 frames at 8 fps (2 s), 128×128 centre/random crops. The tokenizer (preset "B", stride 4×8×8, 64,000
@@ -14,19 +14,13 @@ import dataclasses
 
 from t2v.generator.config import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
 from t2v.generator.config import preset as generator_preset
+from t2v.recipes import DEFAULT, Variant
 from t2v.tokenizer.config import DataConfig, LossConfig, OptimConfig, TokenizerTrainConfig, preset
 
-VARIANTS = ("default", "quick")
 GPUS = 8
 NUM_FRAMES = 17
 SIZE = (128, 128)  # (H, W)
 FPS = 8.0
-
-
-def check_variant(recipe: str, variant: str) -> None:
-    """A clear error for a variant the footage recipes do not have."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of recipe {recipe}: choose one of {', '.join(VARIANTS)}")
 
 
 def tokenizer_config(name: str, index: str, train_split: str | None, eval_split: str | None,
@@ -86,3 +80,10 @@ def quick_generator(config: GeneratorTrainConfig) -> GeneratorTrainConfig:
     """`quick`: 2,000 steps without accumulation, to check a setup end to end on GPUs."""
     return dataclasses.replace(config, steps=2_000, grad_accum=1, checkpoint_every=500, sample_every=1_000,
                                optim=dataclasses.replace(config.optim, warmup_steps=100))
+
+
+VARIANTS = {
+    "default": DEFAULT,
+    "quick": Variant("2,000 steps of each stage, to check a setup end to end on GPUs", quick_tokenizer,
+                     quick_generator),
+}

@@ -8,7 +8,7 @@ one with `--set data.eval_split=NAME` (the paths can be changed with `--set data
 from __future__ import annotations
 
 from t2v.generator.config import GeneratorTrainConfig
-from t2v.recipes import footage
+from t2v.recipes import choose, footage
 from t2v.tokenizer.config import TokenizerTrainConfig
 
 NAME = "folder"
@@ -25,9 +25,8 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
 
     A general default: 100,000 steps; shorten them for a small folder with `--set steps=N`.
     """
-    footage.check_variant(NAME, variant)
     config = footage.tokenizer_config(NAME, INDEX, TRAIN_SPLIT, EVAL_SPLIT, steps=100_000)
-    return footage.quick_tokenizer(config) if variant == "quick" else config
+    return choose(VARIANTS, NAME, variant).tokenizer(config)
 
 
 def generator_config(variant: str = "default") -> GeneratorTrainConfig:
@@ -36,7 +35,6 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     Free-form captions: an 8,000-piece vocabulary (fewer if the captions are few) and 32 text ids;
     100,000 steps.
     """
-    footage.check_variant(NAME, variant)
     config = footage.generator_config(NAME, TOKENS_DIR, TRAIN_SPLIT, EVAL_SPLIT, text_vocab_size=8_000,
                                       max_text_len=32, steps=100_000, sample_prompts=SAMPLE_PROMPTS)
-    return footage.quick_generator(config) if variant == "quick" else config
+    return choose(VARIANTS, NAME, variant).generator(config)

@@ -6,7 +6,7 @@ functions for each stage, from the shared real-footage configs (../footage.py); 
 from __future__ import annotations
 
 from t2v.generator.config import GeneratorTrainConfig
-from t2v.recipes import footage
+from t2v.recipes import choose, footage
 from t2v.tokenizer.config import TokenizerTrainConfig
 
 NAME = "kinetics"
@@ -23,9 +23,8 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
 
     Kinetics-700 has ~540k training clips: 100,000 steps.
     """
-    footage.check_variant(NAME, variant)
     config = footage.tokenizer_config(NAME, INDEX, TRAIN_SPLIT, EVAL_SPLIT, steps=100_000)
-    return footage.quick_tokenizer(config) if variant == "quick" else config
+    return choose(VARIANTS, NAME, variant).tokenizer(config)
 
 
 def generator_config(variant: str = "default") -> GeneratorTrainConfig:
@@ -33,7 +32,6 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
 
     Captions are 400–700 labels of a few words (a 1,000-piece target, 12 text ids); 100,000 steps.
     """
-    footage.check_variant(NAME, variant)
     config = footage.generator_config(NAME, TOKENS_DIR, TRAIN_SPLIT, EVAL_SPLIT, text_vocab_size=1_000,
                                       max_text_len=12, steps=100_000, sample_prompts=SAMPLE_PROMPTS)
-    return footage.quick_generator(config) if variant == "quick" else config
+    return choose(VARIANTS, NAME, variant).generator(config)

@@ -6,7 +6,7 @@ each stage, from the shared real-footage configs (../footage.py); `quick` derive
 from __future__ import annotations
 
 from t2v.generator.config import GeneratorTrainConfig
-from t2v.recipes import footage
+from t2v.recipes import choose, footage
 from t2v.tokenizer.config import TokenizerTrainConfig
 
 NAME = "msrvtt"
@@ -23,9 +23,8 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
 
     MSR-VTT has 6,513 training videos of 10–30 s: 60,000 steps.
     """
-    footage.check_variant(NAME, variant)
     config = footage.tokenizer_config(NAME, INDEX, TRAIN_SPLIT, EVAL_SPLIT, steps=60_000)
-    return footage.quick_tokenizer(config) if variant == "quick" else config
+    return choose(VARIANTS, NAME, variant).tokenizer(config)
 
 
 def generator_config(variant: str = "default") -> GeneratorTrainConfig:
@@ -33,7 +32,6 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
 
     Captions are sentences of ~9 words (a 4,000-piece vocabulary, 24 text ids); 50,000 steps.
     """
-    footage.check_variant(NAME, variant)
     config = footage.generator_config(NAME, TOKENS_DIR, TRAIN_SPLIT, EVAL_SPLIT, text_vocab_size=4_000,
                                       max_text_len=24, steps=50_000, sample_prompts=SAMPLE_PROMPTS)
-    return footage.quick_generator(config) if variant == "quick" else config
+    return choose(VARIANTS, NAME, variant).generator(config)

@@ -1,6 +1,7 @@
 """The `shapes` recipe (recipes/shapes/README.md): synthetic captioned clips that train on a CPU in minutes.
 
-Typed config functions for each stage; variants (`quick`) derive from the default by copy-and-modify.
+Typed config functions for each stage; its variants (`VARIANTS`: `quick`) derive from the default by
+copy-and-modify.
 """
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import math
 
 from t2v.generator.config import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
 from t2v.generator.config import preset as generator_preset
+from t2v.recipes import DEFAULT, Variant, choose
 from t2v.tokenizer.config import DataConfig, LossConfig, OptimConfig, TokenizerTrainConfig, preset
 
 DATA_DIR = "data/shapes"
 TOKENS_DIR = "data/shapes-tokens"
-VARIANTS = ("default", "quick")
 
 
 def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
@@ -28,8 +29,6 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
     changing the codes a generator learns. The alternatives tried against these settings, and what each run
     measured, are in docs/RESULTS.md ("Shapes recipe settings", "Tokenizer ceiling on shapes").
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of recipe shapes: choose one of {', '.join(VARIANTS)}")
     config = TokenizerTrainConfig(
         name="shapes",
         model=preset("tiny", patch_size=2, channels=(32, 64, 128), fsq_levels=(8, 5, 5, 5)),
@@ -40,11 +39,7 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
         steps=4000, batch_size=4, image_steps=1200, image_batch_size=16, decoder_steps=1200,
         decoder_adversarial_weight=0.1, eval_every=500, checkpoint_every=250,
     )
-    if variant == "quick":
-        config = dataclasses.replace(config, steps=400, image_steps=250, decoder_steps=50, eval_every=200,
-                                     checkpoint_every=200,
-                                     loss=dataclasses.replace(config.loss, discriminator_start=350))
-    return config
+    return choose(VARIANTS, "shapes", variant).tokenizer(config)
 
 
 def generator_config(variant: str = "default") -> GeneratorTrainConfig:
@@ -58,8 +53,6 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     shapes", "Videos of any length"). The text vocabulary size is a placeholder: training sets it from the caption
     tokenizer it trains, and the size and rate tables from the shards.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of recipe shapes: choose one of {', '.join(VARIANTS)}")
     levels = tokenizer_config(variant).model.fsq_levels  # factorized code vectors over the tokenizer's FSQ digits
     config = GeneratorTrainConfig(
         name="shapes",
@@ -70,7 +63,24 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
         steps=4000, batch_size=8, grad_accum=1, zero_stage=0, log_every=10, checkpoint_every=500,
         sample_every=1000, sample_prompts=["a red circle moving right slowly", "a blue square moving up quickly"],
     )
-    if variant == "quick":
-        config = dataclasses.replace(config, steps=240, checkpoint_every=120, sample_every=240,
-                                     optim=dataclasses.replace(config.optim, warmup_steps=20))
-    return config
+    return choose(VARIANTS, "shapes", variant).generator(config)
+
+
+def quick_tokenizer(config: TokenizerTrainConfig) -> TokenizerTrainConfig:
+    """`quick`: 400 steps in all: 250 of single frames, 100 of clips (the GAN from step 350), 50 of the decoder
+    fine-tune."""
+    return dataclasses.replace(config, steps=400, image_steps=250, decoder_steps=50, eval_every=200,
+                               checkpoint_every=200, loss=dataclasses.replace(config.loss, discriminator_start=350))
+
+
+def quick_generator(config: GeneratorTrainConfig) -> GeneratorTrainConfig:
+    """`quick`: 240 steps, 20 of them warmup."""
+    return dataclasses.replace(config, steps=240, checkpoint_every=120, sample_every=240,
+                               optim=dataclasses.replace(config.optim, warmup_steps=20))
+
+
+VARIANTS = {
+    "default": DEFAULT,
+    "quick": Variant("minutes on a 2-core CPU: 400 tokenizer and 240 generator steps, rougher videos",
+                     quick_tokenizer, quick_generator),
+}

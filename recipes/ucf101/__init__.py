@@ -6,7 +6,7 @@ each stage, from the shared real-footage configs (../footage.py); `quick` derive
 from __future__ import annotations
 
 from t2v.generator.config import GeneratorTrainConfig
-from t2v.recipes import footage
+from t2v.recipes import choose, footage
 from t2v.tokenizer.config import TokenizerTrainConfig
 
 NAME = "ucf101"
@@ -23,9 +23,8 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
 
     UCF-101 is small (9.5k training clips of split 1): 50,000 steps are ~170 passes over its clips.
     """
-    footage.check_variant(NAME, variant)
     config = footage.tokenizer_config(NAME, INDEX, TRAIN_SPLIT, EVAL_SPLIT, steps=50_000)
-    return footage.quick_tokenizer(config) if variant == "quick" else config
+    return choose(VARIANTS, NAME, variant).tokenizer(config)
 
 
 def generator_config(variant: str = "default") -> GeneratorTrainConfig:
@@ -34,7 +33,6 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     Captions are 101 class names of at most 4 words: a 512-piece target (BPE stops below it) and 8 text ids;
     30,000 steps, as the 9.5k training clips are few.
     """
-    footage.check_variant(NAME, variant)
     config = footage.generator_config(NAME, TOKENS_DIR, TRAIN_SPLIT, EVAL_SPLIT, text_vocab_size=512,
                                       max_text_len=8, steps=30_000, sample_prompts=SAMPLE_PROMPTS)
-    return footage.quick_generator(config) if variant == "quick" else config
+    return choose(VARIANTS, NAME, variant).generator(config)

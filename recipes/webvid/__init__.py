@@ -6,7 +6,7 @@ each stage, from the shared real-footage configs (../footage.py); `quick` derive
 from __future__ import annotations
 
 from t2v.generator.config import GeneratorTrainConfig
-from t2v.recipes import footage
+from t2v.recipes import choose, footage
 from t2v.tokenizer.config import TokenizerTrainConfig
 
 NAME = "webvid"
@@ -27,9 +27,8 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
 
     WebVid is large and varied (2.5M clips in WebVid-2M): 200,000 steps.
     """
-    footage.check_variant(NAME, variant)
     config = footage.tokenizer_config(NAME, INDEX, TRAIN_SPLIT, EVAL_SPLIT, steps=200_000)
-    return footage.quick_tokenizer(config) if variant == "quick" else config
+    return choose(VARIANTS, NAME, variant).tokenizer(config)
 
 
 def generator_config(variant: str = "default") -> GeneratorTrainConfig:
@@ -38,7 +37,6 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     Captions are long alt-texts (~12 words, up to ~50): a 16,000-piece vocabulary and 48 text ids;
     300,000 steps.
     """
-    footage.check_variant(NAME, variant)
     config = footage.generator_config(NAME, TOKENS_DIR, TRAIN_SPLIT, EVAL_SPLIT, text_vocab_size=16_000,
                                       max_text_len=48, steps=300_000, sample_prompts=SAMPLE_PROMPTS)
-    return footage.quick_generator(config) if variant == "quick" else config
+    return choose(VARIANTS, NAME, variant).generator(config)
