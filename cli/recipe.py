@@ -1,11 +1,25 @@
-"""`t2v recipe run`: every stage of a recipe, from data to a scored pipeline, in one command."""
+"""`t2v recipe run`: every stage of a recipe, from data to a scored pipeline, in one command.
+
+Which recipes run end to end, and their variants, the recipe registry says (t2v.recipes.registry): a recipe runs
+when it has a `run` module. The help lists them (it imports their run modules, so only `--help` pays for it).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-RUNNABLE = ("shapes",)
+
+class RunCommand(click.Command):
+    """`recipe run`, whose help ends with the runnable recipes and their variants, read from the registry."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from t2v.recipes.registry import RUNNABLE, run_variants
+
+        with formatter.section("Runnable recipes and their variants (--variant)"):
+            formatter.write_dl([(f"{name} {variant}", summary) for name in RUNNABLE
+                                for variant, summary in run_variants(name).items()])
+        super().format_epilog(ctx, formatter)
 
 
 @click.group()
@@ -13,14 +27,15 @@ def recipe() -> None:
     """Run a whole recipe (data → tokenizer → tokens → generator → pipeline → evaluation)."""
 
 
-@recipe.command()
-@click.argument("name", type=click.Choice(RUNNABLE))
+@recipe.command(cls=RunCommand)
+@click.argument("name")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for every stage's output; running again resumes where it stopped.")
 @click.option("--quick", is_flag=True, help="A few minutes on a CPU: smaller data, shorter training, rougher videos.")
-@click.option("--variant", type=click.Choice(["default", "multi"]), default="default", show_default=True,
-              help="multi: clips at 64x64 and 96x64, 8 and 16 fps; the pipeline generates each size and rate.")
-def run(name: str, out_dir: Path, quick: bool, variant: str) -> None:
+@click.option("--variant", metavar="NAME", default="default", show_default=True,
+              help="A variant of the recipe's run (listed below), e.g. multi.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved stage configs and the output layout; create nothing.")
+def run(name: str, out_dir: Path, quick: bool, variant: str, dry_run: bool) -> None:
     """Run recipe NAME into OUT: the main job, from nothing to `OUT/pipeline` and its evaluation.
 
     \b
@@ -28,9 +43,20 @@ def run(name: str, out_dir: Path, quick: bool, variant: str) -> None:
       t2v recipe run shapes --out runs/shapes-quick --quick     # ~10 minutes on 2 CPU cores
       t2v recipe run shapes --out runs/shapes                   # the full run
       t2v recipe run shapes --out runs/shapes-multi --variant multi --quick   # two sizes, two frame rates
+      t2v recipe run shapes --out runs/shapes --dry-run         # the configs and the layout, nothing run
       t2v generate runs/shapes/pipeline "a red circle moving left slowly" -o red_circle.mp4
     """
-    from t2v.recipes.shapes.run import run_config, run_recipe
+    from t2v.core.config_io import dump_yaml
+    from t2v.recipes.registry import run_module
 
+    module = run_module(name)  # a recipe that cannot run end to end: a one-line error naming those that can
+    config = module.run_config(quick, variant)
     click.echo(f"recipe {name} {variant}{' (quick)' if quick else ''} → {out_dir}")
-    run_recipe(out_dir, run_config(quick, variant), log=click.echo)
+    if dry_run:
+        click.echo(dump_yaml(config.resolve(out_dir)).rstrip())
+        width = max(map(len, module.LAYOUT))
+        click.echo("output layout:")
+        for entry, what in module.LAYOUT.items():
+            click.echo(f"  {out_dir}/{entry:<{width}}  {what}")
+        return
+    module.run_recipe(out_dir, config, log=click.echo)

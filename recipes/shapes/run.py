@@ -1,21 +1,16 @@
 """`t2v recipe run shapes`: every stage of the project on the shapes dataset, from nothing to a scored pipeline.
 
-OUT/
-  data/          shapes clips (mp4) + index.jsonl; long/ the long clips; clips.jsonl both, what is encoded
-  tokenizer/     the video tokenizer run
-  tokens/        the dataset encoded to token shards
-  generator/     the generator run (DeepSpeed)
-  pipeline/      the TextToVideo directory (`t2v generate OUT/pipeline "…"`)
-  eval/          eval.json, eval.txt and sample GIFs of seen and held-out captions
-  run.json       wall time of each stage
-A stage whose output is complete is skipped, an interrupted training resumes: running the command again after a
-crash continues where it stopped.
+OUT holds one entry per stage (`LAYOUT`, printed by `--dry-run`): data/ (the clips), tokenizer/, tokens/,
+generator/, pipeline/ (`t2v generate OUT/pipeline "…"`), eval/, and run.json (each stage's wall time). A stage whose
+output is complete is skipped, an interrupted training resumes: running the command again after a crash continues
+where it stopped.
 
-Variants: `default` (64×64 clips at 8 fps) and `multi`, which derives from it: clips at 64×64 and 96×64 (WxH),
-each at 8 and 16 fps (the same motion per second); the tokenizer buckets them by aspect ratio, the shards hold two
-latent grids, the generator learns the four (size, rate) conditions and the evaluation scores each. `quick`
-shortens either. The dataset is specified in recipes/shapes/README.md; the wall times and scores of both variants
-are in docs/RESULTS.md ("The shapes recipe end to end", "Several sizes and frame rates").
+Variants (`VARIANTS`, named derivations of the run config): `default` (64×64 clips at 8 fps) and `multi`: clips at
+64×64 and 96×64 (WxH), each at 8 and 16 fps (the same motion per second); the tokenizer buckets them by aspect
+ratio, the shards hold two latent grids, the generator learns the four (size, rate) conditions and the evaluation
+scores each. `quick` (`--quick`, the recipe's `quick` stage variant and less data) shortens either. The dataset is
+specified in recipes/shapes/README.md; the wall times and scores of both variants are in docs/RESULTS.md ("The
+shapes recipe end to end", "Several sizes and frame rates").
 """
 from __future__ import annotations
 
@@ -33,6 +28,7 @@ from t2v.generator.pipeline import PipelineInfo, TextToVideo
 from t2v.generator.text import TextTokenizer
 from t2v.generator.train import train as train_generator
 from t2v.generator.config import GeneratorTrainConfig
+from t2v.recipes import choose, shapes
 from t2v.recipes.shapes import generator_config, tokenizer_config
 from t2v.recipes.shapes.dataset import FPS, make_dataset
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
@@ -45,7 +41,15 @@ from t2v.tokenizer.train import train as train_tokenizer
 from t2v.tokenizer.config import TokenizerTrainConfig
 
 
-RUN_VARIANTS = ("default", "multi")
+LAYOUT = {  # OUT/<entry>: what it holds
+    "data/": "shapes clips (mp4) + index.jsonl; long/ the long clips; clips.jsonl both, what is encoded",
+    "tokenizer/": "the video tokenizer run",
+    "tokens/": "the dataset encoded to token shards",
+    "generator/": "the generator run (DeepSpeed)",
+    "pipeline/": "the TextToVideo directory (`t2v generate OUT/pipeline \"…\"`)",
+    "eval/": "eval.json, eval.txt and sample GIFs of seen and held-out captions",
+    "run.json": "wall time of each stage",
+}
 MULTI_SIZES = [(64, 64), (64, 96)]  # (H, W): 64x64 and 96x64 (WxH)
 MULTI_RATES = [8.0, 16.0]
 
@@ -77,17 +81,44 @@ class RecipeRunConfig:
     def clip_rates(self) -> list[float]:
         return list(self.rates) or [FPS]
 
+    def resolve(self, out: str | Path) -> RecipeRunConfig:
+        """This config with every stage's paths under `out` (`LAYOUT`): the tokenizer trains on out/data's index,
+        the generator on out/tokens with the tokenizer of out/tokenizer."""
+        out = Path(out)
+        tokenizer = dataclasses.replace(self.tokenizer, data=dataclasses.replace(
+            self.tokenizer.data, index=str(out / "data" / "index.jsonl")))
+        generator = dataclasses.replace(self.generator, tokenizer_dir=str(out / "tokenizer"), data=dataclasses.replace(
+            self.generator.data, shards=str(out / "tokens")))
+        return dataclasses.replace(self, tokenizer=tokenizer, generator=generator)
+
 
 def run_config(quick: bool, variant: str = "default") -> RecipeRunConfig:
-    """The recipe's configs: `variant` default or multi (several sizes and rates); `quick` trades quality for a
-    run of minutes."""
-    if variant not in RUN_VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of recipe run shapes: choose one of {', '.join(RUN_VARIANTS)}")
-    stage = "quick" if quick else "default"
-    config = RecipeRunConfig(tokenizer_config(stage), generator_config(stage))
-    if quick:
-        config = dataclasses.replace(config, num_clips=600, long_clips=0, eval=ShapesEvalConfig(num=16, save_videos=4))
-    return multi_config(config) if variant == "multi" else config
+    """The recipe's configs: the variant `variant` (`VARIANTS`) of the default run, shortened first by `quick`."""
+    derive = choose(VARIANTS, "run shapes", variant)
+    config = RecipeRunConfig(tokenizer_config(), generator_config())
+    return derive(quick_run(config) if quick else config)
+
+
+def quick_run(config: RecipeRunConfig) -> RecipeRunConfig:
+    """A run of minutes that trades quality: the recipe's `quick` stage configs, 600 clips and no long ones, 16
+    videos scored per split."""
+    quick = shapes.VARIANTS["quick"]
+    return dataclasses.replace(config, tokenizer=quick.tokenizer(config.tokenizer),
+                               generator=quick.generator(config.generator), num_clips=600, long_clips=0,
+                               eval=dataclasses.replace(config.eval, num=16, save_videos=4))
+
+
+def default(config: RecipeRunConfig) -> RecipeRunConfig:
+    """64x64 clips at 8 fps."""
+    return config
+
+
+def multi(config: RecipeRunConfig) -> RecipeRunConfig:
+    """Clips at 64x64 and 96x64 (WxH), each at 8 and 16 fps; the pipeline generates each size and rate."""
+    return multi_config(config)
+
+
+VARIANTS = {"default": default, "multi": multi}
 
 
 def multi_config(config: RecipeRunConfig, sizes: list[tuple[int, int]] | None = None,
@@ -149,11 +180,9 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
     data, tokenizer_dir, tokens = out / "data", out / "tokenizer", out / "tokens"
     generator_dir, pipeline_dir = out / "generator", out / "pipeline"
 
-    tokenizer_cfg = dataclasses.replace(config.tokenizer, data=dataclasses.replace(
-        config.tokenizer.data, index=str(data / "index.jsonl")))
+    resolved = config.resolve(out)  # the stages' paths under OUT
+    tokenizer_cfg, generator_cfg = resolved.tokenizer, resolved.generator
     size, frames = tuple(tokenizer_cfg.data.size), tokenizer_cfg.data.num_frames
-    generator_cfg = dataclasses.replace(config.generator, tokenizer_dir=str(tokenizer_dir), data=dataclasses.replace(
-        config.generator.data, shards=str(tokens)))
 
     variants = dict(sizes=config.clip_sizes, rates=config.clip_rates)
 
@@ -190,3 +219,4 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
     log(format_table(reports))
     log(f"wall time: {sum(timings.values()):.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
     return reports
+
