@@ -9,7 +9,8 @@ Small functions with an explicit `rng` (a `torch.Generator`: a seed gives the sa
 - one latent frame: a decoding strategy, any function of the `FrameDecoder` signature; `decode_frame_sequential`
   (one code per forward pass) is the default, and a new strategy is a sibling function passed to the top loop;
 - the top loop `sample_frames`, per latent frame: 1. prompt change (prefill), 2. decode the frame (the strategy),
-  3. advance the window (roll when the frame fills it).
+  3. advance the window (roll when the frame fills it). Its `window` argument is a number of latent frames W (as
+  everywhere in the pipeline and CLI); the `Window` object that keeps their bookkeeping is `kept` there.
 
 Notable choices: the roll comes between drawing a frame's last code and appending it, so the logits of the next
 frame's first code already see only the W-1 frames the window keeps; that is why a strategy leaves the frame's
@@ -180,8 +181,9 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
 
     `prompts` is the caption prefixes (B, P) (their size ids name `grid`'s (h, w) or, forced, the nearest trained
     one), or a schedule [(0, prefixes), (frame, prefixes), …] that changes them at those latent frames. `context`
-    (B, c, h, w) is a video's codes to go on from. `window` W bounds the cache to W latent frames whatever t is
-    (default: all of them, no roll). `decode_frame` is the decoding strategy (`FrameDecoder`).
+    (B, c, h, w) is a video's codes to go on from. `window` W (a number of latent frames) bounds the cache to W
+    latent frames whatever t is (default: all of them, no roll); `kept`, the `Window` of that size, tracks the frames
+    the cache holds. `decode_frame` is the decoding strategy (`FrameDecoder`).
 
     For each latent frame:
     1. Prompt change (always at frame 0): prefill the rows (captions, then null captions under guidance) with the
@@ -203,27 +205,28 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
     if not schedule or schedule[0][0] != 0:
         raise ValueError("a prompt schedule must start at frame 0")
     frames = [] if context is None else list(context.to(device).unbind(1))  # codes (B, h, w) per frame
-    size = window or len(frames) + t  # W; from here on `window` is the `Window` of that size
-    window = Window(size, (h, w), model.rotary(vocab.video_positions(0, size + 1, h, w)), frames)  # slots 0 … W
+    size = window or len(frames) + t  # W
+    # The frames the cache keeps (the `Window` of W latent frames) and the rotary table of its slots 0 … W.
+    kept = Window(size, (h, w), model.rotary(vocab.video_positions(0, size + 1, h, w)), frames)
     changes = {frame: prefixes.to(device) for frame, prefixes in schedule}
     cache = None
     for frame in range(t):
         # 1. Prompt change: the cache starts again from the caption rows and the window's frames.
         if frame in changes:
             rows = cache_rows(changes[frame], vocab, config)
-            cache = cache or model.new_cache(rows.shape[0], vocab.prefix_len + window.size * h * w)
+            cache = cache or model.new_cache(rows.shape[0], vocab.prefix_len + kept.size * h * w)
             cache.truncate(0)
-            window.refill()
-            logits = prefill(model, rows, cache, window.codes(), window.first)
+            kept.refill()
+            logits = prefill(model, rows, cache, kept.codes(), kept.first)
         # 2. Decode the frame: every code drawn, all but the last appended.
-        codes = decode_frame(model, cache, window, logits, config, rng)  # (B, h, w)
+        codes = decode_frame(model, cache, kept, logits, config, rng)  # (B, h, w)
         # 3. Advance the window: roll when the frame fills it, then the last code predicts the next frame.
         if frame + 1 < t and frame + 1 not in changes:
-            if window.needs_roll():
-                roll(model, cache, window.frame_ids, shift=window.first > 0)
-                window.roll()
-            logits = decode_one(model, codes.flatten(1)[:, -1], window.rotary(window.frame_ids - 1), cache)
-        window.advance(codes)
+            if kept.needs_roll():
+                roll(model, cache, kept.frame_ids, shift=kept.first > 0)
+                kept.roll()
+            logits = decode_one(model, codes.flatten(1)[:, -1], kept.rotary(kept.frame_ids - 1), cache)
+        kept.advance(codes)
         yield codes
 
 
