@@ -3,6 +3,8 @@
 Notable choices:
 - T = 1 + s·k frames → t = 1 + k latent frames (s = temporal stride): the first frame is encoded alone, so an image
   is a one-frame video. Space is divided by the spatial stride; any H, W divisible by it work, non-square too.
+  All of this stride arithmetic lives here, for other modules to ask: `latent_shape`, `latent_grid` / `frame_size`
+  (sizes ↔ grids), `latent_frames` / `num_frames` (frames ↔ latent frames), `encodable_frames`.
 - `encode_stream` / `decode_stream` run temporal chunks through an explicit `ConvCache`; `encode` / `decode` are
   those streams over the clip's chunks, so a clip of any length runs in memory bounded by the chunk size, and
   chunked results equal whole-clip results.
