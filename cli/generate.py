@@ -1,5 +1,8 @@
 """`t2v generate` and `t2v extend`: prompts (or a prompt schedule) → video files of any length, streamed.
 
+Each command parses its options into one `GenerationOptions`, prints the resolved settings, and calls one library
+function per output group: `TextToVideo.generate_files` (per prompt) or `TextToVideo.extend_file`, which stream
+the videos (and the input video, for extend) to the files; this module only names and checks the paths.
 Both ask for a frame size and rate the generator was trained on (`--size`, `--fps`; an untrained one is a one-line
 error listing the trained ones, `--force` conditions on the nearest trained one instead and says so).
 Every output path (each video, each preview) is checked before a model is loaded (tokenizer/outputs.py's rule):
@@ -9,13 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections import deque
-from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import click
-import numpy as np
 
 from t2v.cli.options import SIZE, sampling_config, sampling_options
 
@@ -85,39 +86,21 @@ def resolve_frames(frames: int | None, seconds: float | None, fps: float | None,
     return frames or default
 
 
-def stream_to_files(chunks: Iterable[np.ndarray], paths: list[Path], fps: float, total: int, preview: Path | None,
-                    before: Iterable[np.ndarray] = (), overwrite: bool = False) -> None:
-    """Write each video of uint8 chunks (B, T_i, H, W, 3) to its path as the chunks come (the `before` frames
-    (T, H, W, 3) first, in every file), keeping only the frames a `preview` contact sheet shows; existing outputs
-    are replaced only with `overwrite`."""
-    from t2v.tokenizer.video_io import VideoWriter, contact_sheet, frame_picks, write_image
-
-    picks, kept, seen = set(frame_picks(total).tolist()), [], 0
-    with ExitStack() as stack:
-        writers = [stack.enter_context(VideoWriter(path, fps, overwrite=overwrite)) for path in paths]
-        for frames in before:
-            for writer in writers:
-                writer.write(frames)
-        for chunk in chunks:
-            for writer, video in zip(writers, chunk):
-                writer.write(video)
-            kept += [chunk[:, i] for i in range(chunk.shape[1]) if seen + i in picks]
-            seen += chunk.shape[1]
-    for path in paths:
+def echo_written(written) -> None:
+    """Name the files a library call wrote (`WrittenFiles`): each video, then the preview."""
+    for path in written.videos:
         click.echo(f"→ {path}")
-    if preview is not None and kept:
-        write_image(preview, contact_sheet(np.stack(kept, axis=1), max_columns=len(kept)), overwrite=overwrite)
-        click.echo(f"preview → {preview}")
+    if written.preview is not None:
+        click.echo(f"preview → {written.preview}")
 
 
 @contextlib.contextmanager
 def echo_warnings() -> Iterator[None]:
-    """Show the library's warnings of the block (e.g. a forced size) as `Warning: …` lines on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
+    """Show the library's warnings of the block (e.g. a forced size) as `Warning: …` lines on stderr as they come."""
+    with warnings.catch_warnings():  # restores the filters and `showwarning` after the block
         warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *args, **kwargs: click.echo(f"Warning: {message}", err=True)
         yield
-    for warning in caught:
-        click.echo(f"Warning: {warning.message}", err=True)
 
 
 def output_options(command):
@@ -189,25 +172,29 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
       t2v generate runs/shapes/pipeline -o long.mp4 --frames 1025 \\
           --prompt "a red circle moving left slowly" --prompt "64:a red circle moving up slowly"
     """
-    from t2v.generator.pipeline import TextToVideo
+    from t2v.generator.pipeline import GenerationOptions, TextToVideo
 
     schedule = prompt_schedule(prompt_options, storyboard)
     if schedule and (prompt or prompts_file):
         raise click.UsageError("give PROMPT/--prompts-file or a schedule (--prompt/--storyboard), not both")
     prompts = [schedule] if schedule else read_prompts(prompt, prompts_file)
     sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
+    options = GenerationOptions(frames=frames, size=size, fps=fps, force=force, sampling=sampling, seed=seed,
+                                window=window, num_samples=num_samples)
     outputs = output_paths(out, len(prompts), num_samples)
     check_outputs(outputs, preview, overwrite, resolve_frames(frames, seconds, fps, None))  # before the model loads
     pipeline = TextToVideo.from_pretrained(pipeline_dir)
-    fps, size = fps or pipeline.info.fps, size or tuple(pipeline.info.size)
-    frames = resolve_frames(frames, seconds, fps, pipeline.info.frames)
-    check_outputs(outputs, preview, overwrite, frames)  # the default length is known now: before any sampling
+    options = pipeline.resolve(options)  # the pipeline's size, rate, length and window where none is given
+    options = replace(options, frames=resolve_frames(frames, seconds, options.fps, options.frames))
+    check_outputs(outputs, preview, overwrite, options.frames)  # the default length is known now: before sampling
+    (height, width), frames = options.size, options.frames
     for paths, text in zip(outputs, prompts):
-        click.echo(f"{describe_prompt(text)}: {frames} frame{'s' * (frames != 1)} of {size[1]}x{size[0]} at "
-                   f"{fps:g} fps")
+        click.echo(f"{describe_prompt(text)}: {frames} frame{'s' * (frames != 1)} of {width}x{height} at "
+                   f"{options.fps:g} fps")
         with echo_warnings():
-            chunks = pipeline.generate(text, frames, size, sampling, seed, window, num_samples, fps=fps, force=force)
-        stream_to_files(chunks, paths, fps, frames, preview_path(paths[0], preview), overwrite=overwrite)
+            written = pipeline.generate_files(text, paths, options, preview=preview_path(paths[0], preview),
+                                              overwrite=overwrite)
+        echo_written(written)
 
 
 @click.command()
@@ -235,44 +222,34 @@ def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames
       t2v extend runs/shapes/pipeline big_clip.mp4 -o longer.mp4 --size 64x64 --fps 8
       t2v extend runs/shapes/pipeline clip.mp4 -o longer.mp4 --frames 64 --overwrite
     """
-    from t2v.generator.pipeline import TextToVideo
+    from t2v.generator.pipeline import GenerationOptions, TextToVideo
     from t2v.tokenizer.outputs import IMAGE, output_kind
-    from t2v.tokenizer.video_io import iter_video, probe, resize_and_crop
+    from t2v.tokenizer.video_io import probe
 
     schedule = prompt_schedule(prompt_options, storyboard)
     sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
+    options = GenerationOptions(frames=frames, size=size, fps=fps, force=force, sampling=sampling, seed=seed,
+                                window=window, num_samples=num_samples)  # size, fps None: IN_VIDEO's own
     paths = output_paths(out, 1, num_samples)[0]
     if output_kind(out) == IMAGE and not only_new:
         raise ValueError(f"cannot write {out}: a {Path(out).suffix} file holds one image but the output holds "
                          f"{in_video} and its continuation; use a folder path (no suffix), a video suffix (.mp4, "
                          ".webm, .gif), or --only-new --frames 1")
-    info = probe(in_video)
-    rate, size = fps or info.fps, size or (info.height, info.width)
+    info = probe(in_video)  # a missing or broken IN_VIDEO is refused here, before the model loads
+    rate = fps or info.fps
     check_outputs([paths], preview, overwrite, resolve_frames(frames, seconds, rate, None))  # before the model loads
     pipeline = TextToVideo.from_pretrained(pipeline_dir)
+    options = replace(options, frames=resolve_frames(frames, seconds, rate, pipeline.info.frames))
+    check_outputs([paths], preview, overwrite, options.frames)
+
+    def announce(resolved: GenerationOptions, context: int) -> None:
+        """The resolved settings, once IN_VIDEO is read (its context frames counted), before sampling."""
+        (height, width), frames = resolved.size, resolved.frames
+        click.echo(f"continuing {in_video} with {frames} frames of {width}x{height} at {resolved.fps:g} fps from its "
+                   f"last {context}")
+
     with echo_warnings():
-        pipeline.condition_for(size, rate, force)  # before any file is written
-    frames = resolve_frames(frames, seconds, rate, pipeline.info.frames)
-    check_outputs([paths], preview, overwrite, frames)
-    # 1. Stream the input (at the asked rate and size) into the output, keeping only its last frames.
-    # 2. Then encode those as the context and stream the continuation after it: memory stays bounded.
-    tail: deque[np.ndarray] = deque(maxlen=context_frames or pipeline.video_tokenizer.num_frames(pipeline.window - 1))
-
-    def original() -> Iterator[np.ndarray]:
-        for chunk in iter_video(in_video, fps=fps):  # fps None: the file's own frames
-            chunk = resize_and_crop(chunk, size)
-            tail.extend(chunk)
-            if not only_new:
-                yield chunk
-
-    def continuation() -> Iterator[np.ndarray]:
-        click.echo(f"continuing {in_video} with {frames} frames of {size[1]}x{size[0]} at {rate:g} fps from its "
-                   f"last {len(tail)}")
-        with warnings.catch_warnings():  # a forced size or rate was reported above
-            warnings.simplefilter("ignore")
-            chunks = pipeline.extend(np.stack(tail) if tail else np.zeros((0, 1, 1, 3), np.uint8), schedule, frames,
-                                     len(tail), sampling, seed, window, num_samples, fps=rate, force=force)
-        yield from chunks
-
-    stream_to_files(continuation(), paths, rate, frames, preview_path(paths[0], preview), before=original(),
-                    overwrite=overwrite)
+        written = pipeline.extend_file(in_video, paths, schedule, options, context_frames=context_frames,
+                                       only_new=only_new, preview=preview_path(paths[0], preview),
+                                       overwrite=overwrite, on_start=announce)
+    echo_written(written)

@@ -1,40 +1,50 @@
-"""`TextToVideo`: prompt → caption ids → sampled codes → video tokenizer → uint8 frames (and a video file).
+"""`TextToVideo`: prompt → caption ids → sampled codes → video tokenizer → uint8 frames → video files.
 
 The one module that joins the video tokenizer and the generator. A pipeline directory holds
 `video_tokenizer/`, `generator/`, `text_tokenizer/` (each its own `save_pretrained` output) and `pipeline.json`
 (format version, default frame rate, size, length and sampling window). Frame counts are rounded up to what the
-tokenizer's temporal stride allows (1 + s·k) and the decoded video is trimmed back.
+tokenizer's temporal stride allows (1 + s·k) and the decoded video is trimmed back; every such conversion (frames ↔
+latent frames, frame sizes ↔ latent grids) is asked of the video tokenizer, never recomputed here.
+
+Options: every generating call (`generate`, `extend`, `__call__`, `write`, `generate_files`, `extend_file`) takes one
+`GenerationOptions` (frames, size, fps, force, sampling, seed, window, num_samples) and/or keyword overrides of its
+fields (`generate(prompt, frames=33, seed=1)`); unset fields take the pipeline's defaults (`resolve`).
 
 Sizes and frame rates: the generator is conditioned on the latent grid and the rate (size and fps ids of its
-prefix, `vocab.py`), and knows only those it was trained on. `generate(size=, fps=)` and `extend` check what is
-asked for (`conditions`): an untrained size or rate is a ValueError naming the trained ones; with `force=True` the
-video keeps the size and rate asked for and the prefix names the nearest trained ones (a warning says which).
+prefix, `vocab.py`), and knows only those it was trained on. `generate` and `extend` check what is asked for
+(`condition_for`): an untrained size or rate is a ValueError naming the trained ones; with `force` the video keeps
+the size and rate asked for and the prefix names the nearest trained ones (a warning says which).
 
 Videos of any length: the sampler rolls a window of latent frames (`generate`), and the tokenizer decodes its
 output a chunk at a time through its causal cache, so memory does not grow with the length; `extend` goes on from
-the last frames of a given video, and a schedule of `PromptChange`s switches prompts along the way.
+the last frames of a given video, and a schedule of `PromptChange`s switches prompts along the way. Files stream
+the same way (`write_videos`: one writer per video, a preview contact sheet keeps only the frames it shows);
+`extend_file` also reads its input a chunk at a time, keeping only the last frames the context needs.
 """
 from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, dataclass
+from collections import deque
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
 
 from t2v.generator.model import VideoGenerator, read_json
 from t2v.generator.sample import SamplingConfig, Schedule, sample_frames
-from t2v.generator.prompts import PromptChange, check_schedule, latent_start
+from t2v.generator.prompts import PromptChange, check_schedule
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import format_grid, format_rates
 from t2v.core.atomic import atomic_directory, atomic_write_text
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.frames import to_pixels, to_uint8
-from t2v.tokenizer.video_io import VideoWriter, resize_and_crop
+from t2v.tokenizer.video_io import (VideoWriter, contact_sheet, frame_picks, iter_video, probe, resize_and_crop,
+                                    write_image)
 
 PIPELINE_FILE = "pipeline.json"
 FORMAT_VERSION = 1
@@ -52,6 +62,42 @@ class PipelineInfo:
     frames: int = 17
     window: int | None = None  # latent frames the sampler keeps for longer videos (None: those of `frames`)
     format_version: int = FORMAT_VERSION
+
+
+@dataclass
+class GenerationOptions:
+    """How videos are generated; a None field takes the pipeline's default (`TextToVideo.resolve`)."""
+
+    frames: int | None = None  # frames of each video, any number (None: pipeline.json's clip length)
+    size: tuple[int, int] | None = None  # (H, W), trained unless `force` (None: the pipeline's; extend: the video's)
+    fps: float | None = None  # rate the prefix names and files play at (None: the pipeline's; extend_file: the input's)
+    force: bool = False  # an untrained size or rate conditions on the nearest trained one (with a warning)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # None: the defaults
+    seed: int = 0  # the same seed gives the same videos
+    window: int | None = None  # latent frames the sampler keeps (None: `TextToVideo.window`)
+    num_samples: int = 1  # videos of each prompt, side by side
+
+    def __post_init__(self) -> None:
+        if self.frames is not None and self.frames < 1:
+            raise ValueError(f"number of frames must be ≥ 1, got {self.frames}")
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+        if self.window is not None and self.window < 2:
+            raise ValueError(f"the window must hold at least 2 latent frames, got {self.window}")
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be ≥ 1, got {self.num_samples}")
+        if self.size is not None:
+            self.size = tuple(self.size)
+        if self.sampling is None:
+            self.sampling = SamplingConfig()
+
+
+@dataclass
+class WrittenFiles:
+    """The files `write_videos` wrote: one video per sample, and the preview contact sheet if one was asked for."""
+
+    videos: list[Path]
+    preview: Path | None = None
 
 
 class TextToVideo:
@@ -78,8 +124,7 @@ class TextToVideo:
         are those of a training clip's latent `grid` (t, h, w)."""
         video_tokenizer = VideoTokenizer.from_pretrained(tokenizer_dir)
         t, h, w = grid
-        stride = video_tokenizer.config.spatial_stride
-        info = PipelineInfo(fps=fps, size=(h * stride, w * stride), frames=video_tokenizer.num_frames(t))
+        info = PipelineInfo(fps=fps, size=video_tokenizer.frame_size((h, w)), frames=video_tokenizer.num_frames(t))
         return cls(video_tokenizer, generator, text, info)
 
     # --- saving and loading ---
@@ -110,8 +155,7 @@ class TextToVideo:
     @property
     def trained_sizes(self) -> list[tuple[int, int]]:
         """The frame sizes (H, W) the generator was trained on (its latent grids × the tokenizer's stride)."""
-        stride = self.video_tokenizer.config.spatial_stride
-        return [(h * stride, w * stride) for h, w in self.generator.vocab.sizes]
+        return [self.video_tokenizer.frame_size(grid) for grid in self.generator.vocab.sizes]
 
     @property
     def trained_rates(self) -> list[float]:
@@ -124,7 +168,7 @@ class TextToVideo:
         nearest trained one is named instead (aspect ratio first, then area; rates by ratio), with a warning.
         """
         vocab = self.generator.vocab
-        _, h, w = self.video_tokenizer.latent_shape(1, *size)  # a clear error for sizes the strides refuse
+        h, w = self.video_tokenizer.latent_grid(size)  # a clear error for sizes the strides refuse
         unknown = ([f"size {format_grid(size)}"] if not vocab.knows_grid((h, w)) else []) + (
             [f"{fps:g} fps"] if not vocab.knows_rate(fps) else [])
         if not unknown:
@@ -136,25 +180,29 @@ class TextToVideo:
         if not force:
             raise ValueError(f"{what} never trained: the generator knows {known}; ask for one of those (--size, "
                              f"--fps) or force it (--force, force=True) to condition on the nearest")
-        stride = self.video_tokenizer.config.spatial_stride
         warnings.warn(f"{what} never trained: conditioning on the nearest trained size "
-                      f"{format_grid((grid[0] * stride, grid[1] * stride))} at {rate:g} fps", stacklevel=3)
+                      f"{format_grid(self.video_tokenizer.frame_size(grid))} at {rate:g} fps", stacklevel=3)
         return grid, rate
 
-    # --- generation ---
-    def latent_grid(self, frames: int, size: tuple[int, int]) -> tuple[int, int, int]:
-        """(t, h, w) for at least `frames` frames at `size` (H, W); a clear error for sizes the strides refuse."""
-        if frames < 1:
-            raise ValueError(f"number of frames must be ≥ 1, got {frames}")
-        stride = self.video_tokenizer.config.temporal_stride
-        rounded = 1 + -(-(frames - 1) // stride) * stride
-        return self.video_tokenizer.latent_shape(rounded, *size)
-
+    # --- options ---
     @property
     def window(self) -> int:
         """Latent frames the sampler keeps: `pipeline.json`'s window, or those of the training clip length."""
-        return self.info.window or self.latent_grid(self.info.frames, tuple(self.info.size))[0]
+        return self.info.window or self.video_tokenizer.latent_frames(self.info.frames)
 
+    def resolve(self, options: GenerationOptions | None = None, **overrides: Any) -> GenerationOptions:
+        """`options` (default: all defaults) with `overrides` of its fields, and the pipeline's defaults for those
+        still unset: frames, size and fps of `pipeline.json`, and `window`."""
+        options = replace(options or GenerationOptions(), **overrides)
+        return replace(options, frames=options.frames or self.info.frames, size=options.size or tuple(self.info.size),
+                       fps=options.fps or self.info.fps, window=options.window or self.window)
+
+    def context_length(self, context_frames: int | None = None) -> int:
+        """Frames at the end of a video that `extend` takes as context: `context_frames`, or by default the window
+        less one latent frame (cut to 1 + s·k frames when encoded, `encode_context`)."""
+        return context_frames or self.video_tokenizer.num_frames(self.window - 1)
+
+    # --- generation ---
     def prefixes(self, prompts: list[str | None], grid: tuple[int, int], fps: float) -> torch.Tensor:
         """Caption prefixes (B, P) of the prompts (None: the null caption, no conditioning) for a trained latent
         grid (h, w) and rate."""
@@ -165,29 +213,28 @@ class TextToVideo:
     def _schedule(self, prompt: Prompt | None, frames: int, continuation: bool, condition: tuple[tuple[int, int],
                   float], copies: int = 1) -> Schedule:
         """(latent frame, caption prefixes) of a prompt, a list of prompts or a list of `PromptChange` at a trained
-        (grid, rate) `condition`; each video `copies` times (samples of one prompt side by side)."""
+        (grid, rate) `condition`; each video `copies` times (samples of one prompt side by side). A change applies
+        from the first latent frame whose pixels start at or after its frame."""
         def prefixes(prompts: list[str | None]) -> torch.Tensor:
             return self.prefixes(prompts, *condition).repeat_interleave(copies, dim=0)
 
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], PromptChange):
             changes = check_schedule(prompt, frames)
-            stride = self.video_tokenizer.config.temporal_stride
-            starts = [latent_start(change.at, stride, continuation) for change in changes]
+            starts = [self.video_tokenizer.latent_frames(change.at, continued=continuation) for change in changes]
             return [(start, prefixes([change.prompt])) for start, change in zip(starts, changes)]
         return [(0, prefixes([prompt] if prompt is None or isinstance(prompt, str) else list(prompt)))]
 
     @torch.no_grad()
-    def _stream(self, schedule: Schedule, grid: tuple[int, int, int], frames: int, sampling: SamplingConfig | None,
-                seed: int, window: int | None, context: torch.Tensor | None = None) -> Iterator[np.ndarray]:
+    def _stream(self, schedule: Schedule, grid: tuple[int, int, int], options: GenerationOptions,
+                context: torch.Tensor | None = None) -> Iterator[np.ndarray]:
         """Sample latent frames and decode them a tokenizer chunk at a time through its causal cache: uint8 chunks
-        (B, T_i, H, W, 3), `frames` frames in all. With `context` codes the decoder first runs over them (their
-        pixels are not yielded), so the continuation joins them."""
+        (B, T_i, H, W, 3), `options.frames` frames in all (`options` resolved). With `context` codes the decoder
+        first runs over them (their pixels are not yielded), so the continuation joins them."""
         device = self.generator.head.weight.device
         tokenizer_device = next(self.video_tokenizer.parameters()).device
-        rng = torch.Generator(device=device).manual_seed(seed)
-        latents = sample_frames(self.generator, schedule, grid, sampling or SamplingConfig(), rng,
-                                window or self.window, context)
-        cache, left = ConvCache(), frames
+        rng = torch.Generator(device=device).manual_seed(options.seed)
+        latents = sample_frames(self.generator, schedule, grid, options.sampling, rng, options.window, context)
+        cache, left = ConvCache(), options.frames
         if context is not None:
             self.video_tokenizer.decode_chunk(context.to(tokenizer_device), cache)
         for codes in chunked(latents, self.video_tokenizer.config.chunk_latent_frames):
@@ -196,65 +243,109 @@ class TextToVideo:
             left -= chunk.shape[1]
             yield chunk
 
-    def generate(self, prompt: Prompt, frames: int | None = None, size: tuple[int, int] | None = None,
-                 sampling: SamplingConfig | None = None, seed: int = 0, window: int | None = None,
-                 num_samples: int = 1, fps: float | None = None, force: bool = False) -> Iterator[np.ndarray]:
+    def generate(self, prompt: Prompt, options: GenerationOptions | None = None,
+                 **overrides: Any) -> Iterator[np.ndarray]:
         """Videos of any length as uint8 chunks (B, T_i, H, W, 3), a tokenizer chunk at a time, in memory bounded by
-        the window (latent frames, default `self.window`). `prompt`: one, a list (a batch), or a schedule of
-        `PromptChange`s (one video whose prompt changes); `num_samples` videos of each, side by side. `size` (H, W)
-        and `fps` (default: the pipeline's) must be trained ones unless `force` (see `conditions`). The same
-        seed gives the same videos."""
-        frames, size = frames or self.info.frames, tuple(size or self.info.size)
-        condition = self.condition_for(size, fps or self.info.fps, force)
-        grid = self.latent_grid(frames, size)
-        schedule = self._schedule(prompt, frames, False, condition, copies=num_samples)
-        return self._stream(schedule, grid, frames, sampling, seed, window)
+        the window. `prompt`: one, a list (a batch), or a schedule of `PromptChange`s (one video whose prompt
+        changes); `options` (and `overrides` of its fields, see `resolve`): `num_samples` videos of each prompt side
+        by side; size and fps must be trained ones unless `force` (`condition_for`). The same seed gives the same
+        videos. Prompts and sizes are checked here, before the first chunk is asked for."""
+        options = self.resolve(options, **overrides)
+        condition = self.condition_for(options.size, options.fps, options.force)
+        grid = (self.video_tokenizer.latent_frames(options.frames), *self.video_tokenizer.latent_grid(options.size))
+        schedule = self._schedule(prompt, options.frames, False, condition, copies=options.num_samples)
+        return self._stream(schedule, grid, options)
 
     def encode_context(self, video: np.ndarray, context_frames: int | None = None) -> torch.Tensor:
         """Codes (1, c, h, w) of the last frames of a uint8 video (T, H, W, 3) at its own size: the
-        `context_frames` last ones (default: the window less one latent frame), cut to 1 + s·k frames."""
+        `context_frames` last ones (default: `context_length`), cut to 1 + s·k frames."""
         if len(video) == 0:
             raise ValueError("the video to extend has no frames")
-        stride = self.video_tokenizer.config.temporal_stride
-        wanted = context_frames or self.video_tokenizer.num_frames(self.window - 1)
-        usable = 1 + (min(wanted, len(video)) - 1) // stride * stride
+        usable = self.video_tokenizer.encodable_frames(min(self.context_length(context_frames), len(video)))
         device = next(self.video_tokenizer.parameters()).device
         return self.video_tokenizer.encode(to_pixels(video[-usable:], device))
 
-    def extend(self, video: np.ndarray, prompt: Prompt | None = None, frames: int | None = None,
-               context_frames: int | None = None, sampling: SamplingConfig | None = None, seed: int = 0,
-               window: int | None = None, num_samples: int = 1, fps: float | None = None,
-               size: tuple[int, int] | None = None, force: bool = False) -> Iterator[np.ndarray]:
-        """Go on from a uint8 video (T, H, W, 3) at `fps` (default: the pipeline's): its last frames are the
-        context; yields the `frames` new frames as uint8 chunks (num_samples, T_i, H, W, 3). The video keeps its
-        size (or is resized and cropped to `size` first); size and rate go through the check of `generate`.
-        `prompt` None continues without a caption."""
-        frames = frames or self.info.frames
-        if len(video) and size is not None and tuple(size) != video.shape[1:3]:
-            video = resize_and_crop(video, tuple(size))
-        condition = self.condition_for(tuple(video.shape[1:3]), fps or self.info.fps, force) if len(video) else None
-        context = self.encode_context(video, context_frames).repeat(num_samples, 1, 1, 1)
-        stride = self.video_tokenizer.config.temporal_stride
-        grid = (-(-frames // stride), *context.shape[2:])
-        schedule = self._schedule(prompt, frames, True, condition, copies=num_samples)
-        return self._stream(schedule, grid, frames, sampling, seed, window, context)
+    def extend(self, video: np.ndarray, prompt: Prompt | None = None, options: GenerationOptions | None = None, *,
+               context_frames: int | None = None, **overrides: Any) -> Iterator[np.ndarray]:
+        """Go on from a uint8 video (T, H, W, 3): its last `context_frames` frames (`encode_context`) are the
+        context; yields the `options.frames` new frames as uint8 chunks (num_samples, T_i, H, W, 3). The video keeps
+        its size (or is resized and cropped to `options.size` first); its size and `options.fps` go through the
+        check of `generate`. `prompt` None continues without a caption."""
+        options = replace(options or GenerationOptions(), **overrides)
+        if len(video) and options.size is not None and options.size != video.shape[1:3]:
+            video = resize_and_crop(video, options.size)
+        options = self.resolve(options, size=tuple(video.shape[1:3]) if len(video) else options.size)
+        condition = self.condition_for(options.size, options.fps, options.force) if len(video) else None
+        return self._continue(video, prompt, options, condition, context_frames)
 
-    def __call__(self, prompt: str | list[str], frames: int | None = None, size: tuple[int, int] | None = None,
-                 sampling: SamplingConfig | None = None, seed: int = 0, fps: float | None = None,
-                 force: bool = False) -> np.ndarray:
+    def _continue(self, video: np.ndarray, prompt: Prompt | None, options: GenerationOptions,
+                  condition: tuple[tuple[int, int], float] | None, context_frames: int | None) -> Iterator[np.ndarray]:
+        """`extend` once its video is at its size and its `condition` (grid, rate) is known; `options` resolved."""
+        context = self.encode_context(video, context_frames).repeat(options.num_samples, 1, 1, 1)
+        grid = (self.video_tokenizer.latent_frames(options.frames, continued=True), *context.shape[2:])
+        schedule = self._schedule(prompt, options.frames, True, condition, copies=options.num_samples)
+        return self._stream(schedule, grid, options, context)
+
+    def __call__(self, prompt: str | list[str], options: GenerationOptions | None = None,
+                 **overrides: Any) -> np.ndarray:
         """Videos for one prompt or a list: uint8 (B, T, H, W, 3); the same seed gives the same videos."""
-        return np.concatenate(list(self.generate(prompt, frames, size, sampling, seed, fps=fps, force=force)),
-                              axis=1)
+        return np.concatenate(list(self.generate(prompt, options, **overrides)), axis=1)
 
-    def write(self, prompt: Prompt, path: str | Path, frames: int | None = None, size: tuple[int, int] | None = None,
-              fps: float | None = None, sampling: SamplingConfig | None = None, seed: int = 0,
-              force: bool = False, overwrite: bool = False) -> Path:
-        """Generate one video at `fps` and stream it to `path` (format by suffix: .mp4, .gif, .webm, .png for one
-        frame, or a new PNG folder); an existing output is refused before sampling unless `overwrite`."""
-        with VideoWriter(path, fps or self.info.fps, overwrite=overwrite) as writer:
-            for chunk in self.generate(prompt, frames, size, sampling, seed, fps=fps, force=force):
-                writer.write(chunk[0])
-        return Path(path)
+    # --- files ---
+    def generate_files(self, prompt: Prompt, paths: Sequence[str | Path], options: GenerationOptions | None = None,
+                       *, preview: str | Path | None = None, overwrite: bool = False,
+                       **overrides: Any) -> WrittenFiles:
+        """Generate the videos of `prompt` (`generate`) and stream video i to `paths[i]` at `options.fps` as its
+        chunks are decoded (format by suffix, `write_videos`); `preview`, a contact sheet of a few frames of each.
+        Outputs are checked (`prompt`, size and rate too) before sampling; an existing one is refused unless
+        `overwrite`."""
+        options = self.resolve(options, **overrides)
+        return write_videos(self.generate(prompt, options), paths, options.fps, options.frames, preview,
+                            overwrite=overwrite)
+
+    def write(self, prompt: Prompt, path: str | Path, options: GenerationOptions | None = None, *,
+              overwrite: bool = False, **overrides: Any) -> Path:
+        """Generate one video (the first, when `prompt` makes several) and stream it to `path` (.mp4, .gif, .webm,
+        .png for one frame, or a new PNG folder); an existing output is refused before sampling unless
+        `overwrite`."""
+        return self.generate_files(prompt, [path], options, overwrite=overwrite, **overrides).videos[0]
+
+    def extend_file(self, in_video: str | Path, paths: Sequence[str | Path], prompt: Prompt | None = None,
+                    options: GenerationOptions | None = None, *, context_frames: int | None = None,
+                    only_new: bool = False, preview: str | Path | None = None, overwrite: bool = False,
+                    on_start: Callable[[GenerationOptions, int], None] | None = None,
+                    **overrides: Any) -> WrittenFiles:
+        """Continue the video file `in_video` into `paths` (one per sample): each holds the input (unless
+        `only_new`), then the `options.frames` new frames; `preview`, a contact sheet of the new frames. Input and
+        outputs stream, so memory is bounded by the window, not by either video's length.
+
+        1. Size and rate: the input's own, or `options.size` (it is resized and cropped) and `options.fps` (it is
+           resampled); they go through the check of `generate` (`condition_for`) before any file is written.
+        2. Stream the input into every output, keeping only its last `context_length(context_frames)` frames.
+        3. Once it is read, `on_start(options, context)` (when given) hears the resolved options and the number of
+           context frames; then those frames are encoded as the context and the continuation streams after them.
+        """
+        asked = replace(options or GenerationOptions(), **overrides)
+        info = probe(in_video)
+        options = self.resolve(asked, size=asked.size or (info.height, info.width), fps=asked.fps or info.fps)
+        condition = self.condition_for(options.size, options.fps, options.force)
+        tail: deque[np.ndarray] = deque(maxlen=self.context_length(context_frames))
+
+        def original() -> Iterator[np.ndarray]:
+            for chunk in iter_video(in_video, fps=asked.fps):  # fps None: the file's own frames
+                chunk = resize_and_crop(chunk, options.size)
+                tail.extend(chunk)
+                if not only_new:
+                    yield chunk
+
+        def continuation() -> Iterator[np.ndarray]:
+            if on_start is not None:
+                on_start(options, len(tail))
+            video = np.stack(tail) if tail else np.zeros((0, *options.size, 3), np.uint8)
+            yield from self._continue(video, prompt, options, condition, len(tail))
+
+        return write_videos(continuation(), paths, options.fps, options.frames, preview, before=original(),
+                            overwrite=overwrite)
 
 
 def read_info(path: Path) -> PipelineInfo:
@@ -288,3 +379,28 @@ def chunked(items: Iterable[torch.Tensor], size: int) -> Iterator[list[torch.Ten
             batch = []
     if batch:
         yield batch
+
+
+def write_videos(chunks: Iterable[np.ndarray], paths: Sequence[str | Path], fps: float, frames: int,
+                 preview: str | Path | None = None, before: Iterable[np.ndarray] = (),
+                 overwrite: bool = False) -> WrittenFiles:
+    """Stream video i of each uint8 chunk (B, T_i, H, W, 3) to `paths[i]` at `fps` as the chunks come (the `before`
+    frames (T, H, W, 3) first, in every file). With `preview`, also a contact sheet (a row per video) of up to 9 of
+    the `frames` frames of the chunks, keeping only those. Existing outputs are replaced only with `overwrite`."""
+    picks, kept, seen = set(frame_picks(frames).tolist()), [], 0
+    with ExitStack() as stack:
+        writers = [stack.enter_context(VideoWriter(path, fps, overwrite=overwrite)) for path in paths]
+        for part in before:
+            for writer in writers:
+                writer.write(part)
+        for chunk in chunks:
+            for writer, video in zip(writers, chunk):
+                writer.write(video)
+            if preview is not None:
+                kept += [chunk[:, i] for i in range(chunk.shape[1]) if seen + i in picks]
+            seen += chunk.shape[1]
+    written = WrittenFiles([Path(path) for path in paths])
+    if preview is not None and kept:
+        write_image(preview, contact_sheet(np.stack(kept, axis=1), max_columns=len(kept)), overwrite=overwrite)
+        written.preview = Path(preview)
+    return written

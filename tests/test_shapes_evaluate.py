@@ -29,13 +29,14 @@ class TruePipeline:
         self.info = PipelineInfo(fps=8.0, size=(64, 64), frames=17)
         self.calls: list[tuple] = []
 
-    def __call__(self, captions, frames, size, sampling, seed, fps):
+    def __call__(self, captions, options):
         import numpy as np
 
         from t2v.recipes.shapes.dataset import render_clip
 
+        size, fps = options.size, options.fps
         self.calls.append((tuple(size), fps))
-        return np.stack([render_clip(c, frames, size, np.random.default_rng([seed, i]), fps)
+        return np.stack([render_clip(c, options.frames, size, np.random.default_rng([options.seed, i]), fps)
                          for i, c in enumerate(captions)])
 
 

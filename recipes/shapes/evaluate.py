@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from t2v.generator.pipeline import TextToVideo
+from t2v.generator.pipeline import GenerationOptions, TextToVideo
 from t2v.generator.sample import SamplingConfig
 from t2v.recipes.shapes.dataset import Caption, captions_of_split, render_clip
 from t2v.recipes.shapes.verify import VideoCheck, check_video, format_table, score
@@ -78,8 +78,8 @@ def check_split(pipeline: TextToVideo, split: str, config: ShapesEvalConfig, siz
     records: list[dict] = []
     for start in range(0, len(captions), config.batch):
         batch = captions[start: start + config.batch]
-        videos = pipeline(batch, frames=config.frames, size=size, sampling=config.sampling, seed=config.seed + start,
-                          fps=fps)
+        videos = pipeline(batch, GenerationOptions(frames=config.frames, size=size, fps=fps, sampling=config.sampling,
+                                                   seed=config.seed + start))
         for offset, (caption, video) in enumerate(zip(batch, videos)):
             check = check_video(video, caption, fps=fps)
             checks.append(check)
