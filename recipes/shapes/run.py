@@ -56,7 +56,7 @@ MULTI_RATES = [8.0, 16.0]
 
 @dataclass
 class RecipeRunConfig:
-    """Every stage's config: the tokenizer's and the generator's (paths are set by `run_recipe`), the number of
+    """Every stage's config: the tokenizer's and the generator's (`resolve` sets their paths), the number of
     clips, the long clips the generator also learns from (its windows cut at random offsets: it learns to continue
     videos of any length), the clips' sizes and rates, and the evaluation."""
 
