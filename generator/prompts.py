@@ -68,11 +68,3 @@ def check_schedule(changes: list[PromptChange], frames: int) -> list[PromptChang
         raise ValueError(f"a prompt starts at frame {changes[-1].at}, beyond the video's {frames} frames: ask for "
                          "more frames or an earlier start")
     return changes
-
-
-def latent_start(at: int, temporal_stride: int, continuation: bool) -> int:
-    """The first latent frame whose pixels start at or after frame `at`. A fresh video's latent frame 0 is one
-    frame and each later one `temporal_stride` frames; a continuation's latent frames are all `temporal_stride`."""
-    if continuation:
-        return -(-at // temporal_stride)
-    return 0 if at == 0 else 1 + -(-(at - 1) // temporal_stride)

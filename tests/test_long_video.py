@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_main, tiny_pipeline
+from conftest import run_main, tiny_model, tiny_pipeline
 from t2v.generator.sample import SamplingConfig
-from t2v.generator.prompts import PromptChange, check_schedule, latent_start, load_storyboard, parse_prompt
+from t2v.generator.prompts import PromptChange, check_schedule, load_storyboard, parse_prompt
 from t2v.tokenizer.video_io import read_video, write_video
 
 RED, UP = "a red circle moving left slowly", "a red circle moving up slowly"
@@ -53,10 +53,11 @@ def test_check_schedule_refuses_disorder_late_starts_and_a_missing_start():
 
 
 def test_latent_start_never_shows_a_prompt_before_its_frame():
+    latent_start = tiny_model().latent_frames  # (at, continued): the tokenizer's stride arithmetic, stride 4
     # a fresh video: latent 0 is frame 0, latent k ≥ 1 is frames 4k-3 … 4k
-    assert [latent_start(at, 4, continuation=False) for at in (0, 1, 2, 4, 5, 64, 65)] == [0, 1, 2, 2, 2, 17, 17]
+    assert [latent_start(at, continued=False) for at in (0, 1, 2, 4, 5, 64, 65)] == [0, 1, 2, 2, 2, 17, 17]
     # a continuation: latent k is frames 4k … 4k+3
-    assert [latent_start(at, 4, continuation=True) for at in (0, 1, 4, 5, 64)] == [0, 1, 1, 2, 16]
+    assert [latent_start(at, continued=True) for at in (0, 1, 4, 5, 64)] == [0, 1, 1, 2, 16]
 
 
 def test_generate_streams_chunks_with_a_bounded_cache(pipeline, monkeypatch):
