@@ -86,7 +86,7 @@ def eval_command(evaluation) -> click.Command:
         config = evaluation.config(num=num, splits=splits or evaluation.splits, seed=seed, sizes=sizes, rates=rates,
                                    sampling=sampling_config(temperature=temperature, top_k=top_k, top_p=top_p,
                                                             cfg_scale=cfg_scale))
-        conditions = config.variants(pipeline)  # every (size, rate) scored
+        conditions = config.conditions(pipeline)  # every (size, rate) scored
         for size, fps in conditions:
             pipeline.condition_for(size, fps)  # an untrained size or rate: the one-line error before any video
         out_dir = out_dir or pipeline_dir.resolve().parent / "eval"

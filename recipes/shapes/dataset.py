@@ -13,7 +13,7 @@ Notable choices:
 - `render_clip` consumes `rng` only through `trajectory`, so `trajectory(..., rng=same seed)` gives the
   positions of the rendered frames (for the verifier).
 - Each clip of `make_dataset` draws from its own generator seeded by (seed, clip index): clip i does not
-  depend on how many clips come before it. With several sizes and rates, clip i takes variant i mod (sizes ×
+  depend on how many clips come before it. With several sizes and rates, clip i takes condition i mod (sizes ×
   rates), sizes outermost; each index row records its `fps` and `size` [H, W] (the prepare index format).
 - `make_dataset` checks everything first (sizes even, for the mp4 encoder, and at least 16 px, where the shapes
   are 4 px: smaller ones cannot be told apart; the output folder new, empty, or a dataset it wrote, marked by
@@ -231,16 +231,16 @@ def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FR
     """Write `num` clips to out_dir/videos/*.mp4 and out_dir/index.jsonl; returns the index path.
 
     Captions are drawn uniformly from the split's captions ('all' = both, each row tagged with its split). Clips
-    are `size` (H, W) at `fps`, or, given `sizes` and/or `rates`, each variant in turn (clip i: variant i mod
+    are `size` (H, W) at `fps`, or, given `sizes` and/or `rates`, each (size, rate) condition in turn (clip i: condition i mod
     their count); the motion per second is the same at every rate. `out_dir` must be new or empty, or, with
     `overwrite`, a dataset this function wrote (replaced whole); everything is checked before anything is written.
     """
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
-    variants = [(tuple(s), float(r)) for s in (sizes or [size]) for r in (rates or [fps])]
-    if any(r <= 0 for _, r in variants):
-        raise ValueError(f"rates must be positive, got {[r for _, r in variants]}")
-    for clip_size, _ in variants:
+    conditions = [(tuple(s), float(r)) for s in (sizes or [size]) for r in (rates or [fps])]
+    if any(r <= 0 for _, r in conditions):
+        raise ValueError(f"rates must be positive, got {[r for _, r in conditions]}")
+    for clip_size, _ in conditions:
         check_size(clip_size)
     captions = captions_of_split(split)
     out_dir = Path(out_dir)
@@ -252,7 +252,7 @@ def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FR
         for i in tqdm(range(num), desc="shapes", unit="clip"):
             rng = np.random.default_rng([seed, i])
             caption = captions[int(rng.integers(len(captions)))]
-            clip_size, clip_fps = variants[i % len(variants)]
+            clip_size, clip_fps = conditions[i % len(conditions)]
             relative = f"videos/{i:05d}.mp4"
             write_video(temp / relative, render_clip(caption, frames, clip_size, rng, clip_fps), fps=clip_fps)
             rows.append({"path": relative, "caption": caption.text, "split": split_of(caption), "fps": clip_fps,

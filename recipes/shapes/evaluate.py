@@ -4,8 +4,8 @@ Captions are taken in a fixed shuffled order of the split's captions (cycled whe
 gets its own seed, so a report is reproducible. Videos are generated in batches (one sampling run per batch).
 
 Variants: with several sizes and/or rates (`sizes`, `rates`), every split is scored at each (size, rate), and the
-report has a row per split and variant ("seen 96x64 16fps"), per split over all variants ("seen"), per size
-("96x64") and per rate ("16fps"); with one variant (the default: the pipeline's size and rate), a row per split.
+report has a row per split and condition (a size and rate: "seen 96x64 16fps"), per split over all conditions
+("seen"), per size ("96x64") and per rate ("16fps"); with one condition (the default: the pipeline's size and rate), a row per split.
 The verifier is told each video's rate, so its speeds are per second.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ class ShapesEvalConfig:
     batch: int = 16
     seed: int = 0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    save_videos: int = 4  # per split (and variant), as GIFs beside the report
+    save_videos: int = 4  # per split (and condition), as GIFs beside the report
     sizes: Sequence[tuple[int, int]] = ()  # (H, W) frame sizes to score at (empty: the pipeline's)
     rates: Sequence[float] = ()  # frame rates to score at (empty: the pipeline's)
 
@@ -49,13 +49,13 @@ class ShapesEvalConfig:
         if any(len(size) != 2 or min(size) < 1 for size in self.sizes) or any(rate <= 0 for rate in self.rates):
             raise ValueError(f"sizes must be positive (H, W) pairs and rates positive, got {self.sizes}, {self.rates}")
 
-    def variants(self, pipeline: TextToVideo) -> list[tuple[tuple[int, int], float]]:
+    def conditions(self, pipeline: TextToVideo) -> list[tuple[tuple[int, int], float]]:
         """Every (size (H, W), rate) to score at: the given ones crossed, the pipeline's where none is given."""
         return [(tuple(size), float(rate)) for size in (self.sizes or [tuple(pipeline.info.size)])
                 for rate in (self.rates or [pipeline.info.fps])]
 
 
-def variant_name(size: tuple[int, int], fps: float) -> str:
+def condition_name(size: tuple[int, int], fps: float) -> str:
     """(64, 96), 16 → '96x64 16fps' (WxH, as --size)."""
     return f"{size[1]}x{size[0]} {fps:g}fps"
 
@@ -96,19 +96,19 @@ def check_split(pipeline: TextToVideo, split: str, config: ShapesEvalConfig, siz
 
 def evaluate_pipeline(pipeline: TextToVideo, config: ShapesEvalConfig, out_dir: str | Path | None = None,
                       progress: Callable[[int], None] | None = None) -> dict[str, dict]:
-    """Scores per split (and per variant, size and rate when there are several, see the file header); with
+    """Scores per split (and per condition, size and rate when there are several, see the file header); with
     `out_dir`, also eval.json (scores + every video's checks), eval.txt and sample GIFs."""
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    variants = config.variants(pipeline)
+    conditions = config.conditions(pipeline)
     checks: dict[tuple[str, tuple[int, int], float], list[VideoCheck]] = {}
     records: list[dict] = []
-    for split, (size, fps) in product(config.splits, variants):
-        tag = f"_{variant_name(size, fps).replace(' ', '_')}" if len(variants) > 1 else ""
-        checks[split, size, fps], variant_records = check_split(pipeline, split, config, size, fps, out, progress,
+    for split, (size, fps) in product(config.splits, conditions):
+        tag = f"_{condition_name(size, fps).replace(' ', '_')}" if len(conditions) > 1 else ""
+        checks[split, size, fps], condition_records = check_split(pipeline, split, config, size, fps, out, progress,
                                                                 tag)
-        records += variant_records
+        records += condition_records
 
     def pooled(split: str | None = None, size: tuple[int, int] | None = None, fps: float | None = None) -> dict:
         """The score of every video of the split, size and rate given (None: any)."""
@@ -116,11 +116,11 @@ def evaluate_pipeline(pipeline: TextToVideo, config: ShapesEvalConfig, out_dir: 
                       if split in (None, s) and size in (None, z) and fps in (None, r)])
 
     reports = {split: pooled(split=split) for split in config.splits}
-    if len(variants) > 1:
-        reports.update({f"{split} {variant_name(size, fps)}": score(found)
+    if len(conditions) > 1:
+        reports.update({f"{split} {condition_name(size, fps)}": score(found)
                         for (split, size, fps), found in checks.items()})
-        reports.update({f"{size[1]}x{size[0]}": pooled(size=size) for size in dict.fromkeys(z for z, _ in variants)})
-        reports.update({f"{fps:g}fps": pooled(fps=fps) for fps in dict.fromkeys(r for _, r in variants)})
+        reports.update({f"{size[1]}x{size[0]}": pooled(size=size) for size in dict.fromkeys(z for z, _ in conditions)})
+        reports.update({f"{fps:g}fps": pooled(fps=fps) for fps in dict.fromkeys(r for _, r in conditions)})
     if out is not None:
         atomic_write_text(out / "eval.json", json.dumps({"scores": reports, "videos": records}, indent=2))
         atomic_write_text(out / "eval.txt", format_table(reports) + "\n")

@@ -184,13 +184,13 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
     tokenizer_cfg, generator_cfg = resolved.tokenizer, resolved.generator
     size, frames = tuple(tokenizer_cfg.data.size), tokenizer_cfg.data.num_frames
 
-    variants = dict(sizes=config.clip_sizes, rates=config.clip_rates)
+    conditions = dict(sizes=config.clip_sizes, rates=config.clip_rates)
 
     def make_data() -> None:  # overwrite: a dataset of a run killed before clips.jsonl is this stage's own
-        indexes = [make_dataset(data, num=config.num_clips, frames=frames, seed=0, overwrite=True, **variants)]
+        indexes = [make_dataset(data, num=config.num_clips, frames=frames, seed=0, overwrite=True, **conditions)]
         if config.long_clips:
             indexes.append(make_dataset(data / "long", num=config.long_clips, frames=config.long_frames, seed=1,
-                                        overwrite=True, **variants))
+                                        overwrite=True, **conditions))
         join_indexes(data / "clips.jsonl", indexes)
 
     stage("data", (data / "clips.jsonl").is_file(), make_data)
