@@ -171,7 +171,8 @@ def tokenizer_config(index):
     return TokenizerTrainConfig(
         name="fault", model=tiny_config("fsq"),
         loss=LossConfig(perceptual_weight=0, discriminator_start=2, discriminator_channels=4),
-        data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16), eval_clips=2, num_workers=0),
+        data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16),
+                        eval_clips=2, num_workers=0),
         steps=TOKENIZER_STEPS, batch_size=2, log_every=1, eval_every=2, checkpoint_every=2, num_samples=1)
 
 
@@ -199,9 +200,11 @@ def generator_config(shards, tokenizer_dir):
 
     return GeneratorTrainConfig(
         name="fault", model=GeneratorConfig(layers=1, hidden=32, heads=2, kv_heads=2, intermediate=64),
-        data=GeneratorDataConfig(shards=str(shards), train_split="seen", eval_split="heldout", text_vocab_size=64, max_text_len=12, eval_clips=4),
+        data=GeneratorDataConfig(shards=str(shards), train_split="seen", eval_split="heldout", text_vocab_size=64,
+                                 max_text_len=12, eval_clips=4),
         optim=GeneratorOptimConfig(lr=5e-3, warmup_steps=2), steps=GENERATOR_STEPS, batch_size=2, grad_accum=2,
-        log_every=1, checkpoint_every=2, sample_every=GENERATOR_STEPS, sample_prompts=["a red circle moving left slowly"],
+        log_every=1, checkpoint_every=2, sample_every=GENERATOR_STEPS,
+        sample_prompts=["a red circle moving left slowly"],
         tokenizer_dir=str(tokenizer_dir))
 
 

@@ -53,7 +53,8 @@ def video_tokenizer(tmp_path_factory):
 def train_config(shards, steps: int = STEPS, **overrides) -> GeneratorTrainConfig:
     values = dict(
         name="test", model=GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128),
-        data=GeneratorDataConfig(shards=str(shards), train_split="seen", eval_split="heldout", caption_dropout=0.1, text_vocab_size=64, max_text_len=12),
+        data=GeneratorDataConfig(shards=str(shards), train_split="seen", eval_split="heldout", caption_dropout=0.1,
+                                 text_vocab_size=64, max_text_len=12),
         optim=GeneratorOptimConfig(lr=5e-3, warmup_steps=2), steps=steps, batch_size=4, grad_accum=2,
         log_every=1, checkpoint_every=5)
     return GeneratorTrainConfig(**{**values, **overrides})
@@ -276,7 +277,8 @@ RANK_SCRIPT = textwrap.dedent('''
     Trainer.train_step, Trainer.save = train_step, save
     config = GeneratorTrainConfig(
         name="dist", model=GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128),
-        data=GeneratorDataConfig(shards=shards, train_split="seen", eval_split="heldout", max_text_len=8), optim=GeneratorOptimConfig(lr=3e-3, warmup_steps=1),
+        data=GeneratorDataConfig(shards=shards, train_split="seen", eval_split="heldout", max_text_len=8),
+                                 optim=GeneratorOptimConfig(lr=3e-3, warmup_steps=1),
         steps=3, batch_size=2, grad_accum=2, zero_stage=stage, log_every=1, checkpoint_every=2)
     train(config, out / "run")
 ''')

@@ -27,7 +27,8 @@ from t2v.tokenizer.config import DataConfig, TokenizerTrainConfig
 def tokenizer_config(index, steps: int = 4, **overrides) -> TokenizerTrainConfig:
     values = dict(name="safety", model=tiny_config("fsq"),
                   loss=LossConfig(perceptual_weight=0, discriminator_start=2, discriminator_channels=4),
-                  data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16), eval_clips=2, num_workers=0),
+                  data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16,
+                                  16), eval_clips=2, num_workers=0),
                   steps=steps, batch_size=2, log_every=1, eval_every=1000, checkpoint_every=2, num_samples=1)
     return TokenizerTrainConfig(**{**values, **overrides})
 
@@ -280,7 +281,8 @@ def generator_config(shards, stage: int = 0, steps: int = 10):
 
     return GeneratorTrainConfig(
         name="nan", model=GeneratorConfig(layers=1, hidden=32, heads=2, kv_heads=2, intermediate=64),
-        data=GeneratorDataConfig(shards=str(shards), train_split="seen", eval_split="heldout", text_vocab_size=64, max_text_len=12),
+        data=GeneratorDataConfig(shards=str(shards), train_split="seen", eval_split="heldout", text_vocab_size=64,
+                                 max_text_len=12),
         optim=GeneratorOptimConfig(lr=5e-3, warmup_steps=2), steps=steps, batch_size=2, grad_accum=1,
         zero_stage=stage, log_every=1, checkpoint_every=2, max_skipped_steps=2)
 
@@ -317,7 +319,8 @@ def test_held_out_files_skipped_by_the_evaluation_are_in_the_summary(shapes_inde
     out = capsys.readouterr().out
     assert "skipped 1 unreadable or too-short held-out files:" in out and "broken.mp4: unreadable" in out
     last = strict_records(tmp_path / "run" / "metrics.jsonl")[-1]
-    assert last["eval_skipped"] == 1 and last["eval_clips"] == 1  # of the first 2 held-out clips: 1 scored, none in its place
+    # of the first 2 held-out clips: 1 scored, none in the broken one's place
+    assert last["eval_skipped"] == 1 and last["eval_clips"] == 1
 
 
 def test_the_recipe_resumes_a_stage_with_a_checkpoint_and_restarts_one_without(finished_run, tmp_path):

@@ -231,8 +231,8 @@ def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FR
     """Write `num` clips to out_dir/videos/*.mp4 and out_dir/index.jsonl; returns the index path.
 
     Captions are drawn uniformly from the split's captions ('all' = both, each row tagged with its split). Clips
-    are `size` (H, W) at `fps`, or, given `sizes` and/or `rates`, each (size, rate) condition in turn (clip i: condition i mod
-    their count); the motion per second is the same at every rate. `out_dir` must be new or empty, or, with
+    are `size` (H, W) at `fps`, or, given `sizes` and/or `rates`, each (size, rate) condition in turn (clip i:
+    condition i mod their count); the motion per second is the same at every rate. `out_dir` must be new or empty, or, with
     `overwrite`, a dataset this function wrote (replaced whole); everything is checked before anything is written.
     """
     if num < 1:

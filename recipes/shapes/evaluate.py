@@ -5,7 +5,8 @@ gets its own seed, so a report is reproducible. Videos are generated in batches 
 
 Variants: with several sizes and/or rates (`sizes`, `rates`), every split is scored at each (size, rate), and the
 report has a row per split and condition (a size and rate: "seen 96x64 16fps"), per split over all conditions
-("seen"), per size ("96x64") and per rate ("16fps"); with one condition (the default: the pipeline's size and rate), a row per split.
+("seen"), per size ("96x64") and per rate ("16fps"); with one condition (the default: the pipeline's size and
+rate), a row per split.
 The verifier is told each video's rate, so its speeds are per second.
 """
 from __future__ import annotations
