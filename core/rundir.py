@@ -107,8 +107,18 @@ class RunClaim:
         self.release()
 
     def _remove_made(self) -> None:
-        if self.made is not None:
-            shutil.rmtree(self.made, ignore_errors=True)
+        """Remove the run directory, then each parent this claim made while it is empty (another run may have
+        started beside this one meanwhile: its directory stays)."""
+        if self.made is None:
+            return
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        for parent in self.run_dir.parents:
+            if parent != self.made and self.made not in parent.parents:
+                break
+            try:
+                parent.rmdir()  # only if empty
+            except OSError:
+                break
 
 
 def claim(run_dir: str | Path, resume: bool) -> RunClaim | None:

@@ -348,3 +348,15 @@ def test_a_resume_at_the_final_step_redoes_a_stale_export(finished_run, shapes_i
     exported = load_file(str(run_dir / "model.safetensors"))
     assert ckpt.exported_step(run_dir) == 4 and all(torch.equal(exported[name], final[name]) for name in final)
     assert load_state(ckpt.latest_checkpoint(run_dir), "state")["step"] == 4
+
+
+def test_a_failed_start_removes_only_the_directories_it_made(tmp_path):
+    from t2v.core.rundir import RunClaim
+
+    claim = RunClaim(tmp_path / "runs" / "a", resume=False)
+    (tmp_path / "runs" / "a" / "config.json").write_text("{}")
+    (tmp_path / "runs" / "b").mkdir()  # another run started beside it meanwhile
+    claim.abandon()
+    assert not (tmp_path / "runs" / "a").exists() and (tmp_path / "runs" / "b").is_dir()
+    RunClaim(tmp_path / "new" / "deep" / "c", resume=False).abandon()
+    assert not (tmp_path / "new").exists()  # every parent it made, once empty
