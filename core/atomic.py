@@ -61,19 +61,24 @@ def remove_stale_temps(directory: str | Path) -> list[Path]:
     return stale
 
 
-def temp_sibling(path: Path, directory: bool = False, suffix: str = "") -> Path:
-    """An empty temporary file (or directory) beside `path`, named as `remove_stale_temps` recognises, with the
-    permissions a new file (directory) would get (mkstemp's are owner-only)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def new_mode(directory: bool = False) -> int:
+    """The permissions a new file (directory) gets under this process's umask (mkstemp's are owner-only)."""
     umask = os.umask(0)
     os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
+def temp_sibling(path: Path, directory: bool = False, suffix: str = "") -> Path:
+    """An empty temporary file (or directory) beside `path`, named as `remove_stale_temps` recognises, with the
+    permissions a new one would get."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     if directory:
         temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent))
-        os.chmod(temp, 0o777 & ~umask)
+        os.chmod(temp, new_mode(directory=True))
         return temp
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(handle)
-    os.chmod(name, 0o666 & ~umask)
+    os.chmod(name, new_mode())
     return Path(name)
 
 
@@ -94,6 +99,7 @@ def atomic_file(path: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp = temp_sibling(path, suffix=suffix)
     try:
         yield tmp
+        os.chmod(tmp, new_mode())  # a writer that replaced the file (safetensors does) left its own permissions
         fsync_path(tmp)
         durable_replace(tmp, path)
     except BaseException as error:

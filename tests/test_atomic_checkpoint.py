@@ -155,3 +155,15 @@ def test_rng_state_roundtrip():
     ckpt.set_rng_state(state)
     again = (random.random(), float(np.random.rand()), torch.rand(3))
     assert first[:2] == again[:2] and torch.equal(first[2], again[2])
+
+
+def test_atomic_files_get_the_permissions_of_a_new_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from t2v.core.atomic import new_mode
+
+    with atomic_file(tmp_path / "w.safetensors") as tmp:
+        save_file({"w": torch.zeros(2)}, str(tmp))  # safetensors writes a file of its own (owner-only)
+    atomic_write_text(tmp_path / "c.json", "{}")
+    for name in ("w.safetensors", "c.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == new_mode(), name
