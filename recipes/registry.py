@@ -13,7 +13,7 @@ What more a recipe can do is the modules it has (looked up without importing the
   `run_recipe(out, config, log)`;
 - `evaluate`, it scores pipelines (`t2v eval`): `evaluate_pipeline(pipeline, config, out_dir, progress)` → reports,
   where `config` is the dataclass its signature names (fields num, splits, seed, sizes, rates, sampling, whose
-  `splits` default lists the recipe's splits; `variants(pipeline)`: the (size, rate) pairs scored), and
+  `splits` default lists the recipe's splits; `conditions(pipeline)`: the (size, rate) pairs scored), and
   `format_table(reports)`.
 """
 from __future__ import annotations
