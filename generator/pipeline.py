@@ -23,11 +23,10 @@ the same way (`write_videos`: one writer per video, a preview contact sheet keep
 """
 from __future__ import annotations
 
-import json
 import warnings
 from collections import deque
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
@@ -39,7 +38,8 @@ from t2v.generator.sample import SamplingConfig, Schedule, sample_frames
 from t2v.generator.prompts import PromptChange, check_schedule
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import format_grid, format_rates
-from t2v.core.atomic import atomic_directory, atomic_write_text
+from t2v.core.atomic import atomic_directory
+from t2v.core.config_io import write_config
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.frames import to_pixels, to_uint8
@@ -134,7 +134,7 @@ class TextToVideo:
             self.video_tokenizer.save_pretrained(tmp / "video_tokenizer")
             self.generator.save_pretrained(tmp / "generator")
             self.text.save(tmp / "text_tokenizer")
-            atomic_write_text(tmp / PIPELINE_FILE, json.dumps(asdict(self.info), indent=2))
+            write_config(tmp / PIPELINE_FILE, self.info)
         return Path(directory)
 
     @classmethod
