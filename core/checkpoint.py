@@ -92,14 +92,6 @@ def commit(run_dir: Path, step: int, keep: int) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], rank_states: list[dict[str, Any]],
-                    keep: int = 2) -> Path:
-    """`write_checkpoint`, then `commit`: the whole checkpoint of one step."""
-    target = write_checkpoint(run_dir, step, state, rank_states)
-    commit(run_dir, step, keep)
-    return target
-
-
 def latest_checkpoint(run_dir: Path, marker: str = state_files(Path(), "state")[0].name) -> Path:
     """The checkpoint `latest` points to (it must hold `marker`); a clear error if the run has none."""
     pointer = Path(run_dir) / "checkpoints" / "latest"

@@ -57,8 +57,8 @@ from t2v.generator.vocab import PAD
 from t2v.core import distributed, rundir
 from t2v.core.atomic import atomic_directory, fsync_tree, replace_directory
 from t2v.core.config_io import write_config
-from t2v.core.checkpoint import (commit, export_weights, exported_step, latest_checkpoint, rng_state,
-                                      set_rng_state)
+from t2v.core.checkpoint import (check_finite, commit, export_weights, exported_step, latest_checkpoint, rng_state,
+                                 set_rng_state)
 from t2v.core.guard import NonFiniteGuard
 from t2v.core.lr_schedule import lr_factor
 from t2v.core.precision import compute_dtype
@@ -377,7 +377,19 @@ class Trainer:
     # 4. checkpoints, export, samples --------------------------------------------------------------------------
     def save(self, samples: bool = False) -> None:
         """Stage DeepSpeed's state and every rank's RNG, rename the whole into place, export, write the samples
-        (if `samples`), then move `latest` (the save sequence of core/checkpoint.py)."""
+        (if `samples`), then move `latest` (the save sequence of core/checkpoint.py). The weights are gathered
+        once, into the standalone copy that is checked, exported and sampled from; non-finite ones stop every rank
+        before anything is written."""
+        generator = self.standalone_generator()
+        verdict = [None]
+        if generator is not None:
+            try:
+                check_finite(generator.state_dict(), "the generator's weights", self.step)
+            except FloatingPointError as error:
+                verdict = [str(error)]
+        torch.distributed.broadcast_object_list(verdict, src=0)  # every rank stops, or none
+        if verdict[0] is not None:
+            raise FloatingPointError(verdict[0])
         name = f"step_{self.step:08d}"
         staging = self.checkpoints / f".{name}.tmp"  # one name for every rank; the run directory's lock owns it
         if self.rank == 0:
@@ -399,9 +411,10 @@ class Trainer:
             fsync_tree(staging / name)
             replace_directory(staging / name, self.checkpoints / name)
             shutil.rmtree(staging, ignore_errors=True)
-        self.export()
-        if samples:
-            self.write_samples()
+        if generator is not None:
+            export_weights(generator.state_dict(), self.run_dir, self.step)
+            if samples:
+                self.write_samples(generator)
         if self.rank == 0:
             commit(self.run_dir, self.step, self.config.keep_checkpoints)
         distributed.barrier()
@@ -444,10 +457,10 @@ class Trainer:
             generator.load_state_dict(weights)
         return generator.eval()
 
-    def write_samples(self) -> None:
+    def write_samples(self, generator: VideoGenerator | None = None) -> None:
         """Videos of the sample prompts in samples/step_XXXXXXXX/, as long and as large as the training clips
-        (rank 0)."""
-        generator = self.standalone_generator()
+        (rank 0), from `generator` (default: a standalone copy of the current weights; every rank must call)."""
+        generator = generator or self.standalone_generator()
         if generator is None:
             return
         from t2v.generator.pipeline import TextToVideo  # the one module that joins the video tokenizer

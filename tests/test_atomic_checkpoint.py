@@ -15,6 +15,13 @@ class Boom(Exception):
     pass
 
 
+def save_checkpoint(run_dir, step, state, rank_states, keep: int = 2):
+    """A whole checkpoint of one step, as a trainer saves it: written, then committed."""
+    target = ckpt.write_checkpoint(run_dir, step, state, rank_states)
+    ckpt.commit(run_dir, step, keep)
+    return target
+
+
 def listing(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
@@ -91,7 +98,7 @@ def test_atomic_directory_new_path(tmp_path):
 # 2. Checkpoints ------------------------------------------------------------------------------------------------
 def test_save_checkpoint_keeps_last_and_points_latest(tmp_path):
     for step in (1, 2, 3, 4):
-        target = ckpt.save_checkpoint(tmp_path, step, {"step": step, "w": torch.full((2,), float(step))},
+        target = save_checkpoint(tmp_path, step, {"step": step, "w": torch.full((2,), float(step))},
                                       [{"rank": 0}, {"rank": 1}], keep=2)
         assert target == ckpt.checkpoint_dir(tmp_path, step)
         assert ckpt.latest_checkpoint(tmp_path) == target
@@ -109,8 +116,8 @@ def test_save_checkpoint_keeps_last_and_points_latest(tmp_path):
 
 def test_save_checkpoint_keep_one_and_keep_all(tmp_path):
     for step in (10, 20, 30):
-        ckpt.save_checkpoint(tmp_path / "one", step, {"step": step}, [{}], keep=1)
-        ckpt.save_checkpoint(tmp_path / "all", step, {"step": step}, [{}], keep=0)
+        save_checkpoint(tmp_path / "one", step, {"step": step}, [{}], keep=1)
+        save_checkpoint(tmp_path / "all", step, {"step": step}, [{}], keep=0)
     assert listing(tmp_path / "one" / "checkpoints") == ["latest", "step_00000030"]
     assert listing(tmp_path / "all" / "checkpoints") == ["latest", "step_00000010", "step_00000020",
                                                          "step_00000030"]
@@ -118,7 +125,7 @@ def test_save_checkpoint_keep_one_and_keep_all(tmp_path):
 
 
 def test_interrupted_checkpoint_leaves_previous_one(tmp_path, monkeypatch):
-    ckpt.save_checkpoint(tmp_path, 1, {"step": 1}, [{}], keep=2)
+    save_checkpoint(tmp_path, 1, {"step": 1}, [{}], keep=2)
     real_save = ckpt.save_state
 
     def failing_save(state, directory, name):
@@ -128,7 +135,7 @@ def test_interrupted_checkpoint_leaves_previous_one(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ckpt, "save_state", failing_save)
     with pytest.raises(Boom):
-        ckpt.save_checkpoint(tmp_path, 2, {"step": 2}, [{}], keep=2)
+        save_checkpoint(tmp_path, 2, {"step": 2}, [{}], keep=2)
     monkeypatch.undo()
     assert listing(tmp_path / "checkpoints") == ["latest", "step_00000001"]
     state, _ = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path), rank=0)

@@ -360,3 +360,20 @@ def test_a_failed_start_removes_only_the_directories_it_made(tmp_path):
     assert not (tmp_path / "runs" / "a").exists() and (tmp_path / "runs" / "b").is_dir()
     RunClaim(tmp_path / "new" / "deep" / "c", resume=False).abandon()
     assert not (tmp_path / "new").exists()  # every parent it made, once empty
+
+
+def test_non_finite_generator_weights_are_never_saved(generator_shards, tmp_path, monkeypatch):
+    from t2v.generator.train import SkippingAdamW, train as train_generator
+
+    real_step = SkippingAdamW.step
+
+    def step(self, *args, **kwargs):
+        result = real_step(self, *args, **kwargs)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].fill_(float("inf"))  # an update that overflowed
+        return result
+
+    monkeypatch.setattr(SkippingAdamW, "step", step)
+    with pytest.raises(FloatingPointError, match="generator's weights at step 2 hold NaN or inf"):
+        train_generator(generator_config(generator_shards, steps=4), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing written; the failed start left no directory
