@@ -47,19 +47,19 @@ class Case:
 # 1. Fixtures: a tiny random pipeline, tokenizer, clip, dataset, finished runs ------------------------------------
 def tiny_tokenizer():
     from t2v.tokenizer.model import VideoTokenizer
-    from t2v.tokenizer.config import preset
+    from t2v.tokenizer.config import QuantizerConfig, preset
 
     torch.manual_seed(0)
-    config = preset("tiny", channels=(8, 8, 16, 16), num_res_blocks=1, quantizer="fsq", fsq_levels=(4, 4, 4))
+    config = preset("tiny", channels=(8, 8, 16, 16), num_res_blocks=1, quantizer=QuantizerConfig(fsq_levels=(4, 4, 4)))
     return VideoTokenizer(config).eval()
 
 
 def tokenizer_train_config(index: Path) -> dict:
     from t2v.tokenizer.config import LossConfig
-    from t2v.tokenizer.config import preset
+    from t2v.tokenizer.config import QuantizerConfig, preset
     from t2v.tokenizer.config import DataConfig, TokenizerTrainConfig
 
-    model = preset("tiny", channels=(8, 8, 16, 16), num_res_blocks=1, quantizer="fsq", fsq_levels=(4, 4, 4))
+    model = preset("tiny", channels=(8, 8, 16, 16), num_res_blocks=1, quantizer=QuantizerConfig(fsq_levels=(4, 4, 4)))
     config = TokenizerTrainConfig(
         name="bad", model=model, loss=LossConfig(perceptual_weight=0, discriminator_channels=4),
         data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16),

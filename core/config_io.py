@@ -28,7 +28,11 @@ def write_config(path: str | Path, config: Any) -> Path:
 
 
 def from_dict(cls: type[C], values: dict[str, Any]) -> C:
-    """Build dataclass `cls` from a dict, recursing into nested dataclass fields; unknown keys are an error."""
+    """Build dataclass `cls` from a dict, recursing into nested dataclass fields; unknown keys are an error. A class
+    that reads older layouts of its own has a static `upgrade(values) -> values`, applied first."""
+    upgrade = getattr(cls, "upgrade", None)
+    if upgrade is not None:
+        values = upgrade(values)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(map(str, set(values) - names))

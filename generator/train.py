@@ -133,10 +133,10 @@ def check_inputs(config: GeneratorTrainConfig) -> ShardReader:
     if not train_captions(reader, config.data.train_split):
         raise ValueError(f"no clips of split {config.data.train_split!r} in {shards}: "
                          f"--set data.train_split=… (or null for all clips)")
-    levels, tokenizer = config.model.code_levels, reader.meta.get("tokenizer", {})
-    if levels and (tokenizer.get("quantizer") != "fsq" or list(tokenizer.get("fsq_levels", ())) != levels):
+    levels = config.model.code_levels
+    if levels and reader.fsq_levels() != list(levels):
         raise ValueError(f"model.code_levels {levels} are not the FSQ levels of the tokenizer of {shards} "
-                         f"({tokenizer.get('quantizer')} {tokenizer.get('fsq_levels')}): --set model.code_levels=[…] "
+                         f"({reader.fsq_levels() or 'not FSQ'}): --set model.code_levels=[…] "
                          f"to its levels, or [] for plain code embeddings")
     return reader
 

@@ -8,9 +8,12 @@ import pytest
 import torch
 
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.config import TokenizerConfig, preset
+import dataclasses
+
+from t2v.tokenizer.config import QuantizerConfig, TokenizerConfig, preset
 
 QUANTIZERS = ("fsq", "lfq", "vq")
+QUANTIZER_FIELDS = {f.name for f in dataclasses.fields(QuantizerConfig)}
 
 # Tiny convolutions gain nothing from intra-op threads, and on a busy machine OpenMP's spinning threads make them
 # ~10× slower: the tests run single-threaded (the distributed test's ranks get OMP_NUM_THREADS=1 too).
@@ -19,8 +22,9 @@ torch.set_num_threads(1)
 
 def tiny_config(quantizer: str = "fsq", **overrides) -> TokenizerConfig:
     """A tokenizer small enough for CPU tests: 4 levels of 8–16 channels, one res block, small codebooks."""
-    values = dict(channels=(8, 8, 16, 16), num_res_blocks=1, quantizer=quantizer, fsq_levels=(4, 4, 4),
-                  lfq_bits=6, vq_codebook_size=32, vq_dim=4)
+    settings = dict(kind=quantizer, fsq_levels=(4, 4, 4), lfq_bits=6, vq_codebook_size=32, vq_dim=4)
+    settings.update({key: overrides.pop(key) for key in list(overrides) if key in QUANTIZER_FIELDS})
+    values = dict(channels=(8, 8, 16, 16), num_res_blocks=1, quantizer=QuantizerConfig(**settings))
     values.update(overrides)
     return preset("tiny", **values)
 

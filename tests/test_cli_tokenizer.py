@@ -1,6 +1,7 @@
 """`t2v tokenizer` commands end to end on tiny data: train (dry run, overrides, errors), reconstruct, encode."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,12 +11,13 @@ import torch
 from conftest import run_main
 from t2v.recipes.shapes.dataset import make_dataset
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.config import preset
+from t2v.tokenizer.config import QuantizerConfig, preset
 from t2v.tokenizer.shards import ShardReader
 from t2v.tokenizer.frames import to_pixels, tokenizer_chunks
 from t2v.tokenizer.video_io import read_video, write_video
 
-TINY = dict(channels=(8, 8, 16, 16), num_res_blocks=1, fsq_levels=(5, 5, 5), chunk_latent_frames=1)
+TINY = dict(channels=(8, 8, 16, 16), num_res_blocks=1, quantizer=QuantizerConfig(fsq_levels=(5, 5, 5)),
+            chunk_latent_frames=1)
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +37,10 @@ def tiny_shapes(tmp_path_factory):
 def test_train_dry_run_prints_resolved_config_with_overrides(monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_main(["tokenizer", "train", "shapes", "--dry-run", "--set", "steps=7", "--set", "image_steps=2",
-                             "--set", "decoder_steps=1", "--set", "model.fsq_levels=[5,5,5]"], monkeypatch, capsys)
+                             "--set", "decoder_steps=1", "--set", "model.quantizer.fsq_levels=[5,5,5]"],
+                            monkeypatch, capsys)
     assert code == 0
-    assert "steps: 7" in out and "decoder_steps: 1" in out and "- 5\n  - 5\n  - 5" in out
+    assert "steps: 7" in out and "decoder_steps: 1" in out and "- 5\n    - 5\n    - 5" in out
     assert "runs/shapes-tokenizer-00001" in out
     assert not (tmp_path / "runs" / "shapes-tokenizer-00001").exists()  # a dry run creates nothing
 
@@ -144,6 +147,11 @@ def test_encode_writes_shards_matching_direct_encode(tiny_tokenizer, tiny_shapes
     with torch.no_grad():
         direct = model.encode(to_pixels(frames))[0].numpy()
     assert reader.codes(3).shape == (3, 4, 4) and np.array_equal(reader.codes(3), direct)
+    assert reader.fsq_levels() == [5, 5, 5]  # meta.json records the tokenizer's quantizer section
+    flat = {"quantizer": "fsq", "fsq_levels": [8, 5]}  # the layout before the section: still read
+    assert dataclasses.replace(reader, meta={**reader.meta, "tokenizer": flat}).fsq_levels() == [8, 5]
+    assert dataclasses.replace(reader, meta={**reader.meta, "tokenizer": {"quantizer": {"kind": "vq"}}}).fsq_levels() \
+        is None
     # A second encode into the same directory refuses instead of overwriting.
     code, _, err = run_main(["tokenizer", "encode", str(tiny_tokenizer), str(tiny_shapes), str(out_dir)],
                             monkeypatch, capsys)

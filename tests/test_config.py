@@ -15,25 +15,25 @@ def test_yaml_round_trip_keeps_every_value(tmp_path):
     path.write_text(config_io.dump_yaml(config))
     loaded = config_io.load(TokenizerTrainConfig, path)
     assert loaded == config
-    assert isinstance(loaded.model.fsq_levels, tuple) and isinstance(loaded.data.size, tuple)
+    assert isinstance(loaded.model.quantizer.fsq_levels, tuple) and isinstance(loaded.data.size, tuple)
     assert tokenizer_config(str(path)) == config  # a YAML path works wherever a recipe name does
 
 
 def test_overrides_are_typed_and_nested():
     config = config_io.apply_overrides(tokenizer_config("shapes"), [
         "steps=12", "image_steps=4", "decoder_steps=2", "optim.lr=3e-4", "optim.warmup_steps=5", "loss.l2_weight=2",
-        "model.fsq_levels=[5,5,5]", "channels_last=false", "data.index=elsewhere/index.jsonl"])
+        "model.quantizer.fsq_levels=[5,5,5]", "channels_last=false", "data.index=elsewhere/index.jsonl"])
     assert config.steps == 12 and config.image_steps == 4 and config.decoder_steps == 2
     assert config.optim.lr == 3e-4 and config.optim.warmup_steps == 5
     assert config.loss.l2_weight == 2.0 and isinstance(config.loss.l2_weight, float)
-    assert config.model.fsq_levels == (5, 5, 5) and config.channels_last is False
+    assert config.model.quantizer.fsq_levels == (5, 5, 5) and config.channels_last is False
     assert config.data.index == "elsewhere/index.jsonl"
 
 
 @pytest.mark.parametrize("override, message", [
     ("steps=abc", "expected a number"),
     ("channels_last=3", "expected a boolean"),
-    ("model.fsq_levels=8", "expected a list"),
+    ("model.quantizer.fsq_levels=8", "expected a list"),
     ("model.nope=1", "unknown config key"),
     ("nope.steps=1", "not a section"),
     ("steps", "not of the form key=value"),

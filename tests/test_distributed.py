@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent('''
 
     from safetensors.torch import save_file
 
-    from t2v.tokenizer.config import DataConfig, LossConfig, TokenizerTrainConfig, preset
+    from t2v.tokenizer.config import DataConfig, LossConfig, QuantizerConfig, TokenizerTrainConfig, preset
     from t2v.tokenizer.train import Trainer, train
 
     index, quantizer, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
@@ -42,8 +42,8 @@ SCRIPT = textwrap.dedent('''
 
     Trainer.train_step, Trainer.save = train_step, save
     config = TokenizerTrainConfig(
-        name="dist", model=preset("tiny", channels=(8, 8, 16, 16), quantizer=quantizer, fsq_levels=(4, 4, 4),
-                                  vq_codebook_size=32, vq_dim=4),
+        name="dist", model=preset("tiny", channels=(8, 8, 16, 16), quantizer=QuantizerConfig(
+            kind=quantizer, fsq_levels=(4, 4, 4), vq_codebook_size=32, vq_dim=4)),
         loss=LossConfig(perceptual_weight=0, discriminator_start=1, discriminator_channels=4),
         data=DataConfig(index=index, train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16),
                         eval_clips=1),

@@ -82,10 +82,13 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def drop_key(key: str):
+def drop_key(*keys: str):
     def damage(path: Path) -> None:
         values = json.loads(path.read_text())
-        del values[key]
+        section = values
+        for key in keys[:-1]:
+            section = section[key]
+        del section[keys[-1]]
         path.write_text(json.dumps(values))
     return damage
 
@@ -93,7 +96,7 @@ def drop_key(key: str):
 @pytest.mark.parametrize("part, damage, message", [
     ("video_tokenizer/model.safetensors", truncate, "not a readable safetensors file"),
     ("video_tokenizer/config.json", truncate, "not valid JSON"),
-    ("video_tokenizer/config.json", drop_key("fsq_levels"), "missing key(s) fsq_levels"),
+    ("video_tokenizer/config.json", drop_key("quantizer", "fsq_levels"), "missing key(s) quantizer.fsq_levels"),
     ("generator/model.safetensors", truncate, "not a readable safetensors file"),
     ("generator/config.json", truncate, "not valid JSON"),
     ("generator/config.json", drop_key("hidden"), "missing key(s) hidden"),

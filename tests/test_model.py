@@ -9,7 +9,7 @@ import torch
 
 from conftest import QUANTIZERS, initialise_codebook, random_video, tiny_config, tiny_model
 from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.config import TOKENIZER_PRESETS, TokenizerConfig, preset
+from t2v.tokenizer.config import TOKENIZER_PRESETS, QuantizerConfig, TokenizerConfig, preset
 
 
 # 1. Latent shape arithmetic -----------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def test_config_checks_channel_count_and_strides():
     with pytest.raises(ValueError, match="temporal_stride"):
         TokenizerConfig(channels=(8, 8, 16, 16), temporal_stride=3)
     with pytest.raises(ValueError, match="fsq, lfq or vq"):
-        TokenizerConfig(channels=(8, 8, 16, 16), quantizer="rvq")
+        QuantizerConfig(kind="rvq")
     with pytest.raises(ValueError, match="temporal stride 4 needs 2 downsampling levels"):
         TokenizerConfig(channels=(8, 16), patch_size=4)  # one level below the stem: time can halve only once
 
@@ -201,7 +201,7 @@ def test_save_load_roundtrip_is_exact(quantizer, tmp_path):
     decoded = model.decode(codes)
     model.save_pretrained(tmp_path / "tok")
     assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == ["config.json", "model.safetensors"]
-    assert json.loads((tmp_path / "tok" / "config.json").read_text())["quantizer"] == quantizer
+    assert json.loads((tmp_path / "tok" / "config.json").read_text())["quantizer"]["kind"] == quantizer
 
     loaded = VideoTokenizer.from_pretrained(tmp_path / "tok")
     assert not loaded.training
@@ -245,7 +245,7 @@ def test_from_pretrained_rejects_damaged_or_mismatched_weights(tmp_path):
     # an FSQ checkpoint whose config.json claims VQ (same latent width): the codebook tensors are missing
     tiny_model("fsq", fsq_levels=(4, 4, 4, 4)).save_pretrained(tmp_path / "fsq")
     config = json.loads((tmp_path / "fsq" / "config.json").read_text())
-    config.update(quantizer="vq", vq_dim=4)
+    config["quantizer"].update(kind="vq", vq_dim=4)
     (tmp_path / "fsq" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="does not match its config.json") as error:
         VideoTokenizer.from_pretrained(tmp_path / "fsq")
@@ -273,8 +273,22 @@ def test_from_pretrained_rejects_foreign_config(tmp_path):
 
 def test_presets():
     assert set(TOKENIZER_PRESETS) == {"tiny", "S", "B", "L"}
-    config = preset("tiny", quantizer="lfq", lfq_bits=8)
-    assert config.quantizer == "lfq" and config.channels == TOKENIZER_PRESETS["tiny"].channels
-    assert TOKENIZER_PRESETS["tiny"].quantizer == "fsq"  # overrides copy, they never mutate the preset
+    config = preset("tiny", quantizer=QuantizerConfig(kind="lfq", lfq_bits=8))
+    assert config.quantizer.kind == "lfq" and config.channels == TOKENIZER_PRESETS["tiny"].channels
+    assert TOKENIZER_PRESETS["tiny"].quantizer.kind == "fsq"  # overrides copy, they never mutate the preset
     with pytest.raises(ValueError, match=r"'XL'.*tiny, S, B, L"):
         preset("XL")
+
+
+def test_from_pretrained_reads_the_flat_quantizer_layout(tmp_path):
+    """A config.json written before the quantizer had its own section loads to the same model."""
+    model = tiny_model("vq")
+    model.save_pretrained(tmp_path / "tok")
+    config = json.loads((tmp_path / "tok" / "config.json").read_text())
+    section = config.pop("quantizer")
+    config.update({("quantizer" if key == "kind" else key): value for key, value in section.items()})
+    (tmp_path / "tok" / "config.json").write_text(json.dumps(config))
+    loaded = VideoTokenizer.from_pretrained(tmp_path / "tok")
+    assert loaded.config == model.config and loaded.config.quantizer.kind == "vq"
+    video = random_video(frames=5)
+    assert torch.equal(loaded.encode(video), model.encode(video))

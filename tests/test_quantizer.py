@@ -7,13 +7,15 @@ import pytest
 import torch
 
 from conftest import QUANTIZERS
+from t2v.tokenizer.config import QuantizerConfig
 from t2v.tokenizer.quantizer import Quantizer, codebook_stats, swap_codes
 
 
 def make_quantizer(kind: str) -> Quantizer:
     torch.manual_seed(0)
-    return Quantizer(kind, fsq_levels=(8, 5, 5), lfq_bits=5, lfq_commitment=0.25, lfq_entropy=0.1,
-                     vq_codebook_size=16, vq_dim=3, vq_decay=0.99, vq_commitment=0.25, vq_dead_code_threshold=0.0)
+    return Quantizer(QuantizerConfig(kind, fsq_levels=(8, 5, 5), lfq_bits=5, lfq_commitment=0.25, lfq_entropy=0.1,
+                                     vq_codebook_size=16, vq_dim=3, vq_decay=0.99, vq_commitment=0.25,
+                                     vq_dead_code_threshold=0.0))
 
 
 def test_codebook_stats_known_histograms():

@@ -10,15 +10,11 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class TokenizerConfig:
-    """Architecture of the video tokenizer. `channels` has one width per resolution level (log2(stride) + 1)."""
+class QuantizerConfig:
+    """Which quantizer turns the latent into codes, and its settings: FSQ levels, LFQ bits and loss weights, or an
+    EMA VQ codebook (its size, width, decay, commitment and dead-code restart threshold)."""
 
-    channels: tuple[int, ...] = (128, 128, 256, 512)
-    num_res_blocks: int = 2
-    spatial_stride: int = 8
-    patch_size: int = 1  # space-to-depth stem: the first level runs at 1/patch_size resolution (part of the stride)
-    temporal_stride: int = 4
-    quantizer: str = "fsq"  # fsq | lfq | vq
+    kind: str = "fsq"  # fsq | lfq | vq
     fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)  # 64,000 codes
     lfq_bits: int = 16
     lfq_commitment: float = 0.25
@@ -28,11 +24,31 @@ class TokenizerConfig:
     vq_decay: float = 0.99
     vq_commitment: float = 0.25
     vq_dead_code_threshold: float = 2.0
+
+    def __post_init__(self) -> None:
+        self.fsq_levels = tuple(self.fsq_levels)
+        if self.kind not in ("fsq", "lfq", "vq"):
+            raise ValueError(f"unknown quantizer {self.kind!r}: choose fsq, lfq or vq")
+
+
+_QUANTIZER_KEYS = ("fsq_levels", "lfq_bits", "lfq_commitment", "lfq_entropy", "vq_codebook_size", "vq_dim", "vq_decay",
+                   "vq_commitment", "vq_dead_code_threshold")
+
+
+@dataclass
+class TokenizerConfig:
+    """Architecture of the video tokenizer. `channels` has one width per resolution level (log2(stride) + 1)."""
+
+    channels: tuple[int, ...] = (128, 128, 256, 512)
+    num_res_blocks: int = 2
+    spatial_stride: int = 8
+    patch_size: int = 1  # space-to-depth stem: the first level runs at 1/patch_size resolution (part of the stride)
+    temporal_stride: int = 4
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     chunk_latent_frames: int = 4  # latent frames per chunk of encode/decode (memory vs. speed)
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
-        self.fsq_levels = tuple(self.fsq_levels)
         if self.spatial_stride not in (8, 16):
             raise ValueError(f"spatial_stride must be 8 or 16, got {self.spatial_stride}")
         if self.temporal_stride not in (1, 2, 4):
@@ -47,10 +63,22 @@ class TokenizerConfig:
             raise ValueError(f"temporal stride {self.temporal_stride} needs {int(math.log2(self.temporal_stride))} "
                              f"downsampling levels, the config has {self.num_downsamples}: add levels to channels "
                              f"or lower the patch size")
-        if self.quantizer not in ("fsq", "lfq", "vq"):
-            raise ValueError(f"unknown quantizer {self.quantizer!r}: choose fsq, lfq or vq")
         if self.chunk_latent_frames < 1:
             raise ValueError("chunk_latent_frames must be at least 1")
+
+    @staticmethod
+    def upgrade(values: dict) -> dict:
+        """`values` of a config.json in the layout before the quantizer had its own section (`quantizer: "fsq"`
+        and the `fsq_*`/`lfq_*`/`vq_*` keys beside the others) moved into that section; other layouts unchanged."""
+        old = values.get("quantizer")
+        if isinstance(old, dict) or (old is None and not any(key in values for key in _QUANTIZER_KEYS)):
+            return values
+        values = dict(values)
+        section = {key: values.pop(key) for key in _QUANTIZER_KEYS if key in values}
+        if "quantizer" in values:
+            section["kind"] = values.pop("quantizer")
+        values["quantizer"] = section
+        return values
 
     @property
     def num_downsamples(self) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from t2v.core.config_io import to_dict
 from t2v.tokenizer.data import nearest_bucket, read_index, row_size
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.model import VideoTokenizer
@@ -167,7 +168,7 @@ def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str |
     meta = {"temporal_stride": config.temporal_stride, "spatial_stride": config.spatial_stride, **one,
             "latent_grids": grids, "sizes": [list(bucket) for bucket in sizes], "fps": fps,
             "source_index": str(index_path), "skipped": len(skipped),
-            "tokenizer": {key: getattr(config, key) for key in config.__dataclass_fields__}}
+            "tokenizer": to_dict(config)}
     writer.close(meta)
     return EncodeReport(Path(out_dir), clips=len(writer.rows),
                         tokens=sum(math.prod(r["shape"]) for r in writer.rows), skipped=skipped)

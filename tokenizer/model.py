@@ -26,7 +26,7 @@ from torch import nn
 
 from t2v.core.atomic import atomic_file
 from t2v.core.checkpoint import load_weights
-from t2v.core.config_io import write_config
+from t2v.core.config_io import from_dict, write_config
 from t2v.tokenizer.config import TokenizerConfig
 from t2v.tokenizer.layers import CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
 from t2v.tokenizer.quantizer import Quantizer, QuantizerOutput, swap_codes
@@ -111,9 +111,7 @@ class VideoTokenizer(nn.Module):
     def __init__(self, config: TokenizerConfig) -> None:
         super().__init__()
         self.config = config
-        self.quantizer = Quantizer(config.quantizer, config.fsq_levels, config.lfq_bits, config.lfq_commitment,
-                                   config.lfq_entropy, config.vq_codebook_size, config.vq_dim, config.vq_decay,
-                                   config.vq_commitment, config.vq_dead_code_threshold)
+        self.quantizer = Quantizer(config.quantizer)
         self.encoder = Encoder(config, self.quantizer.dim)
         self.decoder = Decoder(config, self.quantizer.dim)
 
@@ -259,8 +257,9 @@ class VideoTokenizer(nn.Module):
 # What a damaged tokenizer file needs, and the keys its config.json must hold (each since the first version; the
 # others have defaults): without them the model would be built with another architecture or codebook.
 _REPAIR = "copy the tokenizer directory again, or re-run `t2v tokenizer train` to write it"
-_REQUIRED = ("channels", "num_res_blocks", "spatial_stride", "temporal_stride", "quantizer", "fsq_levels",
-             "lfq_bits", "vq_codebook_size", "vq_dim")
+_REQUIRED = ("channels", "num_res_blocks", "spatial_stride", "temporal_stride", "quantizer")
+_REQUIRED_QUANTIZER = {"fsq": ("kind", "fsq_levels"), "lfq": ("kind", "lfq_bits"),
+                       "vq": ("kind", "vq_codebook_size", "vq_dim")}
 
 
 def _read_config(path: Path) -> TokenizerConfig:
@@ -276,14 +275,19 @@ def _read_config(path: Path) -> TokenizerConfig:
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a JSON object of tokenizer settings, got a {type(values).__name__}; "
                          f"{_REPAIR}")
+    values = TokenizerConfig.upgrade(values)  # a config.json of the flat quantizer layout
     known = {f.name for f in dataclasses.fields(TokenizerConfig)}
     if not known.issuperset(values):
         raise ValueError(f"{path} is not a video tokenizer config (unexpected keys {sorted(set(values) - known)})")
     missing = [key for key in _REQUIRED if key not in values]
+    section = values.get("quantizer")
+    if isinstance(section, dict):
+        missing += [f"quantizer.{key}" for key in _REQUIRED_QUANTIZER.get(section.get("kind"), ("kind",))
+                    if key not in section]
     if missing:
         raise ValueError(f"{path}: missing key(s) {', '.join(missing)}: the file is incomplete or damaged; {_REPAIR}")
     try:
-        return TokenizerConfig(**values)
+        return from_dict(TokenizerConfig, values)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}; {_REPAIR}") from None
 

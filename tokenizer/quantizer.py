@@ -13,6 +13,8 @@ from einops import rearrange
 from torch import nn
 from vector_quantize_pytorch import FSQ, LFQ, VectorQuantize
 
+from t2v.tokenizer.config import QuantizerConfig
+
 
 @dataclass
 class QuantizerOutput:
@@ -22,30 +24,29 @@ class QuantizerOutput:
 
 
 class Quantizer(nn.Module):
-    """FSQ (levels), LFQ (2^bits codes, commitment 0.25 + entropy 0.1) or VQ (EMA codebook, dead-code restart)."""
+    """FSQ (levels), LFQ (2^bits codes, commitment + entropy losses) or VQ (EMA codebook, dead-code restart), as
+    `QuantizerConfig` says."""
 
-    def __init__(self, kind: str, fsq_levels: tuple[int, ...], lfq_bits: int, lfq_commitment: float,
-                 lfq_entropy: float, vq_codebook_size: int, vq_dim: int, vq_decay: float,
-                 vq_commitment: float, vq_dead_code_threshold: float) -> None:
+    def __init__(self, config: QuantizerConfig) -> None:
         super().__init__()
-        self.kind = kind
-        if kind == "fsq":
-            self.dim = len(fsq_levels)
-            self.codebook_size = math.prod(fsq_levels)
-            self.quantizer = FSQ(levels=list(fsq_levels))
-        elif kind == "lfq":
-            self.dim = lfq_bits
-            self.codebook_size = 2**lfq_bits
-            self.quantizer = LFQ(dim=lfq_bits, codebook_size=self.codebook_size,
-                                 entropy_loss_weight=lfq_entropy, commitment_loss_weight=lfq_commitment)
-        elif kind == "vq":
-            self.dim = vq_dim
-            self.codebook_size = vq_codebook_size
-            self.quantizer = VectorQuantize(dim=vq_dim, codebook_size=vq_codebook_size, decay=vq_decay,
-                                            commitment_weight=vq_commitment,
-                                            threshold_ema_dead_code=vq_dead_code_threshold)
+        self.kind = config.kind
+        if config.kind == "fsq":
+            self.dim = len(config.fsq_levels)
+            self.codebook_size = math.prod(config.fsq_levels)
+            self.quantizer = FSQ(levels=list(config.fsq_levels))
+        elif config.kind == "lfq":
+            self.dim = config.lfq_bits
+            self.codebook_size = 2**config.lfq_bits
+            self.quantizer = LFQ(dim=config.lfq_bits, codebook_size=self.codebook_size,
+                                 entropy_loss_weight=config.lfq_entropy, commitment_loss_weight=config.lfq_commitment)
+        elif config.kind == "vq":
+            self.dim = config.vq_dim
+            self.codebook_size = config.vq_codebook_size
+            self.quantizer = VectorQuantize(dim=config.vq_dim, codebook_size=config.vq_codebook_size,
+                                            decay=config.vq_decay, commitment_weight=config.vq_commitment,
+                                            threshold_ema_dead_code=config.vq_dead_code_threshold)
         else:
-            raise ValueError(f"unknown quantizer {kind!r}: choose fsq, lfq or vq")
+            raise ValueError(f"unknown quantizer {config.kind!r}: choose fsq, lfq or vq")
         # No k-means init for VQ: it would rewrite the codebook on the first encode, even in eval mode. EMA updates
         # and dead-code restarts happen in training mode only, so encoding never changes the model.
 

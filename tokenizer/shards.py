@@ -167,6 +167,15 @@ class ShardReader:
         rate = self.rows[index].get("fps") or self.meta.get("fps")
         return float(rate) if rate else None
 
+    def fsq_levels(self) -> list[int] | None:
+        """The FSQ levels of the tokenizer that encoded the shards; None for another quantizer or none recorded.
+        Reads both layouts of meta.json's tokenizer config (the quantizer as a section, or flat as before)."""
+        tokenizer = self.meta.get("tokenizer") or {}
+        section = tokenizer.get("quantizer")
+        kind, levels = (section.get("kind"), section.get("fsq_levels")) if isinstance(section, dict) else \
+            (section, tokenizer.get("fsq_levels"))
+        return [int(level) for level in levels] if kind == "fsq" and levels else None
+
     def codes(self, index: int) -> np.ndarray:
         """The codes of clip `index` as an int64 array (t, h, w)."""
         row = self.rows[index]

@@ -11,7 +11,7 @@ import math
 from t2v.generator.config import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
 from t2v.generator.config import preset as generator_preset
 from t2v.recipes import DEFAULT, Variant, choose
-from t2v.tokenizer.config import DataConfig, LossConfig, OptimConfig, TokenizerTrainConfig, preset
+from t2v.tokenizer.config import DataConfig, LossConfig, OptimConfig, QuantizerConfig, TokenizerTrainConfig, preset
 
 DATA_DIR = "data/shapes"
 TOKENS_DIR = "data/shapes-tokens"
@@ -31,7 +31,7 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
     """
     config = TokenizerTrainConfig(
         name="shapes",
-        model=preset("tiny", patch_size=2, channels=(32, 64, 128), fsq_levels=(8, 5, 5, 5)),
+        model=preset("tiny", patch_size=2, channels=(32, 64, 128), quantizer=QuantizerConfig(fsq_levels=(8, 5, 5, 5))),
         loss=LossConfig(l2_weight=1.0, perceptual_weight=0.0, adversarial_weight=0.05, discriminator_start=2400),
         data=DataConfig(index=f"{DATA_DIR}/index.jsonl", train_split="seen", eval_split="heldout",
                         num_frames=17, size=(64, 64), eval_clips=64),
@@ -53,7 +53,7 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     shapes", "Videos of any length"). The text vocabulary size is a placeholder: training sets it from the caption
     tokenizer it trains, and the size and rate tables from the shards.
     """
-    levels = tokenizer_config(variant).model.fsq_levels  # factorized code vectors over the tokenizer's FSQ digits
+    levels = tokenizer_config(variant).model.quantizer.fsq_levels  # code vectors factorized over the FSQ digits
     config = GeneratorTrainConfig(
         name="shapes",
         model=generator_preset("tiny", max_text_len=12, code_levels=list(levels), codebook_size=math.prod(levels)),
