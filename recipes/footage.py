@@ -1,7 +1,8 @@
 """GPU-sized configs shared by the real-footage recipes (ucf101, msrvtt, webvid, kinetics, folder).
 
-Each dataset's `__init__.py` calls these with its own paths, splits and caption sizes; its variants are the ones
-here (`VARIANTS`), derived by copy-and-modify (`dataclasses.replace`). The numbers are sized for one node of 8 × 80 GB GPUs; they are
+Each dataset's `__init__.py` declares one `Footage` (its splits, steps and caption sizes; its paths follow from its
+name) and exports that object's `tokenizer_config` and `generator_config`; its variants are the ones here
+(`VARIANTS`), derived by copy-and-modify (`dataclasses.replace`). The numbers are sized for one node of 8 × 80 GB GPUs; they are
 planned from the model sizes, not yet measured on such a node.
 
 Clips: 17 frames at 8 fps (2 s), 128×128 centre/random crops. The tokenizer (preset "B", stride 4×8×8, 64,000
@@ -11,13 +12,13 @@ caption then those codes.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from t2v.generator.config import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
 from t2v.generator.config import preset as generator_preset
-from t2v.recipes import DEFAULT, Variant
+from t2v.recipes import DEFAULT, Variant, choose
 from t2v.tokenizer.config import DataConfig, LossConfig, OptimConfig, TokenizerTrainConfig, preset
 
-GPUS = 8
 NUM_FRAMES = 17
 SIZE = (128, 128)  # (H, W)
 FPS = 8.0
@@ -87,3 +88,39 @@ VARIANTS = {
     "quick": Variant("2,000 steps of each stage, to check a setup end to end on GPUs", quick_tokenizer,
                      quick_generator),
 }
+
+
+@dataclass(frozen=True)
+class Footage:
+    """One real-footage dataset: its name (data/NAME/index.jsonl, data/NAME-tokens), splits, the steps of each
+    stage, its caption vocabulary and caption length, and the prompts sampled during training."""
+
+    name: str
+    train_split: str | None
+    eval_split: str | None
+    tokenizer_steps: int
+    generator_steps: int
+    text_vocab_size: int
+    max_text_len: int
+    sample_prompts: tuple[str, ...] = ()
+
+    @property
+    def index(self) -> str:
+        return f"data/{self.name}/index.jsonl"
+
+    @property
+    def tokens_dir(self) -> str:
+        return f"data/{self.name}-tokens"
+
+    def tokenizer_config(self, variant: str = "default") -> TokenizerTrainConfig:
+        """The shared footage tokenizer (17×128×128 clips at 8 fps, preset B, LPIPS on, 8 GPUs) on this index."""
+        config = tokenizer_config(self.name, self.index, self.train_split, self.eval_split, steps=self.tokenizer_steps)
+        return choose(VARIANTS, self.name, variant).tokenizer(config)
+
+    def generator_config(self, variant: str = "default") -> GeneratorTrainConfig:
+        """The shared footage generator (preset B, 256 sequences a step on 8 GPUs, bf16, ZeRO 1) on this dataset's
+        shards."""
+        config = generator_config(self.name, self.tokens_dir, self.train_split, self.eval_split,
+                                  text_vocab_size=self.text_vocab_size, max_text_len=self.max_text_len,
+                                  steps=self.generator_steps, sample_prompts=list(self.sample_prompts))
+        return choose(VARIANTS, self.name, variant).generator(config)
