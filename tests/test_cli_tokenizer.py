@@ -214,3 +214,25 @@ def test_encode_batches_short_clips_with_the_codes_and_order_of_streaming(tiny_t
         streamed = encode_chunks(model, read_tokenizer_chunks(row["path"], (32, 32), 4, 1))
         assert reader.codes(i).shape == (1 + (lengths[i] - 1) // 4, 4, 4)  # padded frames dropped
         assert np.array_equal(reader.codes(i), streamed.numpy()), f"clip {i} differs"
+
+
+def test_encode_clips_from_memory_match_direct_encode_in_order(tiny_tokenizer, tmp_path):
+    from t2v.recipes.shapes.dataset import draw_clips
+    from t2v.tokenizer.encode import encode_clips
+
+    model = VideoTokenizer.from_pretrained(tiny_tokenizer)
+    clips = list(draw_clips(num=5, frames=9, size=(32, 32), seed=3)) + list(draw_clips(num=2, frames=5, seed=4,
+                                                                                        size=(32, 32)))
+    report = encode_clips(model, iter(clips), tmp_path / "tokens", "drawn", batch_size=2)
+    reader = ShardReader.open(tmp_path / "tokens")
+    assert report.clips == 7 and [row["caption"] for row in reader.rows] == [row["caption"] for row, _ in clips]
+    assert reader.meta["latent_grid"] == [4, 4] and reader.meta["fps"] == 8.0
+    assert reader.meta["source_index"] == "drawn" and reader.fsq_levels() == [5, 5, 5]
+    for index, (row, frames) in enumerate(clips):
+        with torch.no_grad():
+            direct = model.encode(to_pixels(frames))[0].numpy()
+        assert np.array_equal(reader.codes(index), direct) and reader.rows[index]["size"] == [32, 32]
+    assert reader.codes(6).shape == (2, 4, 4)
+    with pytest.raises(ValueError, match="no clips"):
+        encode_clips(model, iter([]), tmp_path / "empty", "nothing")
+    assert not (tmp_path / "empty").exists()

@@ -162,13 +162,57 @@ def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str |
     if not writer.rows:
         writer.abort()
         raise ValueError(f"none of the {len(rows)} files in {index_path} could be read: {next(iter(skipped.values()))}")
+    return _close(writer, model, sizes, fps, str(index_path), skipped)
+
+
+def _close(writer: ShardWriter, model: VideoTokenizer, sizes: Sequence[tuple[int, int]], fps: float | None,
+           source: str, skipped: dict[str, str]) -> EncodeReport:
+    """Publish the shards with their meta.json: strides, latent grids, sizes, rate, source and tokenizer config."""
     config = model.config
     grids = [[h // config.spatial_stride, w // config.spatial_stride] for h, w in sizes]
     one = {"latent_grid": grids[0], "size": list(sizes[0])} if len(sizes) == 1 else {}  # the single-size keys
     meta = {"temporal_stride": config.temporal_stride, "spatial_stride": config.spatial_stride, **one,
             "latent_grids": grids, "sizes": [list(bucket) for bucket in sizes], "fps": fps,
-            "source_index": str(index_path), "skipped": len(skipped),
-            "tokenizer": to_dict(config)}
+            "source_index": source, "skipped": len(skipped), "tokenizer": to_dict(config)}
     writer.close(meta)
-    return EncodeReport(Path(out_dir), clips=len(writer.rows),
+    return EncodeReport(Path(writer.out_dir), clips=len(writer.rows),
                         tokens=sum(math.prod(r["shape"]) for r in writer.rows), skipped=skipped)
+
+
+@torch.no_grad()
+def encode_clips(model: VideoTokenizer, clips: Iterable[tuple[dict, np.ndarray]], out_dir: str | Path,
+                 source: str, total: int | None = None, device: str = "cpu", batch_size: int = 32) -> EncodeReport:
+    """Encode clips given in memory, (index fields, uint8 frames (T, H, W, 3)) pairs of 1 + s·k frames, into a
+    new shard directory `out_dir` (a dataset drawn by a program needs no video files); `source` names where they
+    came from in meta.json. Consecutive clips of one shape are encoded `batch_size` at a time; rows keep their
+    order and each records its `fps`."""
+    model = model.to(device).eval()
+    writer = ShardWriter(out_dir, model.codebook_size)
+    sizes: list[tuple[int, int]] = []
+    rates: set[float] = set()
+    batch: list[tuple[dict, np.ndarray]] = []
+
+    def flush() -> None:
+        video = torch.cat([to_pixels(frames, device) for _, frames in batch])  # (B, 3, T, H, W)
+        for (row, _), codes in zip(batch, model.encode(video).cpu()):
+            writer.add(codes.numpy(), row)
+        batch.clear()
+
+    try:
+        for row, frames in tqdm(clips, desc="encode", unit="clip", total=total, dynamic_ncols=True):
+            size = tuple(frames.shape[1:3])
+            if size not in sizes:
+                sizes.append(size)
+            rates.add(float(row["fps"]))
+            if batch and (batch[0][1].shape != frames.shape or len(batch) == batch_size):
+                flush()
+            batch.append((row, frames))
+        if batch:
+            flush()
+    except BaseException:
+        writer.abort()
+        raise
+    if not writer.rows:
+        writer.abort()
+        raise ValueError(f"no clips to encode from {source}")
+    return _close(writer, model, sizes, rates.pop() if len(rates) == 1 else None, source, {})

@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -225,6 +225,32 @@ def check_dataset_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> No
                               "to replace it whole")
 
 
+def draw_clips(*, num: int, frames: int = START_FRAMES, size: tuple[int, int] = (64, 64), seed: int = 0,
+               split: str = "all", fps: float = FPS, sizes: Sequence[tuple[int, int]] = (),
+               rates: Sequence[float] = ()) -> Iterator[tuple[dict, np.ndarray]]:
+    """`num` clips as (index fields {caption, split, fps, size}, uint8 frames (T, H, W, 3)), drawn as
+    `make_dataset` draws them (clip i from a generator seeded by (seed, i); condition i mod the (size, rate)
+    conditions). The arguments are checked at the call, before the first clip is drawn."""
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}")
+    conditions = [(tuple(s), float(r)) for s in (sizes or [size]) for r in (rates or [fps])]
+    if any(r <= 0 for _, r in conditions):
+        raise ValueError(f"rates must be positive, got {[r for _, r in conditions]}")
+    for clip_size, _ in conditions:
+        check_size(clip_size)
+    captions = captions_of_split(split)
+
+    def draw() -> Iterator[tuple[dict, np.ndarray]]:
+        for i in range(num):
+            rng = np.random.default_rng([seed, i])
+            caption = captions[int(rng.integers(len(captions)))]
+            clip_size, clip_fps = conditions[i % len(conditions)]
+            clip = render_clip(caption, frames, clip_size, rng, clip_fps)
+            yield {"caption": caption.text, "split": split_of(caption), "fps": clip_fps, "size": list(clip_size)}, clip
+
+    return draw()
+
+
 def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FRAMES,
                  size: tuple[int, int] = (64, 64), seed: int = 0, split: str = "all", fps: float = FPS,
                  sizes: Sequence[tuple[int, int]] = (), rates: Sequence[float] = (), overwrite: bool = False) -> Path:
@@ -235,28 +261,18 @@ def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FR
     condition i mod their count); the motion per second is the same at every rate. `out_dir` must be new or empty, or, with
     `overwrite`, a dataset this function wrote (replaced whole); everything is checked before anything is written.
     """
-    if num < 1:
-        raise ValueError(f"num must be >= 1, got {num}")
-    conditions = [(tuple(s), float(r)) for s in (sizes or [size]) for r in (rates or [fps])]
-    if any(r <= 0 for _, r in conditions):
-        raise ValueError(f"rates must be positive, got {[r for _, r in conditions]}")
-    for clip_size, _ in conditions:
-        check_size(clip_size)
-    captions = captions_of_split(split)
+    clips = draw_clips(num=num, frames=frames, size=size, seed=seed, split=split, fps=fps, sizes=sizes,
+                       rates=rates)  # checks the arguments before anything is drawn
     out_dir = Path(out_dir)
     check_dataset_dir(out_dir, overwrite)
     # 1. Everything goes into a temporary sibling, 2. which replaces out_dir (checked again) only when complete.
     with atomic_directory(out_dir) as temp:
         (temp / "videos").mkdir()
         rows = []
-        for i in tqdm(range(num), desc="shapes", unit="clip"):
-            rng = np.random.default_rng([seed, i])
-            caption = captions[int(rng.integers(len(captions)))]
-            clip_size, clip_fps = conditions[i % len(conditions)]
-            relative = f"videos/{i:05d}.mp4"
-            write_video(temp / relative, render_clip(caption, frames, clip_size, rng, clip_fps), fps=clip_fps)
-            rows.append({"path": relative, "caption": caption.text, "split": split_of(caption), "fps": clip_fps,
-                         "size": list(clip_size)})
+        for i, (row, clip) in enumerate(tqdm(clips, desc="shapes", unit="clip", total=num)):
+            row = {"path": f"videos/{i:05d}.mp4", **row}
+            write_video(temp / row["path"], clip, fps=row["fps"])
+            rows.append(row)
         write_index(rows, temp / "index.jsonl")
         (temp / DATASET_MARKER).write_text("a shapes dataset written by `t2v data shapes`; its --overwrite "
                                            "replaces this folder whole\n")
