@@ -1,0 +1,95 @@
+"""Benchmark: how fast a shapes tokenizer config learns: held-out PSNR every few steps of reconstruction training
+on freshly drawn shapes frames (or clips), with seconds per step. Prints a table and writes JSON.
+
+A tool for ranking tokenizer configs in minutes before a whole recipe run: no files, no GAN, no checkpoints;
+batches are drawn in memory (`recipes/shapes/dataset.draw_clips`, a new seed every step), the loss is the config's
+L1 + L2 reconstruction terms plus the quantizer's own, the learning rate the config's with its warmup (constant
+after it). The config is the shapes recipe's tokenizer with `--set` overrides, as `t2v tokenizer train` takes them.
+
+    python bench/tokenizer_curve.py --steps 400
+    python bench/tokenizer_curve.py --set model.spatial_stride=16 --set model.patch_size=4 --frames 17 --batch 4
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from report import write_report  # bench/ is the script's directory, so on sys.path
+
+from t2v.core.config_io import apply_overrides
+from t2v.recipes.shapes import tokenizer_config
+from t2v.recipes.shapes.dataset import draw_clips
+from t2v.tokenizer.config import TokenizerTrainConfig
+from t2v.tokenizer.frames import to_pixels
+from t2v.tokenizer.metrics import psnr
+from t2v.tokenizer.model import VideoTokenizer
+
+
+def drawn_batch(num: int, frames: int, seed: int) -> torch.Tensor:
+    """(num, 3, frames, 64, 64) pixels: shapes clips of both splits drawn from `seed`; with `frames` = 1 one
+    frame at a random time of each 17-frame clip (the image phase's batches)."""
+    clips = []
+    for i, (_, clip) in enumerate(draw_clips(num=num, frames=max(frames, 17), seed=seed)):
+        if frames == 1:
+            clip = clip[np.random.default_rng([seed, i]).integers(len(clip))][None]
+        clips.append(to_pixels(clip[:frames]))
+    return torch.cat(clips)
+
+
+def learning_curve(config: TokenizerTrainConfig, steps: int, batch: int, frames: int, every: int,
+                   test_clips: int = 64) -> list[dict[str, float]]:
+    """Train `config.model` from its seed for `steps` steps; rows of (step, loss, held-out PSNR, seconds/step)."""
+    torch.manual_seed(config.seed)
+    model = VideoTokenizer(config.model)
+    optim = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, betas=config.optim.betas,
+                              weight_decay=config.optim.weight_decay)
+    test = drawn_batch(test_clips, frames, seed=10**6)
+    rows, started = [], time.perf_counter()
+    for step in range(1, steps + 1):
+        video = drawn_batch(batch, frames, seed=step)
+        for group in optim.param_groups:
+            group["lr"] = config.optim.lr * min(1.0, step / max(1, config.optim.warmup_steps))
+        out = model(video)
+        error = out.reconstruction - video
+        loss = (config.loss.l1_weight * error.abs().mean() + config.loss.l2_weight * error.pow(2).mean()
+                + config.loss.quantizer_weight * out.aux_loss)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+        optim.step()
+        if step % every == 0 or step == steps:
+            seconds = (time.perf_counter() - started) / step
+            with torch.no_grad():
+                model.eval()
+                reconstruction = torch.cat([model(part).reconstruction for part in test.split(16)])
+                model.train()
+            score = float(psnr(reconstruction, test).mean())
+            rows.append({"step": step, "loss": loss.item(), "psnr": score, "seconds_per_step": seconds})
+            print(f"{step:>6} {loss.item():>8.4f} {score:>8.2f} {seconds:>9.3f}", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override the shapes tokenizer config (repeatable), e.g. model.spatial_stride=16")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=16, help="frames (or clips) per step")
+    parser.add_argument("--frames", type=int, default=1, help="1: single frames (the image phase); 1 + 4k: clips")
+    parser.add_argument("--every", type=int, default=100, help="steps between held-out scores")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/tokenizer_curve.json"))
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = apply_overrides(tokenizer_config(), args.overrides)
+    print(f"{'step':>6} {'loss':>8} {'PSNR dB':>8} {'s/step':>9}")
+    rows = learning_curve(config, args.steps, args.batch, args.frames, args.every)
+    write_report({"overrides": args.overrides, "batch": args.batch, "frames": args.frames, "rows": rows}, args.out)
+
+
+if __name__ == "__main__":
+    main()

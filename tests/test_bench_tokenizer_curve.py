@@ -1,0 +1,36 @@
+"""bench/tokenizer_curve.py: a tiny tokenizer config learns on drawn shapes frames; rows and JSON are written."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import load_bench
+
+
+@pytest.fixture(scope="module")
+def bench():
+    with pytest.MonkeyPatch.context() as patch:
+        yield load_bench("tokenizer_curve", patch)
+
+
+TINY = ["model.channels=[4,8,8,8]", "model.patch_size=1", "optim.lr=3e-3", "optim.warmup_steps=1"]
+
+
+def test_drawn_batches_are_seeded_frames_or_clips(bench):
+    frames = bench.drawn_batch(3, 1, seed=5)
+    assert frames.shape == (3, 3, 1, 64, 64) and torch.equal(frames, bench.drawn_batch(3, 1, seed=5))
+    assert not torch.equal(frames, bench.drawn_batch(3, 1, seed=6))
+    assert frames.min() == -1 and frames.max() == 1  # black background, saturated colours
+    assert bench.drawn_batch(2, 5, seed=5).shape == (2, 3, 5, 64, 64)
+
+
+def test_curve_rows_and_report(bench, tmp_path, capsys):
+    out = tmp_path / "curve.json"
+    bench.main(["--steps", "4", "--every", "2", "--batch", "2", "--out", str(out), *sum([["--set", o] for o in TINY],
+                                                                                         [])])
+    report = json.loads(out.read_text())
+    assert [row["step"] for row in report["rows"]] == [2, 4] and report["overrides"] == TINY
+    assert all(5 < row["psnr"] < 60 and row["seconds_per_step"] > 0 for row in report["rows"])
+    assert "PSNR dB" in capsys.readouterr().out
