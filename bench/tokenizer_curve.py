@@ -12,12 +12,14 @@ after it). The config is the shapes recipe's tokenizer with `--set` overrides, a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from report import write_report  # bench/ is the script's directory, so on sys.path
+from torch.utils.flop_counter import FlopCounterMode
 
 from t2v.core.config_io import apply_overrides
 from t2v.recipes.shapes import tokenizer_config
@@ -41,33 +43,39 @@ def drawn_batch(num: int, frames: int, seed: int) -> torch.Tensor:
 
 def learning_curve(config: TokenizerTrainConfig, steps: int, batch: int, frames: int, every: int,
                    test_clips: int = 64) -> list[dict[str, float]]:
-    """Train `config.model` from its seed for `steps` steps; rows of (step, loss, held-out PSNR, seconds/step)."""
+    """Train `config.model` from its seed for `steps` steps; rows of (step, loss, held-out PSNR, seconds per step
+    after the first, GFLOP of one step)."""
     torch.manual_seed(config.seed)
     model = VideoTokenizer(config.model)
     optim = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, betas=config.optim.betas,
                               weight_decay=config.optim.weight_decay)
     test = drawn_batch(test_clips, frames, seed=10**6)
-    rows, started = [], time.perf_counter()
+    rows, started, counter = [], time.perf_counter(), FlopCounterMode(display=False)
     for step in range(1, steps + 1):
         video = drawn_batch(batch, frames, seed=step)
         for group in optim.param_groups:
             group["lr"] = config.optim.lr * min(1.0, step / max(1, config.optim.warmup_steps))
-        out = model(video)
-        error = out.reconstruction - video
-        loss = (config.loss.l1_weight * error.abs().mean() + config.loss.l2_weight * error.pow(2).mean()
-                + config.loss.quantizer_weight * out.aux_loss)
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
+        with counter if step == 1 else contextlib.nullcontext():  # the FLOPs of one step, counted once
+            out = model(video)
+            error = out.reconstruction - video
+            loss = (config.loss.l1_weight * error.abs().mean() + config.loss.l2_weight * error.pow(2).mean()
+                    + config.loss.quantizer_weight * out.aux_loss)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
         optim.step()
+        if step == 1:
+            started = time.perf_counter()  # the counted step is slower: seconds per step start after it
+            print(f"one step: {counter.get_total_flops() / 1e9:.1f} GFLOP", flush=True)
         if step % every == 0 or step == steps:
-            seconds = (time.perf_counter() - started) / step
+            seconds = (time.perf_counter() - started) / max(1, step - 1)
             with torch.no_grad():
                 model.eval()
                 reconstruction = torch.cat([model(part).reconstruction for part in test.split(16)])
                 model.train()
             score = float(psnr(reconstruction, test).mean())
-            rows.append({"step": step, "loss": loss.item(), "psnr": score, "seconds_per_step": seconds})
+            rows.append({"step": step, "loss": loss.item(), "psnr": score, "seconds_per_step": seconds,
+                         "gflop_per_step": counter.get_total_flops() / 1e9})
             print(f"{step:>6} {loss.item():>8.4f} {score:>8.2f} {seconds:>9.3f}", flush=True)
     return rows
 

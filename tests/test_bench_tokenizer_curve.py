@@ -33,4 +33,5 @@ def test_curve_rows_and_report(bench, tmp_path, capsys):
     report = json.loads(out.read_text())
     assert [row["step"] for row in report["rows"]] == [2, 4] and report["overrides"] == TINY
     assert all(5 < row["psnr"] < 60 and row["seconds_per_step"] > 0 for row in report["rows"])
+    assert report["rows"][0]["gflop_per_step"] > 0.01
     assert "PSNR dB" in capsys.readouterr().out

@@ -292,3 +292,23 @@ def test_from_pretrained_reads_the_flat_quantizer_layout(tmp_path):
     assert loaded.config == model.config and loaded.config.quantizer.kind == "vq"
     video = random_video(frames=5)
     assert torch.equal(loaded.encode(video), model.encode(video))
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (1, 2), (2, 2)])
+def test_single_frame_conv_equals_the_padded_clip_conv_and_caches_the_same(stride):
+    """A first frame alone takes a 2D conv with the temporal taps summed: the same output (to rounding) and the
+    same cache tail as the conv over the frame with its repeated padding."""
+    from t2v.tokenizer.layers import CausalConv3d, ConvCache
+
+    torch.manual_seed(0)
+    conv = CausalConv3d(4, 6, stride=stride)
+    frame, rest = torch.randn(2, 4, 1, 8, 8), torch.randn(2, 4, 4, 8, 8)
+    padded = torch.cat([frame.expand(-1, -1, 3, -1, -1)], dim=2)
+    assert torch.allclose(conv(frame), conv.conv(padded), atol=1e-5)
+    fast, slow = ConvCache(), ConvCache()
+    fast_out = torch.cat([conv(frame, fast), conv(rest, fast)], dim=2)
+    slow_first = conv.conv(padded)
+    slow.set(conv, padded[:, :, padded.shape[2] - (3 - stride[0]):])
+    slow_out = torch.cat([slow_first, conv(rest, slow)], dim=2)
+    assert torch.allclose(fast_out, slow_out, atol=1e-5) and torch.equal(fast.get(conv), slow.get(conv))
+    assert torch.allclose(fast_out, conv(torch.cat([frame, rest], dim=2)), atol=1e-5)  # = the whole clip

@@ -50,6 +50,8 @@ class CausalConv3d(nn.Module):
     def forward(self, x: torch.Tensor, cache: ConvCache | None = None) -> torch.Tensor:
         # x: (B, C, T, H, W)
         past = cache.get(self) if cache is not None else None
+        if past is None and x.shape[2] == 1:
+            return self._single_frame(x, cache)
         if past is None:
             past = x[:, :, :1].expand(-1, -1, self.temporal_kernel - 1, -1, -1)
         padded = torch.cat([past, x], dim=2)
@@ -57,6 +59,16 @@ class CausalConv3d(nn.Module):
             keep = self.temporal_kernel - self.temporal_stride
             cache.set(self, padded[:, :, padded.shape[2] - keep:].detach())
         return self.conv(padded)
+
+    def _single_frame(self, x: torch.Tensor, cache: ConvCache | None) -> torch.Tensor:
+        """A clip's first frame alone (an image): its padding repeats it, so the temporal taps all see the same
+        frame and the conv equals one 2D conv with the taps summed, at a third of the cost (kernel 3)."""
+        if cache is not None:
+            keep = self.temporal_kernel - self.temporal_stride
+            cache.set(self, x.detach().expand(-1, -1, keep, -1, -1))
+        conv = self.conv
+        weight = conv.weight.sum(dim=2, keepdim=True)
+        return F.conv3d(x, weight, conv.bias, stride=(1, *conv.stride[1:]), padding=(0, *conv.padding[1:]))
 
 
 class FrameGroupNorm(nn.GroupNorm):
