@@ -3,8 +3,9 @@ on freshly drawn shapes frames (or clips), with seconds per step. Prints a table
 
 A tool for ranking tokenizer configs in minutes before a whole recipe run: no files, no GAN, no checkpoints;
 batches are drawn in memory (`recipes/shapes/dataset.draw_clips`, a new seed every step), the loss is the config's
-L1 + L2 reconstruction terms plus the quantizer's own, the learning rate the config's with its warmup (constant
-after it). The config is the shapes recipe's tokenizer with `--set` overrides, as `t2v tokenizer train` takes them.
+L1 + L2 + gradient-difference reconstruction terms plus the quantizer's own, the learning rate the config's with
+its warmup (constant after it). The config is the shapes recipe's tokenizer with `--set` overrides, as
+`t2v tokenizer train` takes them.
 
     python bench/tokenizer_curve.py --steps 400
     python bench/tokenizer_curve.py --set model.spatial_stride=16 --set model.patch_size=4 --frames 17 --batch 4
@@ -25,9 +26,11 @@ from t2v.core.config_io import apply_overrides
 from t2v.recipes.shapes import tokenizer_config
 from t2v.recipes.shapes.dataset import draw_clips
 from t2v.tokenizer.config import TokenizerTrainConfig
-from t2v.tokenizer.frames import to_pixels
+from t2v.tokenizer.frames import to_pixels, to_uint8
+from t2v.tokenizer.losses import gradient_difference
 from t2v.tokenizer.metrics import psnr
 from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.video_io import write_video
 
 
 def drawn_batch(num: int, frames: int, seed: int) -> torch.Tensor:
@@ -42,9 +45,10 @@ def drawn_batch(num: int, frames: int, seed: int) -> torch.Tensor:
 
 
 def learning_curve(config: TokenizerTrainConfig, steps: int, batch: int, frames: int, every: int,
-                   test_clips: int = 64) -> list[dict[str, float]]:
+                   test_clips: int = 64, picture: Path | None = None) -> list[dict[str, float]]:
     """Train `config.model` from its seed for `steps` steps; rows of (step, loss, held-out PSNR, seconds per step
-    after the first, GFLOP of one step)."""
+    after the first, GFLOP of one step). With `picture`, a PNG of 8 held-out first frames (top) and their last
+    reconstructions (bottom)."""
     torch.manual_seed(config.seed)
     model = VideoTokenizer(config.model)
     optim = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, betas=config.optim.betas,
@@ -59,6 +63,7 @@ def learning_curve(config: TokenizerTrainConfig, steps: int, batch: int, frames:
             out = model(video)
             error = out.reconstruction - video
             loss = (config.loss.l1_weight * error.abs().mean() + config.loss.l2_weight * error.pow(2).mean()
+                    + config.loss.gradient_weight * gradient_difference(video, out.reconstruction)
                     + config.loss.quantizer_weight * out.aux_loss)
             optim.zero_grad(set_to_none=True)
             loss.backward()
@@ -77,6 +82,10 @@ def learning_curve(config: TokenizerTrainConfig, steps: int, batch: int, frames:
             rows.append({"step": step, "loss": loss.item(), "psnr": score, "seconds_per_step": seconds,
                          "gflop_per_step": counter.get_total_flops() / 1e9})
             print(f"{step:>6} {loss.item():>8.4f} {score:>8.2f} {seconds:>9.3f}", flush=True)
+    if picture is not None:
+        first = lambda video: np.concatenate([to_uint8(clip)[0] for clip in video[:8]], axis=1)  # noqa: E731
+        grid = np.concatenate([first(test), first(reconstruction)], axis=0)
+        write_video(picture, grid[None], fps=1, overwrite=True)
     return rows
 
 
@@ -90,12 +99,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every", type=int, default=100, help="steps between held-out scores")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/tokenizer_curve.json"))
+    parser.add_argument("--picture", type=Path, default=None, help="a PNG of held-out frames and reconstructions")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     config = apply_overrides(tokenizer_config(), args.overrides)
     print(f"{'step':>6} {'loss':>8} {'PSNR dB':>8} {'s/step':>9}")
-    rows = learning_curve(config, args.steps, args.batch, args.frames, args.every)
+    rows = learning_curve(config, args.steps, args.batch, args.frames, args.every, picture=args.picture)
     write_report({"overrides": args.overrides, "batch": args.batch, "frames": args.frames, "rows": rows}, args.out)
 
 

@@ -28,10 +28,12 @@ def test_drawn_batches_are_seeded_frames_or_clips(bench):
 
 def test_curve_rows_and_report(bench, tmp_path, capsys):
     out = tmp_path / "curve.json"
-    bench.main(["--steps", "4", "--every", "2", "--batch", "2", "--out", str(out), *sum([["--set", o] for o in TINY],
-                                                                                         [])])
+    bench.main(["--steps", "4", "--every", "2", "--batch", "2", "--out", str(out), "--picture",
+                str(tmp_path / "look.png"), *sum([["--set", o] for o in TINY], [])])
     report = json.loads(out.read_text())
     assert [row["step"] for row in report["rows"]] == [2, 4] and report["overrides"] == TINY
     assert all(5 < row["psnr"] < 60 and row["seconds_per_step"] > 0 for row in report["rows"])
     assert report["rows"][0]["gflop_per_step"] > 0.01
     assert "PSNR dB" in capsys.readouterr().out
+    from t2v.tokenizer.video_io import read_video
+    assert read_video(tmp_path / "look.png")[0].shape == (1, 128, 512, 3)  # 8 frames above their reconstructions
