@@ -159,15 +159,17 @@ def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str |
     except BaseException:
         writer.abort()
         raise
-    if not writer.rows:
-        writer.abort()
-        raise ValueError(f"none of the {len(rows)} files in {index_path} could be read: {next(iter(skipped.values()))}")
-    return _close(writer, model, sizes, fps, str(index_path), skipped)
+    return _close(writer, model, sizes, fps, str(index_path), skipped, empty=f"none of the {len(rows)} files in "
+                  f"{index_path} could be read: {next(iter(skipped.values()), '')}")
 
 
 def _close(writer: ShardWriter, model: VideoTokenizer, sizes: Sequence[tuple[int, int]], fps: float | None,
-           source: str, skipped: dict[str, str]) -> EncodeReport:
-    """Publish the shards with their meta.json: strides, latent grids, sizes, rate, source and tokenizer config."""
+           source: str, skipped: dict[str, str], empty: str) -> EncodeReport:
+    """Publish the shards with their meta.json: strides, latent grids, sizes, rate, source and tokenizer config;
+    with no clip written, drop them and raise ValueError(`empty`)."""
+    if not writer.rows:
+        writer.abort()
+        raise ValueError(empty)
     config = model.config
     grids = [[h // config.spatial_stride, w // config.spatial_stride] for h, w in sizes]
     one = {"latent_grid": grids[0], "size": list(sizes[0])} if len(sizes) == 1 else {}  # the single-size keys
@@ -212,7 +214,5 @@ def encode_clips(model: VideoTokenizer, clips: Iterable[tuple[dict, np.ndarray]]
     except BaseException:
         writer.abort()
         raise
-    if not writer.rows:
-        writer.abort()
-        raise ValueError(f"no clips to encode from {source}")
-    return _close(writer, model, sizes, rates.pop() if len(rates) == 1 else None, source, {})
+    return _close(writer, model, sizes, rates.pop() if len(rates) == 1 else None, source, {},
+                  empty=f"no clips to encode from {source}")
