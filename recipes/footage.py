@@ -2,8 +2,8 @@
 
 Each dataset's `__init__.py` declares one `Footage` (its splits, steps and caption sizes; its paths follow from its
 name) and exports that object's `tokenizer_config` and `generator_config`; its variants are the ones here
-(`VARIANTS`), derived by copy-and-modify (`dataclasses.replace`). The numbers are sized for one node of 8 × 80 GB GPUs; they are
-planned from the model sizes, not yet measured on such a node.
+(`VARIANTS`), derived by copy-and-modify (`dataclasses.replace`). The numbers are sized for one node of 8 × 80 GB
+GPUs; they are planned from the model sizes, not yet measured on such a node.
 
 Clips: 17 frames at 8 fps (2 s), 128×128 centre/random crops. The tokenizer (preset "B", stride 4×8×8, 64,000
 FSQ codes) turns a clip into 5×16×16 = 1,280 codes; the generator (preset "B", 12 layers, 768 wide) reads the
