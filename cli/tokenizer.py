@@ -31,10 +31,14 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
       torchrun --nproc_per_node=2 -m t2v.cli.main tokenizer train shapes --out runs/ddp
     """
     from t2v.recipes.registry import tokenizer_config
-    from t2v.tokenizer.train import train as run_training
     from t2v.tokenizer.config import TokenizerTrainConfig
+    from t2v.tokenizer.drawn import load_draw_function
+    from t2v.tokenizer.train import train as run_training
 
     def check(config: TokenizerTrainConfig) -> None:
+        if config.data.drawn:
+            load_draw_function(config.data.drawn)
+            return
         if not config.data.index:
             raise ValueError("no training index in the config: --set data.index=PATH (a jsonl of path, caption)")
         if not Path(config.data.index).is_file():

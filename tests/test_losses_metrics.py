@@ -9,6 +9,7 @@ from torch import nn
 
 from conftest import random_video
 from t2v.tokenizer.losses import (ALEXNET_FILE, Discriminator3d, TokenizerLoss, adaptive_weight, build_lpips,
+                                  reconstruction_terms, salience,
                                   generator_adversarial_loss, hinge_discriminator_loss, lpips_per_frame)
 from t2v.tokenizer.config import LossConfig
 from t2v.tokenizer.metrics import psnr, ssim
@@ -213,3 +214,26 @@ def test_gradient_weight_enters_the_loss_and_its_log():
     torch.testing.assert_close(total, base + 2.0 * torch.tensor(logs["gradient"]))
     with pytest.raises(ValueError, match="gradient_weight"):
         LossConfig(gradient_weight=-1)
+
+
+def test_salience_marks_the_object_on_a_plain_background():
+    video = -torch.ones(1, 3, 2, 8, 8)
+    video[:, 0, :, 2:4, 2:4] = 1.0  # a red square on black
+    video[:, 1, 1, 5, 5] = 0.0  # a dim green pixel in frame 1
+    weights = salience(video)
+    assert weights.shape == (1, 1, 2, 8, 8)
+    assert float(weights[0, 0, 0, 2, 2]) == pytest.approx(1.0) and float(weights[0, 0, 1, 5, 5]) == pytest.approx(0.5)
+    assert float(weights[0, 0, 0, 0, 0]) == 0.0 and float(weights.sum()) == pytest.approx(8 + 0.5)
+
+
+def test_salience_weight_counts_the_object_pixels_more():
+    video = -torch.ones(1, 3, 1, 8, 8)
+    video[:, 0, :, 2:4, 2:4] = 1.0
+    on_object, on_background = video.clone(), video.clone()
+    on_object[:, 1, :, 2, 2] += 0.5  # the same error on an object pixel …
+    on_background[:, 1, :, 6, 6] += 0.5  # … and on a background pixel
+    plain, weighted = LossConfig(l1_weight=1.0), LossConfig(l1_weight=1.0, salience_weight=9.0)
+    assert reconstruction_terms(video, on_object, plain)[0] == pytest.approx(
+        float(reconstruction_terms(video, on_background, plain)[0]))
+    assert reconstruction_terms(video, on_object, weighted)[0] == pytest.approx(
+        10 * float(reconstruction_terms(video, on_background, weighted)[0]))

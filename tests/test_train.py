@@ -15,7 +15,8 @@ from t2v.tokenizer.config import LossConfig
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.core.lr_schedule import lr_factor
 from t2v.core.state_io import load_state
-from t2v.tokenizer.train import Trainer, schedule_factor, train
+from t2v.tokenizer.layers import Upsample
+from t2v.tokenizer.train import Trainer, mirror_time_upsampling, schedule_factor, train
 from t2v.tokenizer.config import DataConfig, OptimConfig, TokenizerTrainConfig
 
 COMPARED = ("loss", "l1", "grad_norm", "lr", "d_loss", "adversarial", "adaptive_weight")
@@ -152,14 +153,29 @@ def test_lr_schedule():
     assert lr_factor(50, config.warmup_steps, 10, config.min_lr_ratio) == pytest.approx(0.1)
 
 
-def test_decoder_fine_tune_has_its_own_schedule():
-    config = TokenizerTrainConfig(steps=14, decoder_steps=4, optim=OptimConfig(warmup_steps=2, min_lr_ratio=0.1))
-    assert [schedule_factor(step, config) for step in range(10)] == pytest.approx(
-        [lr_factor(step, config.optim.warmup_steps, 10, config.optim.min_lr_ratio)
-         for step in range(10)])  # the run before it is unchanged
-    assert [schedule_factor(step, config) for step in range(10, 14)] == pytest.approx(
-        [lr_factor(step, config.optim.warmup_steps, 4, config.optim.min_lr_ratio)
-         for step in range(4)])  # warmup again, then a cosine over 4 steps
+def test_every_phase_has_its_own_schedule():
+    config = TokenizerTrainConfig(steps=20, image_steps=6, decoder_steps=4,
+                                  optim=OptimConfig(warmup_steps=2, min_lr_ratio=0.1))
+    expected = [lr_factor(step, 2, length, 0.1) for length in (6, 10, 4) for step in range(length)]
+    assert [schedule_factor(step, config) for step in range(20)] == pytest.approx(expected)  # warmup again each time
+    no_image = dataclasses.replace(config, image_steps=0)
+    assert [schedule_factor(step, no_image) for step in range(16)] == pytest.approx(
+        [lr_factor(step, 2, 16, 0.1) for step in range(16)])  # adding a phase does not change the ones before it
+
+
+def test_first_clip_step_mirrors_the_time_upsampling(shapes_index, tmp_path):
+    config = dataclasses.replace(train_config(shapes_index), image_steps=1)
+    trainer = Trainer(config, tmp_path)
+    trainer.train_step(trainer.batch(0))
+    upsampling = [m for m in trainer.model.modules() if isinstance(m, Upsample) and m.temporal]
+    weight = upsampling[0].time_conv.conv.weight
+    assert not torch.equal(weight[0::2], weight[1::2])  # the image step trained one half only
+    trained = weight[1::2].clone()
+    mirror_time_upsampling(trainer.model, trainer.opt_g)
+    assert torch.equal(weight[0::2], trained) and torch.equal(weight[1::2], trained)
+    moments = trainer.opt_g.state[weight]
+    assert torch.equal(moments["exp_avg"][0::2], moments["exp_avg"][1::2])
+    assert moments["exp_avg_sq"][1::2].abs().sum() > 0
 
 
 def test_decoder_fine_tune_freezes_the_encoder(shapes_index, tmp_path):

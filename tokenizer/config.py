@@ -112,6 +112,7 @@ class LossConfig:
     l1_weight: float = 1.0
     l2_weight: float = 0.0  # squared error: its gradient grows with the error, unlike L1's
     gradient_weight: float = 0.0  # L1 between the frames' spatial gradients (edges): penalises blur directly
+    salience_weight: float = 0.0  # L1/L2 weigh a pixel 1 + this × its distance from the frame's median colour
     perceptual_weight: float = 0.1  # 0 turns LPIPS off
     lpips_weights: str | None = None  # path to alexnet-owt-7be5be79.pth; None = torch hub cache
     lpips_random_backbone: bool = False  # tests only: LPIPS with a random AlexNet, needs no file
@@ -121,17 +122,19 @@ class LossConfig:
     quantizer_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("l1_weight", "l2_weight", "gradient_weight", "perceptual_weight", "adversarial_weight",
-                     "quantizer_weight"):
+        for name in ("l1_weight", "l2_weight", "gradient_weight", "salience_weight", "perceptual_weight",
+                     "adversarial_weight", "quantizer_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be ≥ 0")
 
 
 @dataclass
 class DataConfig:
-    """Where clips come from and their shape. `index` is a jsonl of {path, caption, split, …}."""
+    """Where clips come from and their shape: `index`, a jsonl of {path, caption, split, …}, or `drawn`, a function
+    that draws clips ("module:function", tokenizer/drawn.py: a new clip for every item, nothing read from disk)."""
 
     index: str = ""  # a recipe or --set data.index=PATH gives it
+    drawn: str = ""  # e.g. t2v.recipes.shapes.dataset:draw_clips; when set, `index` is not read
     train_split: str | None = None  # None: every clip
     eval_split: str | None = None  # None: no held-out evaluation
     num_frames: int = 17
@@ -147,6 +150,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         if any(len(bucket) != 2 or min(bucket) < 1 for bucket in self.buckets):
             raise ValueError(f"data.buckets must be positive (H, W) pairs, got {self.buckets}")
+        if self.drawn and (self.buckets or self.fps):
+            raise ValueError("data.drawn clips come at one size and the function's own rate: set data.buckets=[] "
+                             "and data.fps=null, or train from an index (data.drawn='')")
         if self.num_workers < 0 or self.prefetch_batches < 1:
             raise ValueError(f"data.num_workers must be >= 0 and data.prefetch_batches >= 1, got "
                              f"{self.num_workers} and {self.prefetch_batches}")

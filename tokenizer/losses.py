@@ -90,6 +90,37 @@ def gradient_difference(video: torch.Tensor, reconstruction: torch.Tensor) -> to
     return along_h + along_w
 
 
+def salience(video: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, H, W) in [0, 1]: how far each pixel's colour is from its frame's median colour (the largest channel
+    distance, over the [-1, 1] range's 2). On a plain background it marks the objects."""
+    frames = rearrange(video, "b c t h w -> b c t (h w)")
+    median = frames.median(dim=-1, keepdim=True).values.unsqueeze(-1)  # (B, 3, T, 1, 1)
+    return ((video - median).abs().amax(dim=1, keepdim=True) / 2).clamp(max=1.0)
+
+
+def reconstruction_terms(video: torch.Tensor, reconstruction: torch.Tensor,
+                         config: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """The pixel terms of the loss (L1, L2, gradient difference; LPIPS and the GAN are added by the caller), and
+    their values for logging.
+
+    With `salience_weight` w, L1 and L2 weigh each pixel 1 + w·salience: on shapes the background is 95% of the
+    pixels, and unweighted the codes learn where the object is long before its colour (measured: a mean-colour
+    blob for the first 1,000+ steps; with w = 9 the colours are learnt within 600).
+    """
+    error = video - reconstruction
+    l1, l2 = error.abs().mean(), error.pow(2).mean()
+    logs = {"l1": l1.item(), "l2": l2.item()}
+    if config.salience_weight > 0:
+        weight = 1 + config.salience_weight * salience(video)
+        l1, l2 = (weight * error.abs()).mean(), (weight * error.pow(2)).mean()
+    total = config.l1_weight * l1 + config.l2_weight * l2
+    if config.gradient_weight > 0:
+        edges = gradient_difference(video, reconstruction)
+        total = total + config.gradient_weight * edges
+        logs["gradient"] = edges.item()
+    return total, logs
+
+
 def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
@@ -128,14 +159,7 @@ class TokenizerLoss(nn.Module):
         config's GAN weight (the decoder fine-tune's own)."""
         cfg = self.config
         adversarial_weight = cfg.adversarial_weight if adversarial_weight is None else adversarial_weight
-        error = video - reconstruction
-        l1, l2 = error.abs().mean(), error.pow(2).mean()
-        reconstruction_loss = cfg.l1_weight * l1 + cfg.l2_weight * l2
-        logs = {"l1": l1.item(), "l2": l2.item()}
-        if cfg.gradient_weight > 0:
-            edges = gradient_difference(video, reconstruction)
-            reconstruction_loss = reconstruction_loss + cfg.gradient_weight * edges
-            logs["gradient"] = edges.item()
+        reconstruction_loss, logs = reconstruction_terms(video, reconstruction, cfg)
         if self.lpips is not None:
             perceptual = lpips_per_frame(self.lpips, video, reconstruction)
             reconstruction_loss = reconstruction_loss + cfg.perceptual_weight * perceptual
