@@ -23,7 +23,7 @@ def toy_run_config() -> RecipeRunConfig:
         generator_config("quick"), steps=2, batch_size=2, log_every=1, checkpoint_every=2, sample_every=0,
         model=GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, max_text_len=12))
     generator = dataclasses.replace(generator, data=dataclasses.replace(generator.data, window=2))
-    return RecipeRunConfig(tokenizer, generator, num_clips=8, long_clips=2, long_frames=9,
+    return RecipeRunConfig(tokenizer, generator, num_clips=8, long_clips=2, long_frames=9, heldout_clips=2,
                            eval=ShapesEvalConfig(num=2, batch=2, save_videos=1))
 
 
@@ -33,9 +33,12 @@ def test_recipe_run_makes_a_scored_pipeline_and_resumes(tmp_path):
     assert {split: report["num"] for split, report in reports.items()} == {"seen": 2, "heldout": 2}
     out = tmp_path / "run"
     timings = json.loads((out / "run.json").read_text())
-    assert list(timings) == ["data", "tokenizer", "encode", "generator", "pipeline", "eval"]
-    encoded = [row["shape"][0] for row in ShardReader.open(out / "tokens").rows]
-    assert sorted(encoded) == [2] * 8 + [3] * 2  # the short clips and the 9-frame long ones
+    assert list(timings) == ["tokenizer", "encode", "generator", "pipeline", "eval"]
+    assert sorted(path.name for path in out.iterdir()) == ["eval", "generator", "pipeline", "run.json", "tokenizer",
+                                                           "tokens"]  # no video files: every clip was drawn
+    rows = ShardReader.open(out / "tokens").rows
+    assert sorted(row["shape"][0] for row in rows) == [2] * 10 + [3] * 2  # the short clips and the 9-frame long ones
+    assert [row["split"] for row in rows].count("heldout") == 2
     pipeline = TextToVideo.from_pretrained(out / "pipeline")
     assert pipeline.info.size == (16, 16) and pipeline.info.frames == 5
     assert pipeline("a red circle moving left slowly").shape == (1, 5, 16, 16, 3)
@@ -43,7 +46,7 @@ def test_recipe_run_makes_a_scored_pipeline_and_resumes(tmp_path):
     lines.clear()
     run_recipe(out, toy_run_config(), log=lines.append)  # everything but the evaluation is done already
     skipped = [line.split("]")[0][1:] for line in lines if "already done" in line]
-    assert skipped == ["data", "tokenizer", "encode", "generator", "pipeline"]
+    assert skipped == ["tokenizer", "encode", "generator", "pipeline"]
 
 
 def test_multi_variant_trains_two_sizes_and_two_rates_and_scores_each(tmp_path):
@@ -66,9 +69,9 @@ def test_recipe_configs_and_cli_help(monkeypatch, capsys):
     assert quick.num_clips < full.num_clips
     multi = run_config(quick=True, variant="multi")
     assert multi.sizes == MULTI_SIZES == [(64, 64), (64, 96)] and multi.rates == MULTI_RATES == [8.0, 16.0]
-    assert multi.tokenizer.data.buckets == MULTI_SIZES and multi.eval.rates == MULTI_RATES
-    assert dataclasses.replace(multi.tokenizer, name="shapes", data=quick.tokenizer.data) == quick.tokenizer
-    assert quick.sizes == [] and quick.tokenizer.data.buckets == []  # the existing variants are unchanged
+    assert multi.eval.rates == MULTI_RATES and multi.eval.sizes == MULTI_SIZES
+    assert dataclasses.replace(multi.tokenizer, name="shapes") == quick.tokenizer  # one tokenizer codes every size
+    assert quick.sizes == [] and quick.tokenizer.data.drawn  # the existing variants are unchanged
     code, out, _ = run_main(["recipe", "run", "--help"], monkeypatch, capsys)
     assert code == 0 and "--quick" in out and "--variant" in out
     code, _, err = run_main(["recipe", "run", "nope", "--out", "x"], monkeypatch, capsys)

@@ -13,31 +13,31 @@ from t2v.generator.config import preset as generator_preset
 from t2v.recipes import DEFAULT, Variant, choose
 from t2v.tokenizer.config import DataConfig, LossConfig, OptimConfig, QuantizerConfig, TokenizerTrainConfig, preset
 
-DATA_DIR = "data/shapes"
 TOKENS_DIR = "data/shapes-tokens"
 
 
-def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
-    """Tokenizer for 17-frame 64×64 shapes clips, sized for a 2-core CPU: the tiny preset with a 2×2 patch stem
-    (its first level runs at 32×32), FSQ sized to this small data's variety (1,000 codes).
+DRAW_CLIPS = "t2v.recipes.shapes.dataset:draw_clips"  # the tokenizer trains on clips drawn afresh at every step
 
-    The perceptual loss is off: the clips are flat colours on black; L1 + L2 (whose gradient grows with the
-    error, so the few object pixels are not drowned by the black background) + a GAN. Real-footage recipes turn
-    LPIPS on (it needs its backbone weights on disk). lr 3e-4. Three phases: 1,200 steps of 16 single frames
-    (colours and shapes first); 1,600 steps of 4 clips, the GAN on at 0.05 for the last 400; then a decoder
-    fine-tune: 1,200 steps with the encoder frozen and the GAN at 0.1, which sharpens the decoded shapes without
-    changing the codes a generator learns. The alternatives tried against these settings, and what each run
-    measured, are in docs/RESULTS.md ("Shapes recipe settings", "Tokenizer ceiling on shapes").
+
+def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
+    """Tokenizer for 17-frame 64×64 shapes clips, sized for a 2-core CPU: the tiny preset with a 4×4 patch stem and
+    spatial stride 16 (a 4×4 latent grid: 80 codes a clip), FSQ of 1,000 codes.
+
+    Its clips are drawn in memory at every step (`data.drawn`): no files, a new clip for every item. The perceptual
+    loss is off (flat colours on black): L1 + L2, each pixel weighted by its salience (1 + 9 on the object), without
+    which the codes learn the object's colour only after 1,000+ steps. Two phases, each with its own warmup and
+    cosine: 1,500 steps of 16 single frames (colours and shapes, at a third of a clip step's cost), then 300 steps of
+    4 clips (motion). What these settings and their alternatives measured is in docs/RESULTS.md ("Faithful shapes").
     """
     config = TokenizerTrainConfig(
         name="shapes",
-        model=preset("tiny", patch_size=2, channels=(32, 64, 128), quantizer=QuantizerConfig(fsq_levels=(8, 5, 5, 5))),
-        loss=LossConfig(l2_weight=1.0, perceptual_weight=0.0, adversarial_weight=0.05, discriminator_start=2400),
-        data=DataConfig(index=f"{DATA_DIR}/index.jsonl", train_split="seen", eval_split="heldout",
-                        num_frames=17, size=(64, 64), eval_clips=64),
+        model=preset("tiny", patch_size=4, spatial_stride=16, channels=(32, 64, 128),
+                     quantizer=QuantizerConfig(fsq_levels=(8, 5, 5, 5))),
+        loss=LossConfig(l2_weight=1.0, salience_weight=9.0, perceptual_weight=0.0, adversarial_weight=0.0),
+        data=DataConfig(drawn=DRAW_CLIPS, train_split="seen", eval_split="heldout", num_frames=17, size=(64, 64),
+                        eval_clips=64, num_workers=1),
         optim=OptimConfig(lr=3e-4, discriminator_lr=1e-4, warmup_steps=100, min_lr_ratio=0.1),
-        steps=4000, batch_size=4, image_steps=1200, image_batch_size=16, decoder_steps=1200,
-        decoder_adversarial_weight=0.1, eval_every=500, checkpoint_every=250,
+        steps=1800, batch_size=4, image_steps=1500, image_batch_size=16, eval_every=600, checkpoint_every=300,
     )
     return choose(VARIANTS, "shapes", variant).tokenizer(config)
 
@@ -67,10 +67,8 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
 
 
 def quick_tokenizer(config: TokenizerTrainConfig) -> TokenizerTrainConfig:
-    """`quick`: 400 steps in all: 250 of single frames, 100 of clips (the GAN from step 350), 50 of the decoder
-    fine-tune."""
-    return dataclasses.replace(config, steps=400, image_steps=250, decoder_steps=50, eval_every=200,
-                               checkpoint_every=200, loss=dataclasses.replace(config.loss, discriminator_start=350))
+    """`quick`: 600 steps in all: 500 of single frames, 100 of clips."""
+    return dataclasses.replace(config, steps=600, image_steps=500, eval_every=300, checkpoint_every=300)
 
 
 def quick_generator(config: GeneratorTrainConfig) -> GeneratorTrainConfig:

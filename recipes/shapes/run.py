@@ -1,13 +1,14 @@
 """`t2v recipe run shapes`: every stage of the project on the shapes dataset, from nothing to a scored pipeline.
 
-OUT holds one entry per stage (`LAYOUT`, printed by `--dry-run`): data/ (the clips), tokenizer/, tokens/,
-generator/, pipeline/ (`t2v generate OUT/pipeline "…"`), eval/, and run.json (each stage's wall time). A stage whose
-output is complete is skipped, an interrupted training resumes: running the command again after a crash continues
-where it stopped.
+OUT holds one entry per stage (`LAYOUT`, printed by `--dry-run`): tokenizer/, tokens/, generator/, pipeline/
+(`t2v generate OUT/pipeline "…"`), eval/, and run.json (each stage's wall time). No video file is written: the
+tokenizer draws its clips in memory at every step, and the encode stage draws the generator's. A stage whose output
+is complete is skipped, an interrupted training resumes: running the command again after a crash continues where it
+stopped.
 
 Variants (`VARIANTS`, named derivations of the run config): `default` (64×64 clips at 8 fps) and `multi`: clips at
-64×64 and 96×64 (WxH), each at 8 and 16 fps (the same motion per second); the tokenizer buckets them by aspect
-ratio, the shards hold two latent grids, the generator learns the four (size, rate) conditions and the evaluation
+64×64 and 96×64 (WxH), each at 8 and 16 fps (the same motion per second); the tokenizer is the default one, the
+shards hold two latent grids, the generator learns the four (size, rate) conditions and the evaluation
 scores each. `quick` (`--quick`, the recipe's `quick` stage variant and less data) shortens either. The dataset is
 specified in recipes/shapes/README.md; the wall times and scores of both variants are in docs/RESULTS.md ("The
 shapes recipe end to end", "Several sizes and frame rates").
@@ -15,13 +16,15 @@ shapes recipe end to end", "Several sizes and frame rates").
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+
+import numpy as np
 
 from t2v.generator.model import VideoGenerator
 from t2v.generator.pipeline import PipelineInfo, TextToVideo
@@ -30,41 +33,42 @@ from t2v.generator.train import train as train_generator
 from t2v.generator.config import GeneratorTrainConfig
 from t2v.recipes import choose, shapes
 from t2v.recipes.shapes import generator_config, tokenizer_config
-from t2v.recipes.shapes.dataset import FPS, make_dataset
+from t2v.recipes.shapes.dataset import FPS, draw_clips
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
 from t2v.recipes.shapes.verify import format_table
 from t2v.core.atomic import atomic_write_text
-from t2v.tokenizer.data import read_index, write_index
-from t2v.tokenizer.encode import encode_dataset
+from t2v.tokenizer.encode import encode_clips
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.train import train as train_tokenizer
 from t2v.tokenizer.config import TokenizerTrainConfig
 
 
 LAYOUT = {  # OUT/<entry>: what it holds
-    "data/": "shapes clips (mp4) + index.jsonl; long/ the long clips; clips.jsonl both, what is encoded",
     "tokenizer/": "the video tokenizer run",
-    "tokens/": "the dataset encoded to token shards",
+    "tokens/": "the generator's clips, drawn in memory and encoded to token shards",
     "generator/": "the generator run (DeepSpeed)",
     "pipeline/": "the TextToVideo directory (`t2v generate OUT/pipeline \"…\"`)",
     "eval/": "eval.json, eval.txt and sample GIFs of seen and held-out captions",
     "run.json": "wall time of each stage",
 }
+SOURCE = "shapes clips drawn by t2v.recipes.shapes.dataset.draw_clips (the recipe's encode stage)"
 MULTI_SIZES = [(64, 64), (64, 96)]  # (H, W): 64x64 and 96x64 (WxH)
 MULTI_RATES = [8.0, 16.0]
 
 
 @dataclass
 class RecipeRunConfig:
-    """Every stage's config: the tokenizer's and the generator's (`resolve` sets their paths), the number of
-    clips, the long clips the generator also learns from (its windows cut at random offsets: it learns to continue
-    videos of any length), the clips' sizes and rates, and the evaluation."""
+    """Every stage's config: the tokenizer's and the generator's (`resolve` sets their paths), the clips the
+    generator learns from (drawn in memory and encoded: `num_clips` of seen captions, the long clips whose windows
+    are cut at random offsets so that it learns to continue videos of any length, and `heldout_clips` for its
+    held-out loss), the clips' sizes and rates, and the evaluation."""
 
     tokenizer: TokenizerTrainConfig
     generator: GeneratorTrainConfig
     num_clips: int = 4000
     long_clips: int = 1000
     long_frames: int = 129
+    heldout_clips: int = 256
     eval: ShapesEvalConfig = field(default_factory=ShapesEvalConfig)
     sizes: list[tuple[int, int]] = field(default_factory=list)  # (H, W) of the clips, in turn; empty: tokenizer's
     rates: list[float] = field(default_factory=list)  # frame rates of the clips, in turn; empty: 8 fps
@@ -82,14 +86,30 @@ class RecipeRunConfig:
         return list(self.rates) or [FPS]
 
     def resolve(self, out: str | Path) -> RecipeRunConfig:
-        """This config with every stage's paths under `out` (`LAYOUT`): the tokenizer trains on out/data's index,
-        the generator on out/tokens with the tokenizer of out/tokenizer."""
+        """This config with every stage's paths under `out` (`LAYOUT`): the generator trains on out/tokens with the
+        tokenizer of out/tokenizer (the tokenizer draws its clips in memory)."""
         out = Path(out)
-        tokenizer = dataclasses.replace(self.tokenizer, data=dataclasses.replace(
-            self.tokenizer.data, index=str(out / "data" / "index.jsonl")))
         generator = dataclasses.replace(self.generator, tokenizer_dir=str(out / "tokenizer"), data=dataclasses.replace(
             self.generator.data, shards=str(out / "tokens")))
-        return dataclasses.replace(self, tokenizer=tokenizer, generator=generator)
+        return dataclasses.replace(self, generator=generator)
+
+    def generator_clips(self) -> tuple[Iterator[tuple[dict, np.ndarray]], int]:
+        """The clips the generator learns from and their number: for each (size, rate) condition in turn its share
+        of the seen clips, of the held-out ones and of the long ones (one condition at a time, so the encoder
+        batches them)."""
+        conditions = [(size, rate) for size in self.clip_sizes for rate in self.clip_rates]
+        frames = self.tokenizer.data.num_frames
+        parts = [(self.num_clips, frames, "seen", 0), (self.heldout_clips, frames, "heldout", 1),
+                 (self.long_clips, self.long_frames, "seen", 2)]
+        draws, total = [], 0
+        for count, length, split, seed in parts:
+            for k, (size, rate) in enumerate(conditions):
+                share = count // len(conditions) + (k < count % len(conditions))
+                if share:
+                    draws.append(draw_clips(num=share, frames=length, size=size, fps=rate, split=split,
+                                            seed=1000 * seed + k))
+                    total += share
+        return itertools.chain(*draws), total
 
 
 def run_config(quick: bool, variant: str = "default") -> RecipeRunConfig:
@@ -100,12 +120,12 @@ def run_config(quick: bool, variant: str = "default") -> RecipeRunConfig:
 
 
 def quick_run(config: RecipeRunConfig) -> RecipeRunConfig:
-    """A run of minutes that trades quality: the recipe's `quick` stage configs, 600 clips and no long ones, 16
-    videos scored per split."""
+    """A run of minutes that trades quality: the recipe's `quick` stage configs, 600 clips, no long ones and 64
+    held-out ones, 64 videos scored per split."""
     quick = shapes.VARIANTS["quick"]
     return dataclasses.replace(config, tokenizer=quick.tokenizer(config.tokenizer),
                                generator=quick.generator(config.generator), num_clips=600, long_clips=0,
-                               eval=dataclasses.replace(config.eval, num=16, save_videos=4))
+                               heldout_clips=64, eval=dataclasses.replace(config.eval, num=64, save_videos=4))
 
 
 def default(config: RecipeRunConfig) -> RecipeRunConfig:
@@ -124,22 +144,14 @@ VARIANTS = {"default": default, "multi": multi}
 def multi_config(config: RecipeRunConfig, sizes: list[tuple[int, int]] | None = None,
                  rates: list[float] | None = None) -> RecipeRunConfig:
     """`config` on clips of several sizes and rates (default: 64x64 and 96x64 WxH, 8 and 16 fps): the tokenizer
-    buckets the sizes by aspect ratio, the generator's size and rate tables come from the shards, and the
-    evaluation scores every (size, rate)."""
+    is the default one (convolutional: it codes any size its strides divide, and slower motion), the generator's
+    size and rate tables come from the shards, and the evaluation scores every (size, rate)."""
     sizes, rates = sizes or MULTI_SIZES, rates or MULTI_RATES
-    tokenizer = dataclasses.replace(config.tokenizer, name="shapes-multi", data=dataclasses.replace(
-        config.tokenizer.data, size=tuple(sizes[0]), buckets=list(sizes)))
+    tokenizer = dataclasses.replace(config.tokenizer, name="shapes-multi")
     generator = dataclasses.replace(config.generator, name="shapes-multi")
     evaluation = dataclasses.replace(config.eval, sizes=list(sizes), rates=list(rates))
     return dataclasses.replace(config, tokenizer=tokenizer, generator=generator, eval=evaluation, sizes=list(sizes),
                                rates=list(rates))
-
-
-def join_indexes(out_index: Path, indexes: list[Path]) -> Path:
-    """One index of the rows of several, with paths relative to `out_index`'s directory."""
-    rows = [{**row, "path": os.path.relpath(row["path"], out_index.parent)} for index in indexes
-            for row in read_index(index)]
-    return write_index(rows, out_index)
 
 
 def _resumable(run_dir: Path) -> bool:
@@ -154,12 +166,11 @@ def _resumable(run_dir: Path) -> bool:
 def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], None] = print) -> dict[str, dict]:
     """Run every stage into `out`; returns the evaluation scores per split.
 
-    1. Make the shapes clips.
-    2. Train the video tokenizer (resumes an interrupted run).
-    3. Encode the clips to token shards.
-    4. Train the generator with DeepSpeed (resumes an interrupted run).
-    5. Assemble the pipeline directory.
-    6. Generate videos for seen and held-out captions and score them with the verifier.
+    1. Train the video tokenizer on clips drawn at every step (resumes an interrupted run).
+    2. Draw the generator's clips and encode them to token shards.
+    3. Train the generator with DeepSpeed (resumes an interrupted run).
+    4. Assemble the pipeline directory.
+    5. Generate videos for seen and held-out captions and score them with the verifier.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,28 +188,21 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
         atomic_write_text(timing_path, json.dumps(timings, indent=2))
         log(f"[{name}] done in {timings[name]:.0f} s")
 
-    data, tokenizer_dir, tokens = out / "data", out / "tokenizer", out / "tokens"
+    tokenizer_dir, tokens = out / "tokenizer", out / "tokens"
     generator_dir, pipeline_dir = out / "generator", out / "pipeline"
 
     resolved = config.resolve(out)  # the stages' paths under OUT
     tokenizer_cfg, generator_cfg = resolved.tokenizer, resolved.generator
-    size, frames = tuple(tokenizer_cfg.data.size), tokenizer_cfg.data.num_frames
+    size, frames = config.clip_sizes[0], tokenizer_cfg.data.num_frames
 
-    conditions = dict(sizes=config.clip_sizes, rates=config.clip_rates)
+    def encode() -> None:
+        clips, total = config.generator_clips()
+        log(encode_clips(VideoTokenizer.from_pretrained(tokenizer_dir), clips, tokens, source=SOURCE,
+                         total=total).summary())
 
-    def make_data() -> None:  # overwrite: a dataset of a run killed before clips.jsonl is this stage's own
-        indexes = [make_dataset(data, num=config.num_clips, frames=frames, seed=0, overwrite=True, **conditions)]
-        if config.long_clips:
-            indexes.append(make_dataset(data / "long", num=config.long_clips, frames=config.long_frames, seed=1,
-                                        overwrite=True, **conditions))
-        join_indexes(data / "clips.jsonl", indexes)
-
-    stage("data", (data / "clips.jsonl").is_file(), make_data)
     stage("tokenizer", "tokenizer" in timings,
           lambda: train_tokenizer(tokenizer_cfg, tokenizer_dir, resume=_resumable(tokenizer_dir)))
-    stage("encode", (tokens / "meta.json").is_file(),
-          lambda: log(encode_dataset(VideoTokenizer.from_pretrained(tokenizer_dir), data / "clips.jsonl", tokens,
-                                     size=size, buckets=tokenizer_cfg.data.buckets).summary()))
+    stage("encode", (tokens / "meta.json").is_file(), encode)
     stage("generator", "generator" in timings,
           lambda: train_generator(generator_cfg, generator_dir, resume=_resumable(generator_dir)))
 
