@@ -16,7 +16,7 @@ from t2v.tokenizer.model import VideoTokenizer
 from t2v.core.lr_schedule import lr_factor
 from t2v.core.state_io import load_state
 from t2v.tokenizer.layers import Upsample
-from t2v.tokenizer.train import Trainer, mirror_time_upsampling, schedule_factor, train
+from t2v.tokenizer.train import Trainer, generator_lr, inflate_for_clips, schedule_factor, train
 from t2v.tokenizer.config import DataConfig, OptimConfig, TokenizerTrainConfig
 
 COMPARED = ("loss", "l1", "grad_norm", "lr", "d_loss", "adversarial", "adaptive_weight")
@@ -163,19 +163,35 @@ def test_every_phase_has_its_own_schedule():
         [lr_factor(step, 2, 16, 0.1) for step in range(16)])  # adding a phase does not change the ones before it
 
 
-def test_first_clip_step_mirrors_the_time_upsampling(shapes_index, tmp_path):
+def test_clip_phase_has_its_own_peak_learning_rate():
+    config = TokenizerTrainConfig(steps=20, image_steps=6, decoder_steps=4, optim=OptimConfig(lr=3e-4, clip_lr=1e-4))
+    assert [generator_lr(step, config) for step in (0, 5, 6, 15, 16, 19)] == [3e-4, 3e-4, 1e-4, 1e-4, 3e-4, 3e-4]
+    no_image = dataclasses.replace(config, image_steps=0)
+    assert generator_lr(6, no_image) == 3e-4  # a run of clips only has no clip phase of its own
+
+
+def test_first_clip_step_inflates_the_image_weights(shapes_index, tmp_path):
     config = dataclasses.replace(train_config(shapes_index), image_steps=1)
     trainer = Trainer(config, tmp_path)
     trainer.train_step(trainer.batch(0))
+    frame = trainer.batch(0)[:, :, :1]
+    with torch.no_grad():
+        before = trainer.model(frame).reconstruction
     upsampling = [m for m in trainer.model.modules() if isinstance(m, Upsample) and m.temporal]
     weight = upsampling[0].time_conv.conv.weight
     assert not torch.equal(weight[0::2], weight[1::2])  # the image step trained one half only
-    trained = weight[1::2].clone()
-    mirror_time_upsampling(trainer.model, trainer.opt_g)
-    assert torch.equal(weight[0::2], trained) and torch.equal(weight[1::2], trained)
-    moments = trainer.opt_g.state[weight]
-    assert torch.equal(moments["exp_avg"][0::2], moments["exp_avg"][1::2])
-    assert moments["exp_avg_sq"][1::2].abs().sum() > 0
+    trained = weight[1::2].sum(dim=2)
+    assert trainer.opt_g.state[weight]
+    inflate_for_clips(trainer.model, trainer.opt_g)
+    assert torch.equal(weight[0::2], weight[1::2]) and torch.allclose(weight[1::2, :, -1], trained)
+    assert not weight[:, :, :-1].any()  # every temporal tap but the current frame's is zero
+    assert weight not in trainer.opt_g.state  # its Adam state starts afresh
+    with torch.no_grad():  # a single frame is coded exactly as before
+        assert torch.allclose(trainer.model(frame).reconstruction, before, atol=1e-5)
+    still = frame.expand(-1, -1, 5, -1, -1)  # a still clip: every frame decodes like the first
+    with torch.no_grad():
+        clip = trainer.model(still).reconstruction
+    assert torch.allclose(clip, clip[:, :, :1].expand_as(clip), atol=1e-4)
 
 
 def test_decoder_fine_tune_freezes_the_encoder(shapes_index, tmp_path):

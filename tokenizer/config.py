@@ -161,6 +161,7 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     lr: float = 1e-4
+    clip_lr: float | None = None  # peak lr of the clip phase after an image phase (None: lr); see tokenizer/train.py
     discriminator_lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.0
