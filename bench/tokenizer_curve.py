@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from t2v.core.config_io import apply_overrides
 from t2v.recipes.shapes import tokenizer_config
 from t2v.recipes.shapes.dataset import draw_clips
+from t2v.recipes.shapes.verify import check_video
 from t2v.tokenizer.config import TokenizerTrainConfig
 from t2v.tokenizer.frames import to_pixels, to_uint8
 from t2v.tokenizer.losses import reconstruction_terms, salience
@@ -34,15 +35,16 @@ from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.video_io import write_video
 
 
-def drawn_batch(num: int, frames: int, seed: int) -> torch.Tensor:
-    """(num, 3, frames, 64, 64) pixels: shapes clips of both splits drawn from `seed`; with `frames` = 1 one
-    frame at a random time of each 17-frame clip (the image phase's batches)."""
-    clips = []
-    for i, (_, clip) in enumerate(draw_clips(num=num, frames=max(frames, 17), seed=seed)):
+def drawn_batch(num: int, frames: int, seed: int) -> tuple[torch.Tensor, list[str]]:
+    """(num, 3, frames, 64, 64) pixels and their captions: shapes clips of both splits drawn from `seed`; with
+    `frames` = 1 one frame at a random time of each 17-frame clip (the image phase's batches)."""
+    clips, captions = [], []
+    for i, (row, clip) in enumerate(draw_clips(num=num, frames=max(frames, 17), seed=seed)):
         if frames == 1:
             clip = clip[np.random.default_rng([seed, i]).integers(len(clip))][None]
         clips.append(to_pixels(clip[:frames]))
-    return torch.cat(clips)
+        captions.append(row["caption"])
+    return torch.cat(clips), captions
 
 
 def colour_error(reconstruction: torch.Tensor, video: torch.Tensor) -> float:
@@ -54,19 +56,27 @@ def colour_error(reconstruction: torch.Tensor, video: torch.Tensor) -> float:
     return float(chroma[salience(video) > 0.25].mean())
 
 
+def shape_accuracy(reconstruction: torch.Tensor, captions: list[str]) -> float:
+    """Fraction of reconstructions whose first frame the verifier reads as the caption's shape (its template match,
+    IoU ≥ 0.5), the frame shown twice (the verifier needs two)."""
+    right = [check_video(np.repeat(to_uint8(clip)[:1], 2, axis=0), caption).shape
+             for clip, caption in zip(reconstruction, captions)]
+    return float(np.mean(right))
+
+
 def learning_curve(config: TokenizerTrainConfig, steps: int, batch: int, frames: int, every: int,
                    test_clips: int = 64, picture: Path | None = None) -> list[dict[str, float]]:
     """Train `config.model` from its seed for `steps` steps; rows of (step, loss, held-out PSNR, held-out colour
-    error, seconds per step after the first, GFLOP of one step). With `picture`, a PNG of 8 held-out first frames
+    error, held-out shape accuracy, seconds per step after the first, GFLOP of one step). With `picture`, a PNG of 8 held-out first frames
     (top) and their last reconstructions (bottom)."""
     torch.manual_seed(config.seed)
     model = VideoTokenizer(config.model)
     optim = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, betas=config.optim.betas,
                               weight_decay=config.optim.weight_decay)
-    test = drawn_batch(test_clips, frames, seed=10**6)
+    test, captions = drawn_batch(test_clips, frames, seed=10**6)
     rows, started, counter = [], time.perf_counter(), FlopCounterMode(display=False)
     for step in range(1, steps + 1):
-        video = drawn_batch(batch, frames, seed=step)
+        video, _ = drawn_batch(batch, frames, seed=step)
         for group in optim.param_groups:
             group["lr"] = config.optim.lr * min(1.0, step / max(1, config.optim.warmup_steps))
         with counter if step == 1 else contextlib.nullcontext():  # the FLOPs of one step, counted once
@@ -87,9 +97,11 @@ def learning_curve(config: TokenizerTrainConfig, steps: int, batch: int, frames:
                 reconstruction = torch.cat([model(part).reconstruction for part in test.split(16)])
                 model.train()
             score, colour = float(psnr(reconstruction, test).mean()), colour_error(reconstruction, test)
-            rows.append({"step": step, "loss": loss.item(), "psnr": score, "colour_error": colour,
+            shape = shape_accuracy(reconstruction, captions)
+            rows.append({"step": step, "loss": loss.item(), "psnr": score, "colour_error": colour, "shape": shape,
                          "seconds_per_step": seconds, "gflop_per_step": counter.get_total_flops() / 1e9})
-            print(f"{step:>6} {loss.item():>8.4f} {score:>8.2f} {colour:>8.3f} {seconds:>9.3f}", flush=True)
+            print(f"{step:>6} {loss.item():>8.4f} {score:>8.2f} {colour:>8.3f} {shape:>6.2f} {seconds:>9.3f}",
+                  flush=True)
     if picture is not None:
         first = lambda video: np.concatenate([to_uint8(clip)[0] for clip in video[:8]], axis=1)  # noqa: E731
         grid = np.concatenate([first(test), first(reconstruction)], axis=0)
@@ -112,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = apply_overrides(tokenizer_config(), args.overrides)
-    print(f"{'step':>6} {'loss':>8} {'PSNR dB':>8} {'colour':>8} {'s/step':>9}")
+    print(f"{'step':>6} {'loss':>8} {'PSNR dB':>8} {'colour':>8} {'shape':>6} {'s/step':>9}")
     rows = learning_curve(config, args.steps, args.batch, args.frames, args.every, picture=args.picture)
     write_report({"overrides": args.overrides, "batch": args.batch, "frames": args.frames, "rows": rows}, args.out)
 

@@ -15,15 +15,24 @@ def bench():
         yield load_bench("tokenizer_curve", patch)
 
 
-TINY = ["model.channels=[4,8,8,8]", "model.patch_size=1", "optim.lr=3e-3", "optim.warmup_steps=1"]
+TINY = ["model.channels=[4,8,8]", "optim.lr=3e-3", "optim.warmup_steps=1"]
 
 
 def test_drawn_batches_are_seeded_frames_or_clips(bench):
-    frames = bench.drawn_batch(3, 1, seed=5)
-    assert frames.shape == (3, 3, 1, 64, 64) and torch.equal(frames, bench.drawn_batch(3, 1, seed=5))
-    assert not torch.equal(frames, bench.drawn_batch(3, 1, seed=6))
+    frames, captions = bench.drawn_batch(3, 1, seed=5)
+    assert frames.shape == (3, 3, 1, 64, 64) and torch.equal(frames, bench.drawn_batch(3, 1, seed=5)[0])
+    assert not torch.equal(frames, bench.drawn_batch(3, 1, seed=6)[0])
     assert frames.min() == -1 and frames.max() == 1  # black background, saturated colours
-    assert bench.drawn_batch(2, 5, seed=5).shape == (2, 3, 5, 64, 64)
+    assert len(captions) == 3 and all(caption.startswith("a ") for caption in captions)
+    assert bench.drawn_batch(2, 5, seed=5)[0].shape == (2, 3, 5, 64, 64)
+
+
+def test_shape_accuracy_reads_the_verifier(bench):
+    frames, captions = bench.drawn_batch(4, 1, seed=5)
+    assert bench.shape_accuracy(frames, captions) == 1.0  # the true frames
+    assert bench.shape_accuracy(-torch.ones_like(frames), captions) == 0.0  # nothing drawn
+    assert 0 < bench.colour_error(frames.flip(1), frames)  # colours swapped (RGB → BGR)
+    assert bench.colour_error(frames, frames) == 0.0
 
 
 def test_curve_rows_and_report(bench, tmp_path, capsys):
@@ -33,6 +42,7 @@ def test_curve_rows_and_report(bench, tmp_path, capsys):
     report = json.loads(out.read_text())
     assert [row["step"] for row in report["rows"]] == [2, 4] and report["overrides"] == TINY
     assert all(5 < row["psnr"] < 60 and row["seconds_per_step"] > 0 for row in report["rows"])
+    assert all(0 <= row["shape"] <= 1 and row["colour_error"] > 0 for row in report["rows"])
     assert report["rows"][0]["gflop_per_step"] > 0.01
     assert "PSNR dB" in capsys.readouterr().out
     from t2v.tokenizer.video_io import read_video

@@ -226,14 +226,18 @@ def test_salience_marks_the_object_on_a_plain_background():
     assert float(weights[0, 0, 0, 0, 0]) == 0.0 and float(weights.sum()) == pytest.approx(8 + 0.5)
 
 
-def test_salience_weight_counts_the_object_pixels_more():
+def test_salience_weight_counts_missed_and_spilt_paint_alike():
     video = -torch.ones(1, 3, 1, 8, 8)
-    video[:, 0, :, 2:4, 2:4] = 1.0
-    on_object, on_background = video.clone(), video.clone()
-    on_object[:, 1, :, 2, 2] += 0.5  # the same error on an object pixel …
-    on_background[:, 1, :, 6, 6] += 0.5  # … and on a background pixel
+    video[:, 0, :, 2:4, 2:4] = 1.0  # a red square on black
+    missed, spilt = video.clone(), video.clone()
+    missed[:, 0, :, 2, 2] = -1.0  # an object pixel left black …
+    spilt[:, 0, :, 6, 6] = 1.0  # … and a background pixel painted red
     plain, weighted = LossConfig(l1_weight=1.0), LossConfig(l1_weight=1.0, salience_weight=9.0)
-    assert reconstruction_terms(video, on_object, plain)[0] == pytest.approx(
-        float(reconstruction_terms(video, on_background, plain)[0]))
-    assert reconstruction_terms(video, on_object, weighted)[0] == pytest.approx(
-        10 * float(reconstruction_terms(video, on_background, weighted)[0]))
+    unweighted = float(reconstruction_terms(video, missed, plain)[0])
+    assert float(reconstruction_terms(video, spilt, plain)[0]) == pytest.approx(unweighted)
+    assert float(reconstruction_terms(video, missed, weighted)[0]) == pytest.approx(10 * unweighted)
+    assert float(reconstruction_terms(video, spilt, weighted)[0]) == pytest.approx(10 * unweighted)
+    slightly_off = video.clone()
+    slightly_off[:, 1, :, 6, 6] = -0.5  # a faint error on the background weighs less
+    assert float(reconstruction_terms(video, slightly_off, weighted)[0]) == pytest.approx(
+        (1 + 9 * 0.25) * float(reconstruction_terms(video, slightly_off, plain)[0]))

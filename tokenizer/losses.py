@@ -103,15 +103,18 @@ def reconstruction_terms(video: torch.Tensor, reconstruction: torch.Tensor,
     """The pixel terms of the loss (L1, L2, gradient difference; LPIPS and the GAN are added by the caller), and
     their values for logging.
 
-    With `salience_weight` w, L1 and L2 weigh each pixel 1 + w·salience: on shapes the background is 95% of the
-    pixels, and unweighted the codes learn where the object is long before its colour (measured: a mean-colour
-    blob for the first 1,000+ steps; with w = 9 the colours are learnt within 600).
+    With `salience_weight` w, L1 and L2 weigh each pixel 1 + w·salience, the larger of the target's and the
+    reconstruction's: on shapes the background is 95% of the pixels, and unweighted the codes learn where the
+    object is long before its colour (measured: a mean-colour blob for the first 1,000+ steps; with w = 9 the
+    colours are learnt within 600). The reconstruction's own salience makes paint spilt on the background cost as
+    much as paint missing from the object; weighted by the target's alone, every shape decodes as a fat square blob.
     """
     error = video - reconstruction
     l1, l2 = error.abs().mean(), error.pow(2).mean()
     logs = {"l1": l1.item(), "l2": l2.item()}
     if config.salience_weight > 0:
-        weight = 1 + config.salience_weight * salience(video)
+        shown = torch.maximum(salience(video), salience(reconstruction.detach()))
+        weight = 1 + config.salience_weight * shown
         l1, l2 = (weight * error.abs()).mean(), (weight * error.pow(2)).mean()
     total = config.l1_weight * l1 + config.l2_weight * l2
     if config.gradient_weight > 0:
