@@ -67,8 +67,8 @@ def shape_accuracy(reconstruction: torch.Tensor, captions: list[str]) -> float:
 def learning_curve(config: TokenizerTrainConfig, steps: int, batch: int, frames: int, every: int,
                    test_clips: int = 64, picture: Path | None = None) -> list[dict[str, float]]:
     """Train `config.model` from its seed for `steps` steps; rows of (step, loss, held-out PSNR, held-out colour
-    error, held-out shape accuracy, seconds per step after the first, GFLOP of one step). With `picture`, a PNG of 8 held-out first frames
-    (top) and their last reconstructions (bottom)."""
+    error, held-out shape accuracy, seconds per step after the first, GFLOP of one step). With `picture`, a PNG of
+    8 held-out first frames (top) and their last reconstructions (bottom)."""
     torch.manual_seed(config.seed)
     model = VideoTokenizer(config.model)
     optim = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, betas=config.optim.betas,

@@ -9,7 +9,8 @@ holds clips of one bucket (drawn from (seed, rank, step) as well).
 
 Training may open with an image phase: its first `image_steps` steps see single frames (one-frame videos, which
 the causal encoder codes exactly as a clip's first frame), `image_batch_size` at a time: colours and shapes are learnt
-at the frame rate of single frames, far above that of clips; the clip steps then learn motion.
+at the frame rate of single frames, far above that of clips; the clip steps then learn motion, from the image
+weights inflated to 3D at the first clip step (`inflate_for_clips`). Each phase has its own warmup and cosine.
 
 Batches are drawn ahead of the step in `data.num_workers` DataLoader worker processes (`step_loader` in data.py: a
 worker computes exactly the batch of (seed, rank, step) the trainer would, so workers change speed, never data);

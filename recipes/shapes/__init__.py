@@ -27,7 +27,8 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
     loss is off (flat colours on black): L1 + L2, each pixel weighted by its salience (1 + 9 on the object), without
     which the codes learn the object's colour only after 1,000+ steps. Two phases, each with its own warmup and
     cosine: 1,500 steps of 16 single frames at lr 3e-4 (colours and shapes, at a third of a clip step's cost), then
-    300 steps of 4 clips at 1e-4 (motion; the clip phase starts from the image weights inflated to 3D). What these settings and their alternatives measured is in docs/RESULTS.md ("Faithful shapes").
+    300 steps of 4 clips at 1e-4 (motion; the clip phase starts from the image weights inflated to 3D). What these
+    settings and their alternatives measured is in docs/RESULTS.md ("Faithful shapes").
     """
     config = TokenizerTrainConfig(
         name="shapes",
@@ -45,13 +46,14 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
 def generator_config(variant: str = "default") -> GeneratorTrainConfig:
     """Generator for the shapes token shards (5×4×4 codes a clip: 95-id sequences), sized for a 2-core CPU.
 
-    The tiny preset (4 layers, 256 wide, 4M parameters), 32 sequences a step (3,040 ids), 2,400 steps (`quick`:
-    240). Sequences are windows of 5 latent frames (a 17-frame clip): whole short clips, and windows at random
-    offsets of the recipe's long clips, so the model learns to continue. Code vectors are factorized over the
-    tokenizer's FSQ digits (`code_levels`). `data.window_weight` and `data.context_noise` stay off. What these
-    settings and their alternatives measured is in docs/RESULTS.md ("Shapes recipe settings", "Text to video on
-    shapes", "Videos of any length"). The text vocabulary size is a placeholder: training sets it from the caption
-    tokenizer it trains, and the size and rate tables from the shards.
+    The tiny preset (4 layers, 256 wide, 4M parameters), 32 sequences a step (3,040 ids), 800 steps (`quick`:
+    240): about 15 minutes on a 2-core CPU. Sequences are windows of 5 latent frames (a 17-frame clip): whole short
+    clips, and windows at random offsets of the recipe's long clips, so the model learns to continue. Code vectors
+    are factorized over the tokenizer's FSQ digits (`code_levels`). `data.window_weight` and `data.context_noise`
+    stay off. What these settings and their alternatives measured is in docs/RESULTS.md ("Shapes recipe settings",
+    "Text to video on shapes", "Videos of any length", "Faithful shapes"). The text vocabulary size is a
+    placeholder: training sets it from the caption tokenizer it trains, and the size and rate tables from the
+    shards.
     """
     levels = tokenizer_config(variant).model.quantizer.fsq_levels  # code vectors factorized over the FSQ digits
     config = GeneratorTrainConfig(
@@ -60,8 +62,8 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
         data=GeneratorDataConfig(shards=TOKENS_DIR, train_split="seen", eval_split="heldout", caption_dropout=0.1,
                                  text_vocab_size=128, max_text_len=12, window=5),
         optim=GeneratorOptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0),
-        steps=2400, batch_size=32, grad_accum=1, zero_stage=0, log_every=10, checkpoint_every=400,
-        sample_every=800, sample_prompts=["a red circle moving right slowly", "a blue square moving up quickly"],
+        steps=800, batch_size=32, grad_accum=1, zero_stage=0, log_every=10, checkpoint_every=400,
+        sample_every=400, sample_prompts=["a red circle moving right slowly", "a blue square moving up quickly"],
     )
     return choose(VARIANTS, "shapes", variant).generator(config)
 

@@ -69,7 +69,7 @@ class RecipeRunConfig:
     long_clips: int = 1000
     long_frames: int = 129
     heldout_clips: int = 256
-    eval: ShapesEvalConfig = field(default_factory=ShapesEvalConfig)
+    eval: ShapesEvalConfig = field(default_factory=lambda: ShapesEvalConfig(num=256))  # videos per split
     sizes: list[tuple[int, int]] = field(default_factory=list)  # (H, W) of the clips, in turn; empty: tokenizer's
     rates: list[float] = field(default_factory=list)  # frame rates of the clips, in turn; empty: 8 fps
 
