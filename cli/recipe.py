@@ -40,8 +40,8 @@ def run(name: str, out_dir: Path, quick: bool, variant: str, dry_run: bool) -> N
 
     \b
     Examples:
-      t2v recipe run shapes --out runs/shapes-quick --quick     # ~10 minutes on 2 CPU cores
-      t2v recipe run shapes --out runs/shapes                   # the full run
+      t2v recipe run shapes --out runs/shapes-quick --quick     # ~7 minutes on 2 CPU cores
+      t2v recipe run shapes --out runs/shapes                   # the full run, ~28 minutes
       t2v recipe run shapes --out runs/shapes-multi --variant multi --quick   # two sizes, two frame rates
       t2v recipe run shapes --out runs/shapes --dry-run         # the configs and the layout, nothing run
       t2v generate runs/shapes/pipeline "a red circle moving left slowly" -o red_circle.mp4

@@ -23,8 +23,7 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
 
     \b
     Examples:
-      t2v data shapes data/shapes --num 2000
-      t2v tokenizer train shapes
+      t2v tokenizer train shapes                   # shapes clips drawn in memory: no dataset to make first
       t2v tokenizer train shapes --variant quick --set steps=100 --set image_steps=40 --set decoder_steps=20 --out runs/try
       t2v tokenizer train shapes --set model.quantizer.fsq_levels=[8,5,5,5] --dry-run
       t2v tokenizer train shapes --resume runs/shapes-tokenizer-00001

@@ -49,7 +49,9 @@ def test_train_dry_run_prints_resolved_config_with_overrides(monkeypatch, capsys
     (["tokenizer", "train", "nope"], "unknown recipe 'nope'"),
     (["tokenizer", "train", "shapes", "--set", "steps=abc"], "expected a number"),
     (["tokenizer", "train", "shapes", "--set", "model.preset=XL"], "unknown config key"),
-    (["tokenizer", "train", "shapes", "--set", "data.index=missing.jsonl"], "training index not found"),
+    (["tokenizer", "train", "shapes", "--set", "data.drawn=", "--set", "data.index=missing.jsonl"],
+     "training index not found"),
+    (["tokenizer", "train", "shapes", "--set", "data.drawn=t2v.recipes.shapes.dataset:nope"], "cannot be loaded"),
 ])
 def test_train_bad_input_is_one_line_error_and_writes_nothing(args, message, monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)

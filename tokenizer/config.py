@@ -148,6 +148,7 @@ class DataConfig:
     prefetch_batches: int = 2  # batches each worker keeps ready
 
     def __post_init__(self) -> None:
+        self.drawn = self.drawn or ""  # `--set data.drawn=` (null): train from the index
         if any(len(bucket) != 2 or min(bucket) < 1 for bucket in self.buckets):
             raise ValueError(f"data.buckets must be positive (H, W) pairs, got {self.buckets}")
         if self.drawn and (self.buckets or self.fps):
