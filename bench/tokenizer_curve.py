@@ -4,9 +4,8 @@ on freshly drawn shapes frames (or clips), with seconds per step. Prints a table
 A tool for ranking tokenizer configs in minutes before a whole recipe run: no files, no GAN, no checkpoints;
 batches are drawn in memory (`recipes/shapes/dataset.draw_clips`, a new seed every step), the loss is the config's
 pixel terms (`reconstruction_terms`: L1, L2, gradient difference, salience weighting) plus the quantizer's own,
-the learning rate the config's with
-its warmup (constant after it). The config is the shapes recipe's tokenizer with `--set` overrides, as
-`t2v tokenizer train` takes them.
+the learning rate the config's with its warmup (constant after it). The config is the shapes recipe's tokenizer with
+`--set` overrides, as `t2v tokenizer train` takes them.
 
     python bench/tokenizer_curve.py --steps 400
     python bench/tokenizer_curve.py --set model.spatial_stride=16 --set model.patch_size=4 --frames 17 --batch 4

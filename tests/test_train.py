@@ -16,7 +16,7 @@ from t2v.tokenizer.model import VideoTokenizer
 from t2v.core.lr_schedule import lr_factor
 from t2v.core.state_io import load_state
 from t2v.tokenizer.layers import Upsample
-from t2v.tokenizer.train import Trainer, generator_lr, inflate_for_clips, schedule_factor, train
+from t2v.tokenizer.train import Trainer, inflate_for_clips, schedule_factor, tokenizer_lr, train
 from t2v.tokenizer.config import DataConfig, OptimConfig, TokenizerTrainConfig
 
 COMPARED = ("loss", "l1", "grad_norm", "lr", "d_loss", "adversarial", "adaptive_weight")
@@ -165,9 +165,9 @@ def test_every_phase_has_its_own_schedule():
 
 def test_clip_phase_has_its_own_peak_learning_rate():
     config = TokenizerTrainConfig(steps=20, image_steps=6, decoder_steps=4, optim=OptimConfig(lr=3e-4, clip_lr=1e-4))
-    assert [generator_lr(step, config) for step in (0, 5, 6, 15, 16, 19)] == [3e-4, 3e-4, 1e-4, 1e-4, 3e-4, 3e-4]
+    assert [tokenizer_lr(step, config) for step in (0, 5, 6, 15, 16, 19)] == [3e-4, 3e-4, 1e-4, 1e-4, 3e-4, 3e-4]
     no_image = dataclasses.replace(config, image_steps=0)
-    assert generator_lr(6, no_image) == 3e-4  # a run of clips only has no clip phase of its own
+    assert tokenizer_lr(6, no_image) == 3e-4  # a run of clips only has no clip phase of its own
 
 
 def test_first_clip_step_inflates_the_image_weights(shapes_index, tmp_path):

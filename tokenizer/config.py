@@ -112,7 +112,7 @@ class LossConfig:
     l1_weight: float = 1.0
     l2_weight: float = 0.0  # squared error: its gradient grows with the error, unlike L1's
     gradient_weight: float = 0.0  # L1 between the frames' spatial gradients (edges): penalises blur directly
-    salience_weight: float = 0.0  # L1/L2 weigh a pixel 1 + this × its distance from the frame's median colour
+    salience_weight: float = 0.0  # L1/L2 weigh a pixel 1 + this × its salience (losses.reconstruction_terms)
     perceptual_weight: float = 0.1  # 0 turns LPIPS off
     lpips_weights: str | None = None  # path to alexnet-owt-7be5be79.pth; None = torch hub cache
     lpips_random_backbone: bool = False  # tests only: LPIPS with a random AlexNet, needs no file

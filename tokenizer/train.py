@@ -70,7 +70,7 @@ def schedule_factor(step: int, config: TokenizerTrainConfig) -> float:
     return lr_factor(step - start, config.optim.warmup_steps, end - start, config.optim.min_lr_ratio)
 
 
-def generator_lr(step: int, config: TokenizerTrainConfig) -> float:
+def tokenizer_lr(step: int, config: TokenizerTrainConfig) -> float:
     """The tokenizer's peak learning rate in the phase of `step`: `optim.clip_lr` in the clip phase that follows an
     image phase (when set), else `optim.lr`. From the image phase's weights a full-rate clip phase first undoes what
     the single frames taught (measured from a 1,500-step image phase: 3e-4 lost 2 dB on first frames in 60 clip
@@ -167,7 +167,7 @@ class Trainer:
         if self.config.image_steps and self.step == self.config.image_steps:  # the first clip step (or its resume)
             inflate_for_clips(self.model, self.opt_g)
         factor = schedule_factor(self.step, self.config)  # a function of the step: resumes exactly
-        for optimizer, base in ((self.opt_g, generator_lr(self.step, self.config)),
+        for optimizer, base in ((self.opt_g, tokenizer_lr(self.step, self.config)),
                                 (self.opt_d, self.config.optim.discriminator_lr)):
             for group in optimizer.param_groups:
                 group["lr"] = base * factor

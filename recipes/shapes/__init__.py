@@ -14,8 +14,6 @@ from t2v.recipes import DEFAULT, Variant, choose
 from t2v.tokenizer.config import DataConfig, LossConfig, OptimConfig, QuantizerConfig, TokenizerTrainConfig, preset
 
 TOKENS_DIR = "data/shapes-tokens"
-
-
 DRAW_CLIPS = "t2v.recipes.shapes.dataset:draw_clips"  # the tokenizer trains on clips drawn afresh at every step
 
 
