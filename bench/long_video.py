@@ -47,6 +47,7 @@ from t2v.recipes.shapes.evaluate import reconstruct_clip
 from t2v.recipes.shapes.verify import check_video, format_table, score
 from t2v.recipes.shapes.verify_long import (SegmentStream, check_long_video, direction_change_frame, format_segments,
                                             score_segments)
+from t2v.recipes.shipped import resolve_pipeline
 from t2v.core.atomic import atomic_write_text
 
 UNSEEN_SEED = 10_000  # dataset seed of the extension clips: training sets use small ones
@@ -278,7 +279,8 @@ def save(report: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pipeline", type=Path, help="a pipeline directory (`TextToVideo.save_pretrained`)")
+    parser.add_argument("pipeline", type=str, help="a pipeline directory or the name of a shipped one "
+                        "(`shapes`)")
     parser.add_argument("--num", type=int, default=16, help="videos per measurement")
     parser.add_argument("--frames", type=int, default=1025, help="length of the long videos")
     parser.add_argument("--short", type=int, default=129, help="length of the memory baseline video")
@@ -293,6 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--only-ceiling", action="store_true", help="measure only 4., the tokenizer's ceiling")
     parser.add_argument("--out", type=Path, default=Path("bench/results/long_video.json"))
     args = parser.parse_args(argv)
+    args.pipeline = resolve_pipeline(args.pipeline)
     if args.quick:
         args.num, args.frames, args.short, args.ceiling_frames = 2, 129, 65, 65
     if args.threads:

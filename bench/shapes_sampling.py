@@ -22,6 +22,7 @@ from report import write_report  # bench/ is the script's directory, so on sys.p
 from t2v.generator.pipeline import TextToVideo
 from t2v.generator.sample import SamplingConfig
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
+from t2v.recipes.shipped import resolve_pipeline
 
 DEFAULT_GRID = [SamplingConfig(temperature=temperature, top_k=top_k, cfg_scale=cfg)
                 for cfg, temperature, top_k in itertools.product((1.0, 2.0, 3.0), (0.7, 1.0), (20, 0))]
@@ -43,7 +44,8 @@ def label(config: SamplingConfig) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("pipeline", type=Path, help="a pipeline directory (`TextToVideo.save_pretrained`)")
+    parser.add_argument("pipeline", type=str, help="a pipeline directory or the name of a shipped one "
+                        "(`shapes`)")
     parser.add_argument("--num", type=int, default=64, help="videos per split and setting")
     parser.add_argument("--setting", type=parse_setting, action="append",
                         help="cfg,temperature,top_k,top_p (repeatable; default: a grid of 12)")
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/shapes_sampling.json"))
     args = parser.parse_args(argv)
+    args.pipeline = resolve_pipeline(args.pipeline)
     if args.threads:
         torch.set_num_threads(args.threads)
     pipeline = TextToVideo.from_pretrained(args.pipeline)

@@ -9,11 +9,13 @@ the learning rate the config's with its warmup (constant after it). The config i
 
     python bench/tokenizer_curve.py --steps 400
     python bench/tokenizer_curve.py --set model.spatial_stride=16 --set model.patch_size=4 --frames 17 --batch 4
+    python bench/tokenizer_curve.py --steps 1500 --every 250 --no-quantizer
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 
@@ -63,13 +65,22 @@ def shape_accuracy(reconstruction: torch.Tensor, captions: list[str]) -> float:
     return float(np.mean(right))
 
 
+def bypass_quantizer(model: VideoTokenizer) -> None:
+    """An ablation: the decoder gets the encoder's continuous latent instead of its quantized one (the codes are
+    still computed), which tells what the codes lose apart from what the decoder cannot render."""
+    model.quantizer.register_forward_hook(lambda module, inputs, output: dataclasses.replace(output, latent=inputs[0]))
+
+
 def learning_curve(config: TokenizerTrainConfig, steps: int, batch: int, frames: int, every: int,
-                   test_clips: int = 64, picture: Path | None = None) -> list[dict[str, float]]:
+                   test_clips: int = 64, picture: Path | None = None,
+                   no_quantizer: bool = False) -> list[dict[str, float]]:
     """Train `config.model` from its seed for `steps` steps; rows of (step, loss, held-out PSNR, held-out colour
     error, held-out shape accuracy, seconds per step after the first, GFLOP of one step). With `picture`, a PNG of
-    8 held-out first frames (top) and their last reconstructions (bottom)."""
+    8 held-out first frames (top) and their last reconstructions (bottom); `no_quantizer`: `bypass_quantizer`."""
     torch.manual_seed(config.seed)
     model = VideoTokenizer(config.model)
+    if no_quantizer:
+        bypass_quantizer(model)
     optim = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, betas=config.optim.betas,
                               weight_decay=config.optim.weight_decay)
     test, captions = drawn_batch(test_clips, frames, seed=10**6)
@@ -119,13 +130,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/tokenizer_curve.json"))
     parser.add_argument("--picture", type=Path, default=None, help="a PNG of held-out frames and reconstructions")
+    parser.add_argument("--no-quantizer", action="store_true",
+                        help="ablation: decode the encoder's continuous latent (as many numbers a cell as FSQ levels)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     config = apply_overrides(tokenizer_config(), args.overrides)
     print(f"{'step':>6} {'loss':>8} {'PSNR dB':>8} {'colour':>8} {'shape':>6} {'s/step':>9}")
-    rows = learning_curve(config, args.steps, args.batch, args.frames, args.every, picture=args.picture)
-    write_report({"overrides": args.overrides, "batch": args.batch, "frames": args.frames, "rows": rows}, args.out)
+    rows = learning_curve(config, args.steps, args.batch, args.frames, args.every, picture=args.picture,
+                          no_quantizer=args.no_quantizer)
+    write_report({"overrides": args.overrides, "batch": args.batch, "frames": args.frames,
+                  "no_quantizer": args.no_quantizer, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

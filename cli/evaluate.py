@@ -1,4 +1,5 @@
-"""`t2v eval RECIPE PIPELINE_DIR`: score a pipeline with a recipe's evaluation.
+"""`t2v eval RECIPE PIPELINE`: score a pipeline (a directory, or the name of a shipped one) with a recipe's
+evaluation.
 
 The recipes with an evaluation come from the recipe registry (t2v.recipes.registry: a recipe has one when it has an
 `evaluate` module); each is a command of this group, built when it is asked for, with the same options.
@@ -8,15 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from t2v.cli.options import SIZE, sampling_config, sampling_options
+from t2v.cli.options import PIPELINE, SIZE, sampling_config, sampling_options
 
 HELP = """{summary}.
 
-Prints the scores of NUM videos per split and, with several sizes or rates (--size, --fps, --per-variant), also per
-split and condition (size and rate), per size and per rate.
+PIPELINE is a pipeline directory (made by `t2v recipe run`) or the name of one the package ships. Prints the scores
+of NUM videos per split and, with several sizes or rates (--size, --fps, --per-variant), also per split and condition
+(size and rate), per size and per rate.
 
 \b
 Examples:
+  t2v eval {name} {name} --num 64                  # the pipeline the package ships, if it ships one
   t2v eval {name} runs/{name}/pipeline --num 64
   t2v eval {name} runs/{name}-multi/pipeline --num 32 --per-variant
   t2v eval {name} runs/{name}-multi/pipeline --size 96x64 --fps 8 --fps 16
@@ -51,17 +54,28 @@ def evaluate() -> None:
     """Evaluate a pipeline on a recipe's benchmark."""
 
 
+def default_out_dir(pipeline_dir: Path) -> Path:
+    """Where the reports go unless --out says: beside the pipeline, or, for a shipped one (whose folder belongs to
+    the installed package), runs/shipped-NAME/eval under the working directory."""
+    from t2v.recipes.shipped import is_shipped
+
+    if is_shipped(pipeline_dir):
+        return Path("runs") / f"shipped-{pipeline_dir.resolve().parent.name}" / "eval"
+    return pipeline_dir.resolve().parent / "eval"
+
+
 def eval_command(evaluation) -> click.Command:
     """The `t2v eval NAME` command of a recipe's evaluation (a `t2v.recipes.registry.Evaluation`)."""
     name = evaluation.recipe
 
     @click.command(name=name, help=HELP.format(name=name, summary=evaluation.summary))
-    @click.argument("pipeline_dir", type=click.Path(path_type=Path))
+    @click.argument("pipeline_dir", metavar="PIPELINE", type=PIPELINE)
     @click.option("--num", type=click.IntRange(min=1), default=64, show_default=True, help="Videos per split.")
     @click.option("--split", "splits", type=click.Choice(evaluation.splits), multiple=True,
                   help="Only this split (repeatable; default: every split).")
     @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-                  help="Write eval.json, eval.txt and sample GIFs here (default: PIPELINE_DIR/../eval).")
+                  help="Write eval.json, eval.txt and sample GIFs here (default: PIPELINE/../eval; for a shipped "
+                  "pipeline runs/shipped-NAME/eval).")
     @click.option("--size", "sizes", type=SIZE, multiple=True,
                   help="Score at this frame size WxH (repeatable; default: the pipeline's).")
     @click.option("--fps", "rates", type=click.FloatRange(min=0, min_open=True), multiple=True,
@@ -89,7 +103,7 @@ def eval_command(evaluation) -> click.Command:
         conditions = config.conditions(pipeline)  # every (size, rate) scored
         for size, fps in conditions:
             pipeline.condition_for(size, fps)  # an untrained size or rate: the one-line error before any video
-        out_dir = out_dir or pipeline_dir.resolve().parent / "eval"
+        out_dir = out_dir or default_out_dir(pipeline_dir)
         with tqdm(total=num * len(config.splits) * len(conditions), desc=f"eval {name}", unit="video") as progress:
             reports = evaluation.evaluate(pipeline, config, out_dir, progress=progress.update)
         click.echo(evaluation.format_table(reports))

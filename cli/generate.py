@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 import click
 
-from t2v.cli.options import SIZE, sampling_config, sampling_options
+from t2v.cli.options import PIPELINE, SIZE, sampling_config, sampling_options
 
 
 def output_paths(out: str | Path, num_prompts: int, num_samples: int) -> list[list[Path]]:
@@ -144,7 +144,7 @@ def preview_path(path: Path, preview: bool) -> Path | None:
 
 
 @click.command()
-@click.argument("pipeline_dir", type=click.Path(path_type=Path))
+@click.argument("pipeline_dir", metavar="PIPELINE", type=PIPELINE)
 @click.argument("prompt", required=False)
 @output_options
 @click.option("--size", type=SIZE, help="Frame size WxH, a trained one (default: the pipeline's).")
@@ -155,13 +155,15 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
              storyboard: Path | None, window: int | None, cfg_scale: float | None, temperature: float | None,
              top_k: int | None, top_p: float | None, seed: int, num_samples: int, preview: bool,
              size: tuple[int, int] | None, prompts_file: Path | None) -> None:
-    """Generate videos of any length for PROMPT with the pipeline in PIPELINE_DIR (made by `t2v recipe run`).
+    """Generate videos of any length for PROMPT with PIPELINE: a pipeline directory (made by `t2v recipe run`) or
+    the name of one the package ships (`shapes`: no training needed); an existing directory wins.
 
     Frames stream to the file as they are decoded; memory does not grow with --frames. Every output is checked
     first: an existing one is refused unless --overwrite, and a folder t2v did not write is never replaced.
 
     \b
     Examples:
+      t2v generate shapes "a red circle moving left slowly" -o red_circle.mp4      # the shipped pipeline
       t2v generate runs/shapes/pipeline "a red circle moving left slowly" -o red_circle.mp4
       t2v generate runs/shapes/pipeline "a red circle moving left slowly" -o red_circle.mp4 --overwrite
       t2v generate runs/shapes/pipeline "a blue diamond moving up quickly" -o diamond.gif --num-samples 4 --preview
@@ -198,7 +200,7 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
 
 
 @click.command()
-@click.argument("pipeline_dir", type=click.Path(path_type=Path))
+@click.argument("pipeline_dir", metavar="PIPELINE", type=PIPELINE)
 @click.argument("in_video", type=click.Path(path_type=Path))
 @output_options
 @click.option("--size", type=SIZE, help="Resize and crop IN_VIDEO to WxH, a trained size (default: its own).")
@@ -210,13 +212,14 @@ def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames
            storyboard: Path | None, window: int | None, cfg_scale: float | None, temperature: float | None,
            top_k: int | None, top_p: float | None, seed: int, num_samples: int, preview: bool,
            size: tuple[int, int] | None, context_frames: int | None, only_new: bool) -> None:
-    """Continue IN_VIDEO with the pipeline in PIPELINE_DIR: its last frames are the context, the output holds it
-    followed by the continuation, at IN_VIDEO's size and frame rate (or --size / --fps: it is resized and
-    resampled first); those must be ones the generator was trained on (or --force). An existing output is refused
-    unless --overwrite; a folder t2v did not write is never replaced.
+    """Continue IN_VIDEO with PIPELINE (a pipeline directory, or the name of a shipped one: `shapes`): its last
+    frames are the context, the output holds it followed by the continuation, at IN_VIDEO's size and frame rate (or
+    --size / --fps: it is resized and resampled first); those must be ones the generator was trained on (or
+    --force). An existing output is refused unless --overwrite; a folder t2v did not write is never replaced.
 
     \b
     Examples:
+      t2v extend shapes clip.mp4 -o longer.mp4 --frames 64      # the shipped pipeline
       t2v extend runs/shapes/pipeline clip.mp4 -o longer.mp4 --frames 64
       t2v extend runs/shapes/pipeline clip.mp4 -o next.mp4 --prompt "a red circle moving up slowly" --only-new
       t2v extend runs/shapes/pipeline big_clip.mp4 -o longer.mp4 --size 64x64 --fps 8

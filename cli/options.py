@@ -1,4 +1,4 @@
-"""Option parsers shared by the `t2v` commands (sizes, sampling settings)."""
+"""Option parsers shared by the `t2v` commands (pipelines, sizes, sampling settings)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -37,6 +37,22 @@ class SizeType(click.ParamType):
 
 
 SIZE = SizeType()
+
+
+class PipelineType(click.ParamType):
+    """A click type for a pipeline argument: a directory, or the name of a pipeline the package ships (`shapes`);
+    an existing directory wins. Gives a Path; a missing one is reported when the command loads it, after its
+    outputs are checked."""
+
+    name = "PIPELINE"
+
+    def convert(self, value, param, ctx):  # noqa: D102 - click API
+        from t2v.recipes.shipped import resolve_pipeline
+
+        return resolve_pipeline(value)
+
+
+PIPELINE = PipelineType()
 
 
 def sampling_options(command: Callable) -> Callable:

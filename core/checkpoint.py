@@ -141,6 +141,20 @@ def exported_step(run_dir: Path) -> int | None:
     return int(step) if step is not None and step.isdigit() else None
 
 
+def weights_state(model: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """`model`'s state on the CPU, ready for safetensors; with `dtype`, its floating-point parameters stored in it
+    (buffers keep theirs: rotary frequencies and codebook grids would lose precision). Loading casts back to the
+    model's dtype."""
+    parameters = {name for name, _ in model.named_parameters()}
+    state = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        if dtype is not None and name in parameters and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        state[name] = tensor.contiguous()
+    return state
+
+
 def load_weights(model: nn.Module, path: Path, repair: str, device: str = "cpu") -> None:
     """Load `path` (safetensors) into `model`, every key present on both sides; a damaged file or one that does not
     fit the model is a one-line ValueError naming it and `repair` (what the user can do)."""

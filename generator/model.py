@@ -22,7 +22,7 @@ from transformers import Qwen2VLTextConfig
 from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLTextModel
 
 from t2v.core.atomic import atomic_file
-from t2v.core.checkpoint import load_weights
+from t2v.core.checkpoint import load_weights, weights_state
 from t2v.core.config_io import write_config
 from t2v.generator.cache import KVCache
 from t2v.generator.config import GeneratorConfig
@@ -147,11 +147,12 @@ class VideoGenerator(nn.Module):
         return hidden @ self.output_weight().T
 
     # --- checkpoints ---
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write config.json + model.safetensors (each atomically): enough to rebuild the model."""
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write config.json + model.safetensors (each atomically): enough to rebuild the model; `dtype` stores the
+        parameters in it (e.g. torch.float16 to halve the file)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        state = weights_state(self, dtype)
         with atomic_file(directory / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp))
         write_config(directory / CONFIG_FILE, self.config)

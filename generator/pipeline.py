@@ -128,11 +128,12 @@ class TextToVideo:
         return cls(video_tokenizer, generator, text, info)
 
     # --- saving and loading ---
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the pipeline directory (built under a temporary name, then renamed into place)."""
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write the pipeline directory (built under a temporary name, then renamed into place); `dtype` stores the
+        models' parameters in it (e.g. torch.float16: half the size; loading casts back)."""
         with atomic_directory(directory) as tmp:
-            self.video_tokenizer.save_pretrained(tmp / "video_tokenizer")
-            self.generator.save_pretrained(tmp / "generator")
+            self.video_tokenizer.save_pretrained(tmp / "video_tokenizer", dtype)
+            self.generator.save_pretrained(tmp / "generator", dtype)
             self.text.save(tmp / "text_tokenizer")
             write_config(tmp / PIPELINE_FILE, self.info)
         return Path(directory)
@@ -142,7 +143,7 @@ class TextToVideo:
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"pipeline directory not found: {directory} (make one with "
-                                    "`t2v recipe run shapes --out DIR`)")
+                                    "`t2v recipe run shapes --out DIR`, or name a shipped pipeline: shapes)")
         if not (directory / PIPELINE_FILE).is_file():
             raise FileNotFoundError(f"{directory} is not a pipeline directory: no {PIPELINE_FILE} (expected "
                                     f"{', '.join(PARTS)} and {PIPELINE_FILE})")

@@ -47,3 +47,22 @@ def test_curve_rows_and_report(bench, tmp_path, capsys):
     assert "PSNR dB" in capsys.readouterr().out
     from t2v.tokenizer.video_io import read_video
     assert read_video(tmp_path / "look.png")[0].shape == (1, 128, 512, 3)  # 8 frames above their reconstructions
+
+
+def test_bypassing_the_quantizer_decodes_the_continuous_latent(bench):
+    from t2v.core.config_io import apply_overrides
+    from t2v.recipes.shapes import tokenizer_config
+    from t2v.tokenizer.model import VideoTokenizer
+
+    config = apply_overrides(tokenizer_config(), TINY)
+    torch.manual_seed(0)
+    model = VideoTokenizer(config.model).eval()
+    frames, _ = bench.drawn_batch(2, 1, seed=5)
+    with torch.no_grad():
+        quantized = model(frames)
+        bench.bypass_quantizer(model)
+        bypassed = model(frames)
+        continuous = model.decoder(model.encoder(frames))
+    assert torch.equal(bypassed.codes, quantized.codes)  # the codes are still computed
+    assert not torch.allclose(bypassed.reconstruction, quantized.reconstruction)
+    assert torch.allclose(bypassed.reconstruction, continuous, atol=1e-6)

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from t2v.core.atomic import atomic_file
-from t2v.core.checkpoint import load_weights
+from t2v.core.checkpoint import load_weights, weights_state
 from t2v.core.config_io import from_dict, write_config
 from t2v.tokenizer.config import TokenizerConfig
 from t2v.tokenizer.layers import CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
@@ -228,11 +228,12 @@ class VideoTokenizer(nn.Module):
         return [video[:, :, : 1 + step], *(rest.split(step, dim=2) if rest.shape[2] else [])]
 
     # 4. Checkpoints ------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write `config.json` + `model.safetensors` into `directory`, each file atomically (temp + rename)."""
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write `config.json` + `model.safetensors` into `directory`, each file atomically (temp + rename); `dtype`
+        stores the parameters in it (e.g. torch.float16 to halve the file)."""
         directory = Path(directory)
         write_config(directory / "config.json", self.config)
-        state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
+        state = weights_state(self, dtype)
         with atomic_file(directory / "model.safetensors") as tmp:
             save_file(state, str(tmp), metadata={"format": "pt", "kind": "t2v-video-tokenizer"})
         return directory
