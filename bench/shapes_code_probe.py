@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from report import write_report  # bench/ is the script's directory, so on sys.path
+from tokenizer_curve import first_frame_checks
 
 from t2v.recipes.shapes.dataset import PALETTE, SHAPES, draw_clips
-from t2v.recipes.shapes.verify import check_video
-from t2v.tokenizer.frames import to_pixels, to_uint8
+from t2v.tokenizer.frames import to_pixels
 from t2v.tokenizer.model import VideoTokenizer
 
 ATTRIBUTES = {"shape": (2, list(SHAPES)), "color": (1, list(PALETTE))}  # caption word index, values
@@ -50,8 +50,7 @@ def measure(model: VideoTokenizer, train: int, test: int, epochs: int, seed: int
         codes = torch.cat([model.encode(part) for part in pixels.split(256)])
         features = model.quantizer.codes_to_latent(codes).flatten(1).float()
         decoded = torch.cat([model.decode(part) for part in codes[train:].split(256)])
-    checks = [check_video(np.repeat(to_uint8(clip), 2, axis=0), caption)
-              for clip, caption in zip(decoded, captions[train:])]
+    checks = first_frame_checks(decoded, captions[train:])
     result = {}
     for attribute, (word, values) in ATTRIBUTES.items():
         labels = torch.tensor([values.index(caption.split()[word]) for caption in captions])

@@ -57,12 +57,17 @@ def colour_error(reconstruction: torch.Tensor, video: torch.Tensor) -> float:
     return float(chroma[salience(video) > 0.25].mean())
 
 
+def first_frame_checks(reconstruction: torch.Tensor, captions: list[str]) -> list:
+    """The verifier's check of each reconstruction's first frame against its caption, the frame shown twice (the
+    verifier needs two)."""
+    return [check_video(np.repeat(to_uint8(clip)[:1], 2, axis=0), caption)
+            for clip, caption in zip(reconstruction, captions)]
+
+
 def shape_accuracy(reconstruction: torch.Tensor, captions: list[str]) -> float:
     """Fraction of reconstructions whose first frame the verifier reads as the caption's shape (its template match,
-    IoU ≥ 0.5), the frame shown twice (the verifier needs two)."""
-    right = [check_video(np.repeat(to_uint8(clip)[:1], 2, axis=0), caption).shape
-             for clip, caption in zip(reconstruction, captions)]
-    return float(np.mean(right))
+    IoU ≥ 0.5)."""
+    return float(np.mean([check.shape for check in first_frame_checks(reconstruction, captions)]))
 
 
 def bypass_quantizer(model: VideoTokenizer) -> None:
