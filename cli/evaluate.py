@@ -87,6 +87,7 @@ def eval_command(evaluation) -> click.Command:
     def command(pipeline_dir: Path, num: int, splits: tuple[str, ...], out_dir: Path | None,
                 sizes: tuple[tuple[int, int], ...], rates: tuple[float, ...], per_condition: bool,
                 cfg_scale: float | None, temperature: float | None, top_k: int | None, top_p: float | None,
+                steps: int | None,
                 seed: int) -> None:
         from tqdm import tqdm
 
@@ -99,7 +100,7 @@ def eval_command(evaluation) -> click.Command:
             sizes, rates = tuple(pipeline.trained_sizes), tuple(pipeline.trained_rates)
         config = evaluation.config(num=num, splits=splits or evaluation.splits, seed=seed, sizes=sizes, rates=rates,
                                    sampling=sampling_config(temperature=temperature, top_k=top_k, top_p=top_p,
-                                                            cfg_scale=cfg_scale))
+                                                            cfg_scale=cfg_scale, steps=steps))
         conditions = config.conditions(pipeline)  # every (size, rate) scored
         for size, fps in conditions:
             pipeline.condition_for(size, fps)  # an untrained size or rate: the one-line error before any video

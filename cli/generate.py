@@ -153,8 +153,8 @@ def preview_path(path: Path, preview: bool) -> Path | None:
 def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, frames: int | None,
              seconds: float | None, fps: float | None, force: bool, prompt_options: tuple[str, ...],
              storyboard: Path | None, window: int | None, cfg_scale: float | None, temperature: float | None,
-             top_k: int | None, top_p: float | None, seed: int, num_samples: int, preview: bool,
-             size: tuple[int, int] | None, prompts_file: Path | None) -> None:
+             top_k: int | None, top_p: float | None, steps: int | None, seed: int, num_samples: int,
+             preview: bool, size: tuple[int, int] | None, prompts_file: Path | None) -> None:
     """Generate videos of any length for PROMPT with PIPELINE: a pipeline directory (made by `t2v recipe run`) or
     the name of one the package ships (`shapes`: no training needed); an existing directory wins.
 
@@ -180,7 +180,8 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
     if schedule and (prompt or prompts_file):
         raise click.UsageError("give PROMPT/--prompts-file or a schedule (--prompt/--storyboard), not both")
     prompts = [schedule] if schedule else read_prompts(prompt, prompts_file)
-    sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
+    sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale,
+                               steps=steps)
     options = GenerationOptions(frames=frames, size=size, fps=fps, force=force, sampling=sampling, seed=seed,
                                 window=window, num_samples=num_samples)
     outputs = output_paths(out, len(prompts), num_samples)
@@ -210,8 +211,8 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
 def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames: int | None,
            seconds: float | None, fps: float | None, force: bool, prompt_options: tuple[str, ...],
            storyboard: Path | None, window: int | None, cfg_scale: float | None, temperature: float | None,
-           top_k: int | None, top_p: float | None, seed: int, num_samples: int, preview: bool,
-           size: tuple[int, int] | None, context_frames: int | None, only_new: bool) -> None:
+           top_k: int | None, top_p: float | None, steps: int | None, seed: int, num_samples: int,
+           preview: bool, size: tuple[int, int] | None, context_frames: int | None, only_new: bool) -> None:
     """Continue IN_VIDEO with PIPELINE (a pipeline directory, or the name of a shipped one: `shapes`): its last
     frames are the context, the output holds it followed by the continuation, at IN_VIDEO's size and frame rate (or
     --size / --fps: it is resized and resampled first); those must be ones the generator was trained on (or
@@ -230,7 +231,8 @@ def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames
     from t2v.tokenizer.video_io import probe
 
     schedule = prompt_schedule(prompt_options, storyboard)
-    sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale)
+    sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale,
+                               steps=steps)
     options = GenerationOptions(frames=frames, size=size, fps=fps, force=force, sampling=sampling, seed=seed,
                                 window=window, num_samples=num_samples)  # size, fps None: IN_VIDEO's own
     paths = output_paths(out, 1, num_samples)[0]

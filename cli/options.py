@@ -56,12 +56,16 @@ PIPELINE = PipelineType()
 
 
 def sampling_options(command: Callable) -> Callable:
-    """--cfg, --temperature, --top-k, --top-p; unset ones keep `SamplingConfig`'s defaults (shown in --help)."""
+    """--cfg, --temperature, --top-k, --top-p, --steps; unset ones keep `SamplingConfig`'s defaults (shown in
+    --help)."""
     options = [
         click.option("--cfg", "cfg_scale", type=float, help="Classifier-free guidance scale (1 = off) [default: 2]."),
         click.option("--temperature", type=float, help="Sampling temperature (0 = greedy) [default: 0.7]."),
         click.option("--top-k", type=int, help="Keep the k most likely codes (0 = off) [default: 20]."),
         click.option("--top-p", type=float, help="Nucleus sampling mass (1 = off) [default: 1]."),
+        click.option("--steps", type=int, help="Forward passes per latent frame, for a generator trained to decode "
+                     "several codes per pass (decoding 'masked'): 1 to the frame's codes; fewer is faster [default: "
+                     "the generator's own]. The frame's number of codes gives one code per pass."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from t2v.generator.vocab import Vocab
 
 PRECISIONS = ("auto", "fp32", "bf16")
+# How the generator predicts a latent frame (what it is trained for and how it samples): "token", one code per
+# forward pass in raster order (causal attention); "frame", every code of the next latent frame in one pass
+# (next-block prediction with the latent frame as the block); "masked", a frame in a few passes, each revealing the
+# most confident of the codes still masked (MaskGIT inside a frame, causal across frames).
+DECODINGS = ("token", "frame", "masked")
 RATE_TOLERANCE = 1e-3  # relative: 29.97 and 29.97003 name the same rate
 
 
@@ -53,8 +58,14 @@ class GeneratorConfig:
     # the shards; these are placeholders).
     sizes: list[list[int]] = field(default_factory=lambda: [[8, 8]])
     rates: list[float] = field(default_factory=lambda: [8.0])
+    decoding: str = "token"  # DECODINGS: the training objective and attention, and so the sampling strategy
+    frame_passes: int = 8  # forward passes per latent frame a "masked" generator samples with unless told
 
     def __post_init__(self) -> None:
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
+        if self.frame_passes < 1:
+            raise ValueError(f"frame_passes must be at least 1, got {self.frame_passes}")
         if self.hidden % self.heads or self.heads % self.kv_heads:
             raise ValueError(f"hidden ({self.hidden}) must divide by heads ({self.heads}), heads by kv_heads "
                              f"({self.kv_heads})")
@@ -82,7 +93,7 @@ class GeneratorConfig:
         from t2v.generator.vocab import Vocab  # torch: loaded when a config is built, not when this module is imported
 
         return Vocab(self.text_size, self.codebook_size, self.max_text_len, tuple(map(tuple, self.sizes)),
-                     tuple(self.rates))
+                     tuple(self.rates), mask=self.decoding != "token")
 
 
 

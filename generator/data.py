@@ -15,18 +15,26 @@ probability p, so the model learns to go on from its own imperfect frames. `weig
 the draws: (its number of windows) ** `window_weight`, so 0 draws every clip alike and 1 every window alike (a
 long clip, which holds many windows and the motion that only long clips show, bounces, is drawn more often).
 
+A generator that predicts several codes of a frame per pass (`decoding` "frame" or "masked", generator/attention.py)
+learns from `[prefix][clean frames][query frames]` (`query_sequence`): each latent frame again, at its own
+positions, with some of its codes (all of them for "frame"; for "masked" a share drawn per frame on MaskGIT's cosine
+schedule, at least one) replaced by MASK; the loss is on those, each predicted at its own index (labels not
+shifted), and the items carry each id's latent frame and query flag, from which the trainer builds the mask.
+
 Clips whose grid or rate the vocabulary has no id for are left out (an eval split may hold some); `buckets` groups
 the items by latent grid, so a batch drawn from one bucket holds sequences of one length (with a window, or clips
 of one length).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from t2v.generator.attention import PREFIX
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import Vocab, first_slot
 from t2v.tokenizer.shards import ShardReader
@@ -43,12 +51,42 @@ def shift_labels(ids: torch.Tensor, vocab: Vocab) -> torch.Tensor:
     return labels
 
 
+def masked_share(decoding: str, frames: int, frame_ids: int, rng: np.random.Generator) -> np.ndarray:
+    """Which codes of each of `frames` query frames are MASK (frames, frame_ids): all for "frame"; for "masked",
+    ⌈cos(π/2 · u) · frame_ids⌉ (at least one) at random places, u ~ U(0, 1) per frame (MaskGIT's schedule)."""
+    if decoding == "frame":
+        return np.ones((frames, frame_ids), dtype=bool)
+    counts = np.maximum(1, np.ceil(np.cos(np.pi / 2 * rng.random(frames)) * frame_ids)).astype(int)
+    ranks = np.argsort(rng.random((frames, frame_ids)), axis=1)  # a random order of each frame's places
+    return ranks < counts[:, None]
+
+
+def query_sequence(ids: torch.Tensor, positions: torch.Tensor, frames: int, frame_ids: int, vocab: Vocab,
+                   masked: np.ndarray, clean: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """A training sequence `[prefix][video ids]…` (ids (L,), positions (3, L)) of `frames` latent frames of
+    `frame_ids` codes → `[prefix][clean frames][query frames]` with the codes where `masked` (frames, frame_ids)
+    replaced by MASK in the queries, labels on those, and each id's latent frame and query flag. `clean` (the
+    same ids with context noise, if any) gives the clean part the model attends to."""
+    end = vocab.prefix_len + frames * frame_ids
+    video = ids[vocab.prefix_len: end]
+    hidden = torch.from_numpy(masked.reshape(-1))
+    queries = torch.where(hidden, vocab.mask_id, video)
+    labels = torch.full((end + video.numel(),), IGNORE, dtype=torch.long)
+    labels[end:] = torch.where(hidden, video - vocab.video_start, IGNORE)
+    frame_of = torch.arange(frames).repeat_interleave(frame_ids)
+    return {"ids": torch.cat([(ids if clean is None else clean)[:end], queries]), "labels": labels,
+            "positions": torch.cat([positions[:, :end], positions[:, vocab.prefix_len: end]], dim=1),
+            "frame": torch.cat([torch.full((vocab.prefix_len,), PREFIX), frame_of, frame_of]),
+            "query": torch.arange(end + video.numel()) >= end}
+
+
 class TokenSequences(Dataset):
-    """Sequences of the shard rows of `split` (all rows when None), captions encoded with `text`."""
+    """Sequences of the shard rows of `split` (all rows when None), captions encoded with `text`; `decoding` (the
+    generator's) chooses their layout."""
 
     def __init__(self, shards: str | Path | ShardReader, text: TextTokenizer, vocab: Vocab, split: str | None = None,
                  caption_dropout: float = 0.0, seed: int = 0, window: int = 0, context_noise: float = 0.0,
-                 window_weight: float = 0.0) -> None:
+                 window_weight: float = 0.0, decoding: str = "token") -> None:
         self.reader = shards if isinstance(shards, ShardReader) else ShardReader.open(shards)
         if self.reader.meta["codebook_size"] != vocab.codebook_size:
             raise ValueError(f"shards in {self.reader.directory} have {self.reader.meta['codebook_size']} codes, "
@@ -65,7 +103,7 @@ class TokenSequences(Dataset):
             raise ValueError(f"no clips of split {split!r} in {reader.directory}" + (
                 f" with at least {window} latent frames (the window)" if in_split else "") + (
                 " of a latent grid and frame rate the generator knows" if long_enough else ""))
-        self.window, self.context_noise = window, context_noise
+        self.window, self.context_noise, self.decoding = window, context_noise, decoding
         windows = [reader.rows[i]["shape"][0] - window + 1 if window else 1 for i in self.rows]
         self.weights = np.power(np.array(windows, dtype=np.float64), window_weight)  # (items,) relative draw rates
         self.vocab = vocab
@@ -101,9 +139,14 @@ class TokenSequences(Dataset):
         pieces = None if drop else self.pieces[self.reader.rows[row]["caption"]]
         ids = self.vocab.sequence(pieces, codes, self.reader.fps(row))
         labels = shift_labels(ids, self.vocab)
+        noisy_ids = ids
         if self.context_noise:
             noisy = torch.from_numpy(rng.random(len(ids)) < self.context_noise) & self.vocab.is_video(ids)
             random_codes = torch.from_numpy(rng.integers(self.vocab.codebook_size, size=len(ids)))
-            ids = torch.where(noisy, self.vocab.video_ids(random_codes), ids)
+            noisy_ids = torch.where(noisy, self.vocab.video_ids(random_codes), ids)
         positions = self.vocab.positions(*codes.shape, t_start=first_slot(start == 0))
-        return {"ids": ids, "labels": labels, "positions": positions}
+        if self.decoding != "token":
+            frames, frame_ids = codes.shape[0], math.prod(codes.shape[1:])
+            masked = masked_share(self.decoding, frames, frame_ids, rng)
+            return query_sequence(ids, positions, frames, frame_ids, self.vocab, masked, noisy_ids)
+        return {"ids": noisy_ids, "labels": labels, "positions": positions}

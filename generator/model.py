@@ -24,6 +24,7 @@ from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLTextModel
 from t2v.core.atomic import atomic_file
 from t2v.core.checkpoint import load_weights, weights_state
 from t2v.core.config_io import write_config
+from t2v.generator.attention import causal_mask
 from t2v.generator.cache import KVCache
 from t2v.generator.config import GeneratorConfig
 from t2v.generator.vocab import PAD
@@ -42,16 +43,6 @@ def decoder_config(config: GeneratorConfig) -> Qwen2VLTextConfig:
                                             "mrope_section": config.rotary_split})
     decoder._attn_implementation = "sdpa"
     return decoder
-
-
-def attention_mask(query_len: int, key_len: int, device: torch.device) -> torch.Tensor | None:
-    """Causal mask for `query_len` new ids after `key_len - query_len` cached ones; None where SDPA's own
-    causal flag (no cache) or no mask (one new id) is exact."""
-    if query_len == 1 or query_len == key_len:
-        return None
-    past = key_len - query_len
-    allowed = torch.ones(query_len, key_len, dtype=torch.bool, device=device).tril(diagonal=past)
-    return allowed[None, None]  # (1, 1, query_len, key_len)
 
 
 class CodeDigits(nn.Module):
@@ -122,16 +113,19 @@ class VideoGenerator(nn.Module):
         return self.decoder.rotary_emb(weight, positions.to(weight.device))
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
-                logits_from: int = 0, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                logits_from: int = 0, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+                attention: torch.Tensor | None = None, keep: int | None = None) -> torch.Tensor:
         """Logits (B, L - logits_from, codebook_size) for ids (B, L) at positions (3, L) or (B, 3, L), or at the
         precomputed `rotary` of those positions.
 
-        With a cache, the ids follow the cached ones, are attended causally and are appended to it.
+        `attention` (B or 1, 1, L, cached + L) says which ids each one attends to (generator/attention.py); by
+        default causally. With a cache, the ids follow the cached ones and the cache keeps the first `keep` of
+        them (default: all; the others, queries, are written past its end and forgotten).
         """
         length = ids.shape[1]
         rotary = rotary if rotary is not None else self.rotary(positions)
         past = cache.length if cache is not None else 0
-        mask = attention_mask(length, past + length, ids.device)
+        mask = attention if attention is not None else causal_mask(length, past + length, ids.device)
         hidden = self.decoder.embed_tokens(ids)
         if self.digits_in is not None:
             video = self.vocab.is_video(ids)
@@ -140,7 +134,7 @@ class VideoGenerator(nn.Module):
         for layer in self.decoder.layers:
             hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, cache=cache)
         if cache is not None:
-            cache.advance(length)
+            cache.advance(length if keep is None else keep)
         hidden = self.decoder.norm(hidden[:, logits_from:])
         if self.digits_out is None:
             return self.head(hidden)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from t2v.generator.model import VideoGenerator, read_json
-from t2v.generator.sample import SamplingConfig, Schedule, sample_frames
+from t2v.generator.sample import SamplingConfig, Schedule, frame_decoder, sample_frames
 from t2v.generator.prompts import PromptChange, check_schedule
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import format_grid, format_rates
@@ -234,7 +234,9 @@ class TextToVideo:
         device = self.generator.head.weight.device
         tokenizer_device = next(self.video_tokenizer.parameters()).device
         rng = torch.Generator(device=device).manual_seed(options.seed)
-        latents = sample_frames(self.generator, schedule, grid, options.sampling, rng, options.window, context)
+        strategy = frame_decoder(self.generator, options.sampling.steps, grid[1:])
+        latents = sample_frames(self.generator, schedule, grid, options.sampling, rng, options.window, context,
+                                strategy)
         cache, left = ConvCache(), options.frames
         if context is not None:
             self.video_tokenizer.decode_chunk(context.to(tokenizer_device), cache)
@@ -255,6 +257,7 @@ class TextToVideo:
         condition = self.condition_for(options.size, options.fps, options.force)
         grid = (self.video_tokenizer.latent_frames(options.frames), *self.video_tokenizer.latent_grid(options.size))
         schedule = self._schedule(prompt, options.frames, False, condition, copies=options.num_samples)
+        frame_decoder(self.generator, options.sampling.steps, grid[1:])  # bad --steps: refused before streaming
         return self._stream(schedule, grid, options)
 
     def encode_context(self, video: np.ndarray, context_frames: int | None = None) -> torch.Tensor:
@@ -284,6 +287,7 @@ class TextToVideo:
         """`extend` once its video is at its size and its `condition` (grid, rate) is known; `options` resolved."""
         context = self.encode_context(video, context_frames).repeat(options.num_samples, 1, 1, 1)
         grid = (self.video_tokenizer.latent_frames(options.frames, continued=True), *context.shape[2:])
+        frame_decoder(self.generator, options.sampling.steps, grid[1:])  # bad --steps: refused before streaming
         schedule = self._schedule(prompt, options.frames, True, condition, copies=options.num_samples)
         return self._stream(schedule, grid, options, context)
 

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from t2v.generator.attention import PADDING, layout_mask
 from t2v.generator.data import IGNORE, TokenSequences
 from t2v.generator.config import GeneratorTrainConfig
 from t2v.generator.model import VideoGenerator
@@ -83,15 +84,21 @@ class GeneratorTrainResult:
 
 # 1. Data: micro-batches as a pure function of (seed, rank, step, micro-step) ---------------------------------
 def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack sequences, padding shorter ones at the end (PAD ids, ignored labels, position 0)."""
+    """Stack sequences, padding shorter ones at the end (PAD ids, ignored labels, position 0; in the query layout,
+    padding frames that nothing attends to)."""
     length = max(len(item["ids"]) for item in items)
     ids = torch.full((len(items), length), PAD, dtype=torch.long)
     labels = torch.full((len(items), length), IGNORE, dtype=torch.long)
     positions = torch.zeros((len(items), 3, length), dtype=torch.long)
+    batch = {"ids": ids, "labels": labels, "positions": positions}
+    if "frame" in items[0]:
+        batch["frame"] = torch.full((len(items), length), PADDING, dtype=torch.long)
+        batch["query"] = torch.ones((len(items), length), dtype=torch.bool)
     for row, item in enumerate(items):
         n = len(item["ids"])
-        ids[row, :n], labels[row, :n], positions[row, :, :n] = item["ids"], item["labels"], item["positions"]
-    return {"ids": ids, "labels": labels, "positions": positions}
+        for name, tensor in batch.items():
+            tensor[row, ..., :n] = item[name]
+    return batch
 
 
 def draw_indices(dataset: TokenSequences, batch_size: int, rng: np.random.Generator) -> list[int]:
@@ -312,10 +319,12 @@ class Trainer:
         self.vocab = config.model.vocab
         data = config.data
         self.dataset = TokenSequences(reader, self.text, self.vocab, data.train_split, data.caption_dropout,
-                                      config.seed, data.window, data.context_noise, data.window_weight)
+                                      config.seed, data.window, data.context_noise, data.window_weight,
+                                      config.model.decoding)
         split = config.data.eval_split
         has_eval = split is not None and any(row.get("split") == split for row in reader.rows)
-        self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window) if has_eval else None
+        self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window,
+                                       decoding=config.model.decoding) if has_eval else None
         self.step = 0
         self.guard = NonFiniteGuard(config.max_skipped_steps)
         if resume:
@@ -328,10 +337,11 @@ class Trainer:
         return self.run_dir / "checkpoints"
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Cross-entropy on the video ids of a batch."""
-        start = self.vocab.prefix_len - 1  # logits from BOV on: they predict video ids
+        """Cross-entropy on the video ids of a batch (the labelled ids: from BOV on, or the query frames)."""
+        start = int((batch["labels"] != IGNORE).any(dim=0).nonzero()[0])  # on the host: no device sync
         batch = {name: tensor.to(self.engine.device) for name, tensor in batch.items()}
-        logits = self.engine(batch["ids"], batch["positions"], logits_from=start)  # (B, L - start, codebook)
+        mask = layout_mask(batch["frame"], batch["query"]) if "frame" in batch else None
+        logits = self.engine(batch["ids"], batch["positions"], logits_from=start, attention=mask)
         return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"][:, start:].flatten(),
                                ignore_index=IGNORE)
 

@@ -5,7 +5,9 @@ Ids are `[specials | sizes | rates | text | video]`:
 - sizes: one id per latent grid (h, w) of the `sizes` table (the grids the generator was trained on);
 - rates: one id per frame rate of the `rates` table (fps, as trained);
 - text: sentencepiece piece `p` is id `text_start + p`;
-- video: codebook entry `c` is id `video_start + c`.
+- video: codebook entry `c` is id `video_start + c`;
+- MASK (`mask_id`, only in the vocabulary of a generator that predicts several codes of a frame per pass): a code
+  still to be drawn. It comes last, so a token-by-token generator's ids are the same with or without it.
 
 A sequence is `[BOS][caption ids, padded with PAD to max_text_len][SIZE][FPS][BOV][video ids, (t h w) raster
 order][EOV]`. The prefix (BOS … BOV) has a fixed length, so every clip of one latent grid packs to the same length
@@ -65,6 +67,7 @@ class Vocab:
     max_text_len: int
     sizes: tuple[Grid, ...]
     rates: tuple[float, ...]
+    mask: bool = False  # whether the MASK id exists (`mask_id`)
 
     def __post_init__(self) -> None:
         sizes, rates = check_vocab(self.text_size, self.codebook_size, self.max_text_len, self.sizes, self.rates)
@@ -89,9 +92,21 @@ class Vocab:
         return self.text_start + self.text_size
 
     @property
+    def video_end(self) -> int:
+        """One past the last video id."""
+        return self.video_start + self.codebook_size
+
+    @property
+    def mask_id(self) -> int:
+        """The MASK id: a code of the frame being decoded that is not drawn yet."""
+        if not self.mask:
+            raise ValueError("this vocabulary has no MASK id (a token-by-token generator's)")
+        return self.video_end
+
+    @property
     def size(self) -> int:
         """Number of ids (the embedding table's rows)."""
-        return self.video_start + self.codebook_size
+        return self.video_end + self.mask
 
     @property
     def prefix_len(self) -> int:
@@ -170,7 +185,7 @@ class Vocab:
         return torch.cat([self.prefix(pieces, codes.shape[1:], fps), video, torch.tensor([EOV])])
 
     def is_video(self, ids: torch.Tensor) -> torch.Tensor:
-        return (ids >= self.video_start) & (ids < self.size)
+        return (ids >= self.video_start) & (ids < self.video_end)
 
     # --- positions ---
     def prefix_positions(self) -> torch.Tensor:

@@ -10,7 +10,8 @@ import torch
 
 from conftest import CAPTIONS, tiny_generator, tiny_model, tiny_pipeline
 from t2v.generator.data import IGNORE, TokenSequences, shift_labels
-from t2v.generator.model import VideoGenerator, attention_mask
+from t2v.generator.attention import causal_mask as attention_mask
+from t2v.generator.model import VideoGenerator
 from t2v.generator.config import GeneratorConfig
 from t2v.generator.pipeline import TextToVideo
 from t2v.generator.sample import SamplingConfig, draw, filter_logits, sample_codes

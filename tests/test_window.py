@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from conftest import tiny_generator
-from t2v.generator.sample import SamplingConfig, decode_frame_sequential, decode_one, prefill, roll, sample_codes
+from t2v.generator.attention import decode_mask
+from t2v.generator.sample import (Pending, SamplingConfig, decode_frame_sequential, decode_one, prefill, roll,
+                                  run_pending, sample_codes)
 from t2v.generator.window import Window
 
 H, W = 2, 3  # latent grid of every test here
@@ -40,8 +42,42 @@ def test_after_a_roll_one_layer_logits_equal_a_fresh_prefill_of_the_window(first
     prefix = model.vocab.prefix([3, 4, 5], (H, W), 8)[None]
     frames = frames_of(0, 4)
     # the window without the oldest frame: a continuation, from slot 1
-    fresh = prefill(model, prefix, model.new_cache(1, 100), frames[:, 1:], first=1)
+    cache = model.new_cache(1, 100)
+    fresh = run_pending(model, prefill(model, prefix, cache, frames[:, 1:], first=1), cache)
     torch.testing.assert_close(rolled_logits(model, prefix, frames, first), fresh, rtol=1e-5, atol=1e-5)
+
+
+def query_logits(model, cache, pending: Pending, slot: int) -> torch.Tensor:
+    """The first pass of the parallel strategy: the pending ids, then a query frame of MASK ids at `slot`."""
+    hw = H * W
+    ids = torch.cat([pending.ids, torch.full((1, hw), model.vocab.mask_id)], dim=1)
+    query = model.rotary(model.vocab.video_positions(slot, 1, H, W))
+    rotary = tuple(torch.cat(pair, dim=1) for pair in zip(pending.rotary, query))
+    ahead = pending.ids.shape[1]
+    return model(ids, cache=cache, rotary=rotary, attention=decode_mask(cache.length, ahead, hw, ids.device),
+                 keep=ahead, logits_from=ahead)
+
+
+@pytest.mark.parametrize("first", [0, 1], ids=["the video's first frame leaves", "a later frame leaves"])
+@torch.no_grad()
+def test_after_a_roll_a_query_frame_of_one_layer_sees_what_a_fresh_prefill_gives(first):
+    """The parallel strategy's roll parity: cache frames 0 … c-2 (the last one pending), roll the oldest out, then
+    the pending frame and the next frame's query logits equal those after a fresh prefill of the window."""
+    model = tiny_generator(layers=1, decoding="masked")
+    vocab, hw = model.vocab, H * W
+    prefix = vocab.prefix([3, 4, 5], (H, W), 8)[None]
+    frames = frames_of(0, 4)
+    fresh_cache = model.new_cache(1, 100)
+    fresh = query_logits(model, fresh_cache, prefill(model, prefix, fresh_cache, frames[:, 1:], first=1), 4)
+    cache = model.new_cache(1, 100)
+    pending = prefill(model, prefix, cache, frames, first=first)
+    assert cache.length == vocab.prefix_len + 3 * hw and pending.ids.shape == (1, hw)
+    roll(model, cache, hw, shift=first > 0)
+    slot = first + 3 - (first > 0)  # the last frame's slot after the roll
+    pending = Pending(pending.ids, model.rotary(vocab.video_positions(slot, 1, H, W)))
+    rolled = query_logits(model, cache, pending, slot + 1)
+    assert cache.length == fresh_cache.length == vocab.prefix_len + 3 * hw
+    torch.testing.assert_close(rolled, fresh, rtol=1e-5, atol=1e-5)
 
 
 @torch.no_grad()
@@ -59,15 +95,19 @@ def test_after_a_roll_a_deep_cache_holds_the_first_layer_keys_of_a_fresh_prefill
     model(ids, positions, rolled)
     roll(model, rolled, hw)
     fresh = model.new_cache(1, ids.shape[1])
-    prefill(model, prefix, fresh, frames[:, 1:], first=1)
+    run_pending(model, prefill(model, prefix, fresh, frames[:, 1:], first=1), fresh)
     assert rolled.length == fresh.length == vocab.prefix_len + 3 * hw
     torch.testing.assert_close(rolled.keys[0][:, :, :rolled.length], fresh.keys[0][:, :, :fresh.length],
                                rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(rolled.values[0][:, :, :rolled.length], fresh.values[0][:, :, :fresh.length])
 
 
-def test_windowed_sampling_keeps_the_cache_bounded_and_starts_like_the_unrolled_one(monkeypatch):
-    model = tiny_generator()
+DECODINGS = pytest.mark.parametrize("decoding", ["token", "masked"])
+
+
+@DECODINGS
+def test_windowed_sampling_keeps_the_cache_bounded_and_starts_like_the_unrolled_one(monkeypatch, decoding):
+    model = tiny_generator(decoding=decoding)
     prefix = model.vocab.prefix([1, 2], (H, W), 8)[None]
     capacities = []
     new_cache = model.new_cache
@@ -81,16 +121,18 @@ def test_windowed_sampling_keeps_the_cache_bounded_and_starts_like_the_unrolled_
     assert not torch.equal(rolled, full)
 
 
-def test_context_continues_a_video_as_if_it_had_been_sampled():
-    model = tiny_generator()
+@DECODINGS
+def test_context_continues_a_video_as_if_it_had_been_sampled(decoding):
+    model = tiny_generator(decoding=decoding)
     prefix = model.vocab.prefix([1, 2], (H, W), 8)[None]
     whole = sample_codes(model, prefix, (5, H, W), GREEDY)
     continued = sample_codes(model, prefix, (3, H, W), GREEDY, context=whole[:, :2])
     assert torch.equal(continued, whole[:, 2:])
 
 
-def test_prompt_schedule_changes_the_caption_and_keeps_the_frames_so_far():
-    model = tiny_generator()
+@DECODINGS
+def test_prompt_schedule_changes_the_caption_and_keeps_the_frames_so_far(decoding):
+    model = tiny_generator(decoding=decoding)
     first, second = model.vocab.prefix([1, 2], (H, W), 8)[None], model.vocab.prefix([30, 31, 32], (H, W), 8)[None]
     plain = sample_codes(model, first, (5, H, W), GREEDY)
     # The same caption again at frame 2: a fresh prefill of the frames so far equals the cache it replaces.
@@ -127,9 +169,9 @@ def test_the_decoding_strategy_is_a_parameter_of_the_top_loop():
     prefix = model.vocab.prefix([1, 2], (H, W), 8)[None]
     seen = []
 
-    def recording(model, cache, window, logits, config, rng):
+    def recording(model, cache, window, pending, config, rng):
         seen.append((window.slot, len(window.frames)))
-        return decode_frame_sequential(model, cache, window, logits, config, rng)
+        return decode_frame_sequential(model, cache, window, pending, config, rng)
 
     config = SamplingConfig(temperature=1.0)
     codes = sample_codes(model, prefix, (6, H, W), config, torch.Generator().manual_seed(0), 3,
