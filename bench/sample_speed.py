@@ -1,9 +1,12 @@
-"""Benchmark: latent-frame generation speed of the generator's sampler at batch 1, on random weights.
+"""Benchmark: latent-frame generation speed of the generator's sampling strategies, on random weights.
 
 For each preset (default `tiny` and `B`, the `shapes` recipe's vocabulary: 1,000 codes, ~100 text pieces, a 12-piece
 caption so a 14-id prefix) and a latent grid (default a 64×64, 17-frame clip: 5 latent frames of 8×8 = 320 ids):
 
-(a) `ours`: `sample_frames` (KV cache, one id at a time), no guidance; `ours_cfg`: the same with guidance (2 rows);
+(a) `token`: `sample_frames` (KV cache, one id at a time), no guidance; `token_cfg`: the same with guidance (2 rows
+    per video); `parallel_K` / `parallel_K_cfg`: a "masked" generator of the same sizes (random weights: speed only)
+    drawing each latent frame in K passes of a query frame (`decode_frame_parallel`), K = h·w / n for each n of
+    `--fewer` (default 8 and 64: 8 and 1 passes for an 8×8 frame);
 (b) `generate`: the same weights in a `transformers` `Qwen2ForCausalLM` (the Qwen2-VL text decoder's parameter layout;
     with 1D positions the same compute, checked on logits below), `generate()` with its own KV cache, sampling
     (top_k=0), min_new_tokens = max_new_tokens so every run makes the whole clip;
@@ -12,9 +15,11 @@ caption so a 14-id prefix) and a latent grid (default a 64×64, 17-frame clip: 5
 (d) `bound`: bytes read per decode step (every weight a step touches + the KV cache, averaged over the clip) ÷ the
     read bandwidth measured here (a `sum` over a buffer as large as those weights, and over 1 GiB for DRAM).
 
-(a) and (b) run interleaved (one clip each per round, `--repeats` rounds after a warm-up round), so that other work on
-the machine slows them alike; a figure is the median (every run is in the JSON); the bandwidth is the best of its
-runs. Tokens/s counts the clip's video ids, prefill included. Prints a table and writes JSON.
+Each at every batch of `--batches` (default 1 and 16 videos at once); (c) and (d) at batch 1 only. (a) and (b) run
+interleaved (one clip each per round, `--repeats` rounds after a warm-up round), so that other work on the machine
+slows them alike; a figure is the median (every run is in the JSON); the bandwidth is the best of its runs.
+Tokens/s counts the clip's video ids of every video, prefill included; ms per latent frame is the clip's time ÷ its
+latent frames. Prints a table and writes JSON.
 
     python bench/sample_speed.py                                   # tiny and B, 5×8×8, 1 thread
     python bench/sample_speed.py --presets tiny --grid 2 4 4 --threads 2
@@ -22,6 +27,7 @@ runs. Tokens/s counts the clip's video ids, prefill included. Prints a table and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -98,10 +104,11 @@ def check_twin(model: VideoGenerator, twin: Qwen2ForCausalLM, length: int = 40) 
     return (ours - theirs).abs().max().item()
 
 
-def sampler(model: VideoGenerator, prefix: torch.Tensor, grid: tuple[int, int, int], cfg_scale: float
-            ) -> Callable[[], list[torch.Tensor]]:
-    """(a) one clip by `sample_frames` per call."""
-    config = SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, cfg_scale=cfg_scale)
+def sampler(model: VideoGenerator, prefix: torch.Tensor, grid: tuple[int, int, int], cfg_scale: float,
+            steps: int | None = None) -> Callable[[], list[torch.Tensor]]:
+    """(a) one clip by `sample_frames` per call, with the generator's strategy (`steps` passes per latent frame for
+    a "masked" one)."""
+    config = SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, cfg_scale=cfg_scale, steps=steps)
     generator = torch.Generator().manual_seed(0)
     return lambda: list(sample_frames(model, prefix, grid, config, generator))
 
@@ -145,52 +152,71 @@ def time_uncached(model: VideoGenerator, prefix: torch.Tensor, grid: tuple[int, 
 
 def bench_preset(name: str, grid: tuple[int, int, int], args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
-    model = preset(name, text_size=args.text_size, codebook_size=args.codebook, max_text_len=args.max_text_len,
-                   sizes=[list(grid[1:])], rates=[8.0])
-    model = VideoGenerator(model).eval()
+    config = preset(name, text_size=args.text_size, codebook_size=args.codebook, max_text_len=args.max_text_len,
+                    sizes=[list(grid[1:])], rates=[8.0])
+    model = VideoGenerator(config).eval()
+    torch.manual_seed(0)
+    parallel = VideoGenerator(dataclasses.replace(config, decoding="masked")).eval()  # the same sizes, a MASK id
     twin = hf_twin(model)
-    vocab, tokens = model.vocab, grid[0] * grid[1] * grid[2]
-    prefix = vocab.prefix(CAPTION, grid[1:], 8.0)[None]
+    vocab, tokens, frame_ids = model.vocab, grid[0] * grid[1] * grid[2], grid[1] * grid[2]
     context = vocab.prefix_len + (tokens - 1) / 2  # mean KV length over the decode steps
     stride = 1 if name in args.uncached_full else args.uncached_stride
     weight_bytes = step_bytes(model, 1, 0)["weights"]
     bandwidth = read_bandwidth(weight_bytes)
-    runs = timed_rounds({"ours": sampler(model, prefix, grid, 1.0), "generate": generate(twin, prefix, tokens),
-                         "ours_cfg": sampler(model, prefix, grid, args.cfg_scale)}, args.repeats)
-    seconds = {method: statistics.median(times) for method, times in runs.items()}
-    seconds["uncached"] = time_uncached(model, prefix, grid, stride, max(1, args.repeats // 2))
-    bandwidth = max(bandwidth, read_bandwidth(weight_bytes))  # before and after the runs: the best
-    rows = {}
-    for method, secs in seconds.items():
-        read = step_bytes(model, 2 if method == "ours_cfg" else 1, context)
-        bound = bandwidth / sum(read.values())
-        rows[method] = {"seconds": round(secs, 4), "tokens_per_s": round(tokens / secs, 2),
-                        "ms_per_token": round(1000 * secs / tokens, 3), "bound_tokens_per_s": round(bound, 1),
-                        "percent_of_bound": round(100 * tokens / secs / bound, 1),
-                        "runs_s": [round(t, 4) for t in runs.get(method, [])]}
+    steps = sorted({max(1, frame_ids // k) for k in args.fewer}, reverse=True)  # passes per latent frame
+    batches = {}
+    for batch in args.batches:
+        prefix = vocab.prefix(CAPTION, grid[1:], 8.0)[None].repeat(batch, 1)
+        runs = {"generate": generate(twin, prefix, tokens), "token": sampler(model, prefix, grid, 1.0),
+                "token_cfg": sampler(model, prefix, grid, args.cfg_scale)}
+        for k in steps:
+            runs[f"parallel_{k}"] = sampler(parallel, prefix, grid, 1.0, k)
+            runs[f"parallel_{k}_cfg"] = sampler(parallel, prefix, grid, args.cfg_scale, k)
+        times = timed_rounds(runs, args.repeats)
+        seconds = {method: statistics.median(values) for method, values in times.items()}
+        if batch == 1:
+            seconds["uncached"] = time_uncached(model, prefix, grid, stride, max(1, args.repeats // 2))
+        bandwidth = max(bandwidth, read_bandwidth(weight_bytes))  # before and after the runs: the best
+        rows = {}
+        for method, secs in seconds.items():
+            passes = int(method.split("_")[1]) if method.startswith("parallel") else frame_ids
+            row = {"passes_per_frame": passes, "guidance": method.endswith("_cfg"), "seconds": round(secs, 4),
+                   "tokens_per_s": round(batch * tokens / secs, 2),
+                   "ms_per_latent_frame": round(1000 * secs / grid[0], 2),
+                   "over_generate": round(seconds["generate"] / secs, 2),
+                   "runs_s": [round(t, 4) for t in times.get(method, [])]}
+            if batch == 1 and passes == frame_ids:  # one id per pass: the memory-bandwidth bound applies
+                read = step_bytes(model, 2 if row["guidance"] else 1, context)
+                bound = bandwidth / sum(read.values())
+                row.update(bound_tokens_per_s=round(bound, 1), percent_of_bound=round(100 * tokens / secs / bound, 1))
+            rows[method] = row
+        batches[str(batch)] = rows
     read = step_bytes(model, 1, context)
     return {"parameters": model.num_parameters(), "tokens": tokens,
             "bytes_per_step": {k: int(v) for k, v in read.items()}, "read_bandwidth_gb_s": round(bandwidth / 1e9, 2),
             "twin_max_logit_diff": check_twin(model, twin),
             "uncached_steps_timed": len(range(0, tokens, stride)), "uncached_extrapolated": stride > 1,
-            "ours_over_generate": round(seconds["generate"] / seconds["ours"], 2), "methods": rows}
+            "batches": batches}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "B"])
     parser.add_argument("--grid", nargs=3, type=int, default=[5, 8, 8], metavar=("T", "H", "W"))
     parser.add_argument("--codebook", type=int, default=1000)
     parser.add_argument("--text-size", type=int, default=100)
     parser.add_argument("--max-text-len", type=int, default=12)
-    parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale of the guided row")
+    parser.add_argument("--cfg-scale", type=float, default=3.0, help="guidance scale of the guided rows")
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16], help="videos sampled at once")
+    parser.add_argument("--fewer", nargs="+", type=int, default=[8, 64],
+                        help="the parallel strategy at h·w / n passes per latent frame, for each n")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--uncached-stride", type=int, default=32, help="time every n-th uncached step")
     parser.add_argument("--uncached-full", nargs="*", default=["tiny"], help="presets whose every uncached "
                         "step is timed")
     parser.add_argument("--out", type=Path, default=Path("bench/results/sample_speed.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     grid = tuple(args.grid)
 
@@ -198,24 +224,30 @@ def main() -> None:
     results = {name: bench_preset(name, grid, args) for name in args.presets}
     report = {"grid": grid, "threads": args.threads, "torch": torch.__version__, "cpu": platform.processor()
               or platform.machine(), "dram_read_bandwidth_gb_s": round(dram / 1e9, 2), "repeats": args.repeats,
-              "targets": {"ours_over_generate": 2.0, "percent_of_bound_B": 50.0}, "presets": results}
+              "cfg_scale": args.cfg_scale, "targets": {"parallel_over_generate": 5.0, "tiny_clip_cfg_seconds": 0.1,
+                                                       "passes_per_frame_at_most": grid[1] * grid[2] // 8},
+              "presets": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
 
-    print(f"grid {grid}, {args.threads} thread(s), DRAM read {dram / 1e9:.1f} GB/s\n")
-    print("| preset | method | tokens/s | ms/token | bound tokens/s | % of bound |\n|---|---|---|---|---|---|")
+    print(f"grid {grid}, {args.threads} thread(s), DRAM read {dram / 1e9:.1f} GB/s, guidance scale "
+          f"{args.cfg_scale:g} on _cfg rows\n")
+    print("| preset | batch | method | passes/frame | tokens/s | ms/latent frame | clip s | × generate() | % of bound "
+          "|\n|---|---|---|---|---|---|---|---|---|")
     for name, result in results.items():
-        for method, row in result["methods"].items():
-            print(f"| {name} | {method} | {row['tokens_per_s']} | {row['ms_per_token']} | "
-                  f"{row['bound_tokens_per_s']} | {row['percent_of_bound']} |")
+        for batch, rows in result["batches"].items():
+            for method, row in rows.items():
+                print(f"| {name} | {batch} | {method} | {row['passes_per_frame']} | {row['tokens_per_s']} | "
+                      f"{row['ms_per_latent_frame']} | {row['seconds']} | {row['over_generate']} | "
+                      f"{row.get('percent_of_bound', '')} |")
     for name, result in results.items():
         mb = {k: round(v / 1e6, 1) for k, v in result["bytes_per_step"].items()}
-        print(f"\n{name}: {result['parameters'] / 1e6:.1f}M parameters, step reads {mb} MB at "
-              f"{result['read_bandwidth_gb_s']} GB/s; ours / generate = {result['ours_over_generate']}× "
-              f"(target ≥ 2); uncached: {result['uncached_steps_timed']} steps timed"
+        print(f"\n{name}: {result['parameters'] / 1e6:.1f}M parameters, a one-id step reads {mb} MB at "
+              f"{result['read_bandwidth_gb_s']} GB/s; uncached: {result['uncached_steps_timed']} steps timed"
               f"{' (extrapolated)' if result['uncached_extrapolated'] else ''}; twin logits differ by "
               f"{result['twin_max_logit_diff']:.1e}")
     print(f"\nJSON: {args.out}")
+    return report
 
 
 if __name__ == "__main__":

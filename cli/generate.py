@@ -171,6 +171,7 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
       t2v generate runs/shapes/pipeline "a green square moving down slowly" -o frames/ --frames 33
       t2v generate runs/shapes/pipeline --prompts-file prompts.txt -o out/video.mp4 --cfg 4 --top-k 100
       t2v generate runs/shapes-multi/pipeline "a red circle moving left slowly" -o wide.mp4 --size 96x64 --fps 16
+      t2v generate runs/shapes-masked/pipeline "a red circle moving left slowly" -o fast.mp4 --steps 1
       t2v generate runs/shapes/pipeline -o long.mp4 --frames 1025 \\
           --prompt "a red circle moving left slowly" --prompt "64:a red circle moving up slowly"
     """

@@ -53,12 +53,13 @@ def test_a_new_folder_with_the_interface_is_a_recipe(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", registry.RECIPES)
 def test_variants_are_one_dict_of_named_derivations(name):
     module = registry.recipe_module(name)
-    assert list(registry.variants(name)) == list(module.VARIANTS) == ["default", "quick"]
+    names = list(module.VARIANTS)
+    assert list(registry.variants(name)) == names and names[:2] == ["default", "quick"]
     assert registry.tokenizer_config(name, "default") == module.tokenizer_config()
     quick = module.VARIANTS["quick"]
     assert registry.tokenizer_config(name, "quick") == quick.tokenizer(module.tokenizer_config())
     assert registry.generator_config(name, "quick") == quick.generator(module.generator_config())
-    with pytest.raises(ValueError, match=f"unknown variant 'huge' of recipe {name}: choose one of default, quick$"):
+    with pytest.raises(ValueError, match=f"unknown variant 'huge' of recipe {name}: choose one of {', '.join(names)}$"):
         registry.generator_config(name, "huge")
 
 
@@ -68,14 +69,16 @@ def test_a_variant_added_to_the_dict_is_accepted_and_listed(monkeypatch):
     assert registry.tokenizer_config("shapes", "short").steps == 5
     assert registry.generator_config("shapes", "short") == registry.generator_config("shapes")  # left alone
     assert registry.variants("shapes")["short"] == "five steps"
-    with pytest.raises(ValueError, match="choose one of default, quick, short"):
+    with pytest.raises(ValueError, match="choose one of default, quick, frame, masked, short"):
         registry.tokenizer_config("shapes", "huge")
 
 
 def test_run_variants_and_the_help_that_lists_them(monkeypatch, capsys):
     assert registry.run_variants("shapes") == {
         "default": "64x64 clips at 8 fps",
-        "multi": "Clips at 64x64 and 96x64 (WxH), each at 8 and 16 fps; the pipeline generates each size and rate"}
+        "multi": "Clips at 64x64 and 96x64 (WxH), each at 8 and 16 fps; the pipeline generates each size and rate",
+        "frame": "The default run with a generator that predicts each latent frame in one forward pass",
+        "masked": "The default run with a generator that draws each latent frame in 2 passes, masked (MaskGIT-style)"}
     assert shapes_run.run_config(True, "multi") == shapes_run.multi(shapes_run.run_config(True))
     with pytest.raises(ValueError, match="unknown variant 'huge' of recipe run shapes: choose one of default, multi"):
         shapes_run.run_config(False, "huge")
@@ -141,6 +144,6 @@ def test_eval_commands_come_from_the_registry_with_the_same_options(monkeypatch,
     command = evaluate.get_command(None, "shapes")
     assert [option for param in command.params for option in param.opts] == [
         "pipeline_dir", "--num", "--split", "--out", "--size", "--fps", "--per-variant", "--cfg", "--temperature",
-        "--top-k", "--top-p", "--seed"]
+        "--top-k", "--top-p", "--steps", "--seed"]
     code, out, _ = run_main(["eval", "--help"], monkeypatch, capsys)
     assert code == 0 and "shapes" in out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 from t2v.generator.config import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
 from t2v.generator.config import preset as generator_preset
@@ -77,8 +78,24 @@ def quick_generator(config: GeneratorTrainConfig) -> GeneratorTrainConfig:
                                optim=dataclasses.replace(config.optim, warmup_steps=20))
 
 
+def parallel_generator(decoding: str) -> Callable[[GeneratorTrainConfig], GeneratorTrainConfig]:
+    """The generator trained for `decoding` ("frame" or "masked": several codes of a latent frame per forward pass)
+    at the token-by-token one's training compute: its sequences hold each latent frame twice (clean, then as a
+    query: 176 ids instead of 96 for a 5-frame window of 4×4 codes), so a step takes 17 sequences instead of 32,
+    about the same ids per step."""
+    def derive(config: GeneratorTrainConfig) -> GeneratorTrainConfig:
+        model = dataclasses.replace(config.model, decoding=decoding, frame_passes=2)
+        return dataclasses.replace(config, name=f"{config.name}-{decoding}", model=model,
+                                   batch_size=max(1, round(config.batch_size * 96 / 176)))
+    return derive
+
+
 VARIANTS = {
     "default": DEFAULT,
     "quick": Variant("minutes on a 2-core CPU: 400 tokenizer and 240 generator steps, rougher videos",
                      quick_tokenizer, quick_generator),
+    "frame": Variant("a generator that predicts each latent frame in one forward pass (next-frame prediction)",
+                     generator=parallel_generator("frame")),
+    "masked": Variant("a generator that draws each latent frame in 2 forward passes (masked, MaskGIT-style)",
+                      generator=parallel_generator("masked")),
 }

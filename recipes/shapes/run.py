@@ -138,7 +138,22 @@ def multi(config: RecipeRunConfig) -> RecipeRunConfig:
     return multi_config(config)
 
 
-VARIANTS = {"default": default, "multi": multi}
+def frame(config: RecipeRunConfig) -> RecipeRunConfig:
+    """The default run with a generator that predicts each latent frame in one forward pass."""
+    return replace_generator(config, "frame")
+
+
+def masked(config: RecipeRunConfig) -> RecipeRunConfig:
+    """The default run with a generator that draws each latent frame in 2 passes, masked (MaskGIT-style)."""
+    return replace_generator(config, "masked")
+
+
+def replace_generator(config: RecipeRunConfig, variant: str) -> RecipeRunConfig:
+    """`config` with the generator of the recipe's stage variant `variant`."""
+    return dataclasses.replace(config, generator=shapes.VARIANTS[variant].generator(config.generator))
+
+
+VARIANTS = {"default": default, "multi": multi, "frame": frame, "masked": masked}
 
 
 def multi_config(config: RecipeRunConfig, sizes: list[tuple[int, int]] | None = None,
