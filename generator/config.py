@@ -60,10 +60,16 @@ class GeneratorConfig:
     rates: list[float] = field(default_factory=lambda: [8.0])
     decoding: str = "token"  # DECODINGS: the training objective and attention, and so the sampling strategy
     frame_passes: int = 8  # forward passes per latent frame a "masked" generator samples with unless told
+    # What a query place not drawn yet reads ("frame", "masked"): "previous", the code at that place one latent
+    # frame earlier, marked as a guess by the MASK vector (next-block prediction's input; MASK alone in a video's
+    # first latent frame), or "mask", the MASK vector alone.
+    query_input: str = "previous"
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
+        if self.query_input not in ("previous", "mask"):
+            raise ValueError(f"query_input must be 'previous' or 'mask', got {self.query_input!r}")
         if self.frame_passes < 1:
             raise ValueError(f"frame_passes must be at least 1, got {self.frame_passes}")
         if self.hidden % self.heads or self.heads % self.kv_heads:

@@ -18,8 +18,9 @@ long clip, which holds many windows and the motion that only long clips show, bo
 A generator that predicts several codes of a frame per pass (`decoding` "frame" or "masked", generator/attention.py)
 learns from `[prefix][clean frames][query frames]` (`query_sequence`): each latent frame again, at its own
 positions, with some of its codes (all of them for "frame"; for "masked" a share drawn per frame on MaskGIT's cosine
-schedule, at least one) replaced by MASK; the loss is on those, each predicted at its own index (labels not
-shifted), and the items carry each id's latent frame and query flag, from which the trainer builds the mask.
+schedule, at least one) hidden: read as MASK, or (`query_input` "previous") as the code at that place one latent
+frame earlier, flagged as a guess; the loss is on those, each predicted at its own index (labels not shifted), and
+the items carry each id's latent frame, query and guess flags, from which the trainer builds the mask.
 
 Clips whose grid or rate the vocabulary has no id for are left out (an eval split may hold some); `buckets` groups
 the items by latent grid, so a batch drawn from one bucket holds sequences of one length (with a window, or clips
@@ -62,22 +63,31 @@ def masked_share(decoding: str, frames: int, frame_ids: int, rng: np.random.Gene
 
 
 def query_sequence(ids: torch.Tensor, positions: torch.Tensor, frames: int, frame_ids: int, vocab: Vocab,
-                   masked: np.ndarray, clean: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                   masked: np.ndarray, clean: torch.Tensor | None = None,
+                   previous: bool = False) -> dict[str, torch.Tensor]:
     """A training sequence `[prefix][video ids]…` (ids (L,), positions (3, L)) of `frames` latent frames of
     `frame_ids` codes → `[prefix][clean frames][query frames]` with the codes where `masked` (frames, frame_ids)
-    replaced by MASK in the queries, labels on those, and each id's latent frame and query flag. `clean` (the
-    same ids with context noise, if any) gives the clean part the model attends to."""
+    hidden in the queries, labels on those, and each id's latent frame, query flag and guess flag. A hidden code
+    reads MASK, or with `previous` the code at its place one latent frame earlier, flagged as a guess (MASK in the
+    window's first frame). `clean` (the same ids with context noise, if any) gives the clean part the model
+    attends to."""
     end = vocab.prefix_len + frames * frame_ids
     video = ids[vocab.prefix_len: end]
     hidden = torch.from_numpy(masked.reshape(-1))
-    queries = torch.where(hidden, vocab.mask_id, video)
+    stand_in = torch.full_like(video, vocab.mask_id)
+    guess = torch.zeros_like(hidden)
+    if previous:
+        stand_in[frame_ids:] = video[:-frame_ids]
+        guess[frame_ids:] = hidden[frame_ids:]
+    queries = torch.where(hidden, stand_in, video)
     labels = torch.full((end + video.numel(),), IGNORE, dtype=torch.long)
     labels[end:] = torch.where(hidden, video - vocab.video_start, IGNORE)
     frame_of = torch.arange(frames).repeat_interleave(frame_ids)
     return {"ids": torch.cat([(ids if clean is None else clean)[:end], queries]), "labels": labels,
             "positions": torch.cat([positions[:, :end], positions[:, vocab.prefix_len: end]], dim=1),
             "frame": torch.cat([torch.full((vocab.prefix_len,), PREFIX), frame_of, frame_of]),
-            "query": torch.arange(end + video.numel()) >= end}
+            "query": torch.arange(end + video.numel()) >= end,
+            "guess": torch.cat([torch.zeros(end, dtype=torch.bool), guess])}
 
 
 class TokenSequences(Dataset):
@@ -86,7 +96,7 @@ class TokenSequences(Dataset):
 
     def __init__(self, shards: str | Path | ShardReader, text: TextTokenizer, vocab: Vocab, split: str | None = None,
                  caption_dropout: float = 0.0, seed: int = 0, window: int = 0, context_noise: float = 0.0,
-                 window_weight: float = 0.0, decoding: str = "token") -> None:
+                 window_weight: float = 0.0, decoding: str = "token", previous: bool = False) -> None:
         self.reader = shards if isinstance(shards, ShardReader) else ShardReader.open(shards)
         if self.reader.meta["codebook_size"] != vocab.codebook_size:
             raise ValueError(f"shards in {self.reader.directory} have {self.reader.meta['codebook_size']} codes, "
@@ -103,7 +113,7 @@ class TokenSequences(Dataset):
             raise ValueError(f"no clips of split {split!r} in {reader.directory}" + (
                 f" with at least {window} latent frames (the window)" if in_split else "") + (
                 " of a latent grid and frame rate the generator knows" if long_enough else ""))
-        self.window, self.context_noise, self.decoding = window, context_noise, decoding
+        self.window, self.context_noise, self.decoding, self.previous = window, context_noise, decoding, previous
         windows = [reader.rows[i]["shape"][0] - window + 1 if window else 1 for i in self.rows]
         self.weights = np.power(np.array(windows, dtype=np.float64), window_weight)  # (items,) relative draw rates
         self.vocab = vocab
@@ -148,5 +158,5 @@ class TokenSequences(Dataset):
         if self.decoding != "token":
             frames, frame_ids = codes.shape[0], math.prod(codes.shape[1:])
             masked = masked_share(self.decoding, frames, frame_ids, rng)
-            return query_sequence(ids, positions, frames, frame_ids, self.vocab, masked, noisy_ids)
+            return query_sequence(ids, positions, frames, frame_ids, self.vocab, masked, noisy_ids, self.previous)
         return {"ids": noisy_ids, "labels": labels, "positions": positions}

@@ -114,13 +114,15 @@ class VideoGenerator(nn.Module):
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
                 logits_from: int = 0, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
-                attention: torch.Tensor | None = None, keep: int | None = None) -> torch.Tensor:
+                attention: torch.Tensor | None = None, keep: int | None = None,
+                guesses: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, L - logits_from, codebook_size) for ids (B, L) at positions (3, L) or (B, 3, L), or at the
         precomputed `rotary` of those positions.
 
         `attention` (B or 1, 1, L, cached + L) says which ids each one attends to (generator/attention.py); by
         default causally. With a cache, the ids follow the cached ones and the cache keeps the first `keep` of
-        them (default: all; the others, queries, are written past its end and forgotten).
+        them (default: all; the others, queries, are written past its end and forgotten). Where `guesses` (B, L) is
+        True the id is a guess of a query place (the code one latent frame earlier), marked by the MASK vector.
         """
         length = ids.shape[1]
         rotary = rotary if rotary is not None else self.rotary(positions)
@@ -131,6 +133,8 @@ class VideoGenerator(nn.Module):
             video = self.vocab.is_video(ids)
             codes = torch.where(video, ids - self.vocab.video_start, 0)
             hidden = hidden + self.digits_in(codes) * video[..., None]
+        if guesses is not None:
+            hidden = hidden + guesses[..., None] * self.decoder.embed_tokens.weight[self.vocab.mask_id]
         for layer in self.decoder.layers:
             hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, cache=cache)
         if cache is not None:

@@ -244,7 +244,8 @@ def decode_frame_parallel(model: VideoGenerator, cache: KVCache, window: Window,
                           config: SamplingConfig, rng: torch.Generator | None, passes: int | None = None
                           ) -> torch.Tensor:
     """The strategy of "frame" and "masked" generators: the frame in `passes` forward passes of a query frame
-    (its codes so far, MASK where none is drawn yet) that the cache does not keep. Each pass draws a code for
+    (its codes so far; where none is drawn yet, the previous latent frame's code as a guess, or MASK: the
+    generator's `query_input`) that the cache does not keep. Each pass draws a code for
     every masked place and keeps the most probable of those draws, as many as `reveal_counts` says (one pass: the whole
     frame at once; default: the generator's `frame_passes`, at most h·w); the first pass also appends the pending
     ids. No code of the frame is appended: the top loop makes it pending, for the next frame's first pass."""
@@ -260,16 +261,23 @@ def decode_frame_parallel(model: VideoGenerator, cache: KVCache, window: Window,
     batch = cache.batch // (2 if config.guided else 1)
     codes = torch.zeros(batch, n, dtype=torch.long, device=device)
     known = torch.zeros(batch, n, dtype=torch.bool, device=device)
+    # what a place not drawn yet reads: the code there one latent frame earlier (a guess), or MASK
+    guessing = model.config.query_input == "previous" and bool(window.frames)
+    stand_in = vocab.video_ids(window.frames[-1].flatten(1)) if guessing else torch.full_like(codes, vocab.mask_id)
     for step, count in enumerate(reveal_counts(passes, n)):
-        ids = for_rows(torch.where(known, vocab.video_ids(codes), vocab.mask_id), cache)
+        ids = for_rows(torch.where(known, vocab.video_ids(codes), stand_in), cache)
+        guesses = for_rows(~known, cache) if guessing else None
         ahead = pending.ids.shape[1] if step == 0 else 0  # ids the cache keeps, before the query frame
         if ahead:
             ids = torch.cat([pending.ids, ids], dim=1)
             rotary = tuple(torch.cat(pair, dim=1) for pair in zip(pending.rotary, queries))
+            if guesses is not None:
+                guesses = torch.cat([torch.zeros_like(pending.ids, dtype=torch.bool), guesses], dim=1)
         else:
             rotary = queries
         mask = decode_mask(cache.length, ahead, n, device)
-        logits = model(ids, cache=cache, rotary=rotary, attention=mask, keep=ahead, logits_from=ahead)
+        logits = model(ids, cache=cache, rotary=rotary, attention=mask, keep=ahead, logits_from=ahead,
+                       guesses=guesses)
         drawn, confidence = draw_frame(logits, config, rng)  # (B, n) each
         confidence = confidence.masked_fill(known, -1.0)
         chosen = torch.zeros_like(known).scatter_(1, confidence.topk(count, dim=1).indices, True)

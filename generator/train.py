@@ -94,6 +94,7 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     if "frame" in items[0]:
         batch["frame"] = torch.full((len(items), length), PADDING, dtype=torch.long)
         batch["query"] = torch.ones((len(items), length), dtype=torch.bool)
+        batch["guess"] = torch.zeros((len(items), length), dtype=torch.bool)
     for row, item in enumerate(items):
         n = len(item["ids"])
         for name, tensor in batch.items():
@@ -320,11 +321,12 @@ class Trainer:
         data = config.data
         self.dataset = TokenSequences(reader, self.text, self.vocab, data.train_split, data.caption_dropout,
                                       config.seed, data.window, data.context_noise, data.window_weight,
-                                      config.model.decoding)
+                                      config.model.decoding, config.model.query_input == "previous")
         split = config.data.eval_split
         has_eval = split is not None and any(row.get("split") == split for row in reader.rows)
         self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window,
-                                       decoding=config.model.decoding) if has_eval else None
+                                       decoding=config.model.decoding,
+                                       previous=config.model.query_input == "previous") if has_eval else None
         self.step = 0
         self.guard = NonFiniteGuard(config.max_skipped_steps)
         if resume:
@@ -341,7 +343,8 @@ class Trainer:
         start = int((batch["labels"] != IGNORE).any(dim=0).nonzero()[0])  # on the host: no device sync
         batch = {name: tensor.to(self.engine.device) for name, tensor in batch.items()}
         mask = layout_mask(batch["frame"], batch["query"]) if "frame" in batch else None
-        logits = self.engine(batch["ids"], batch["positions"], logits_from=start, attention=mask)
+        logits = self.engine(batch["ids"], batch["positions"], logits_from=start, attention=mask,
+                             guesses=batch.get("guess"))
         return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"][:, start:].flatten(),
                                ignore_index=IGNORE)
 

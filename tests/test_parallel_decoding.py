@@ -22,12 +22,13 @@ H, W = 2, 3
 HW = H * W
 
 
-def layout(model, frames: int, seed: int = 0, decoding: str = "masked"):
+def layout(model, frames: int, seed: int = 0, decoding: str = "masked", previous: bool = False):
     vocab = model.vocab
     codes = torch.randint(0, vocab.codebook_size, (frames, H, W), generator=torch.Generator().manual_seed(seed))
     ids = vocab.sequence([1, 2, 3], codes, 8)
     masked = masked_share(decoding, frames, HW, np.random.default_rng(seed))
-    return codes, masked, query_sequence(ids, vocab.positions(frames, H, W), frames, HW, vocab, masked)
+    return codes, masked, query_sequence(ids, vocab.positions(frames, H, W), frames, HW, vocab, masked,
+                                         previous=previous)
 
 
 # --- the layout and its mask ---
@@ -46,6 +47,14 @@ def test_query_layout_holds_clean_frames_then_queries_with_labels_on_the_masked_
     assert torch.all(item["labels"][end:][~hidden] == IGNORE)
     assert torch.equal(item["positions"][:, end:], item["positions"][:, P:end])  # a query sits at its frame's place
     assert item["frame"].tolist() == [PREFIX] * P + [0] * HW + [1] * HW + [2] * HW + [0] * HW + [1] * HW + [2] * HW
+    assert not item["guess"].any()
+    # query_input "previous": a hidden code reads the code at its place one latent frame earlier, flagged as a
+    # guess (the first frame's read MASK)
+    _, _, guessed = layout(model, 3, previous=True)
+    earlier = torch.cat([torch.full((HW,), vocab.mask_id), vocab.video_ids(codes.reshape(-1))[:-HW]])
+    assert torch.equal(guessed["ids"][end:][hidden], earlier[hidden])
+    assert torch.equal(guessed["guess"][end:], hidden & (torch.arange(3 * HW) >= HW))
+    assert not guessed["guess"][:end].any() and torch.equal(guessed["labels"], item["labels"])
     # "masked": at least one code per frame, the share drawn per frame; "frame": every code
     shares = masked_share("masked", 400, HW, np.random.default_rng(1)).sum(axis=1)
     assert shares.min() >= 1 and shares.max() == HW and 0.5 < shares.mean() / HW < 0.75  # E[cos(πu/2)] ≈ 0.64
@@ -86,14 +95,16 @@ def test_collate_pads_a_query_layout_with_frames_nothing_attends_to():
 # --- the strategy ---
 @pytest.mark.parametrize("levels", [[], [4, 4, 4]], ids=["plain codes", "factorized FSQ codes"])
 @pytest.mark.parametrize("frame", [0, 2], ids=["first frame", "third frame"])
+@pytest.mark.parametrize("previous", [False, True], ids=["MASK queries", "guesses from the frame before"])
 @torch.no_grad()
-def test_a_cached_query_frame_gives_the_logits_of_the_whole_uncached_sequence(levels, frame):
+def test_a_cached_query_frame_gives_the_logits_of_the_whole_uncached_sequence(levels, frame, previous):
     """Cache parity: the strategy's pass (the prefill's pending block, then a query frame) against a cache gives
     the logits the training layout gives for that query frame, computed in one uncached forward."""
     model = tiny_generator(decoding="masked", code_levels=levels)
     vocab, P = model.vocab, model.vocab.prefix_len
-    codes, _, item = layout(model, 3, seed=4)
-    full = model(item["ids"][None], item["positions"], attention=layout_mask(item["frame"][None], item["query"][None]))
+    codes, _, item = layout(model, 3, seed=4, previous=previous)
+    full = model(item["ids"][None], item["positions"], attention=layout_mask(item["frame"][None], item["query"][None]),
+                 guesses=item["guess"][None])
     start = P + 3 * HW + frame * HW
     cache = model.new_cache(1, P + 3 * HW)
     pending = prefill(model, vocab.prefix([1, 2, 3], (H, W), 8)[None], cache, codes[None, :frame])
@@ -102,8 +113,9 @@ def test_a_cached_query_frame_gives_the_logits_of_the_whole_uncached_sequence(le
     rotary = tuple(torch.cat(pair, dim=1) for pair in zip(pending.rotary, model.rotary(
         vocab.video_positions(frame, 1, H, W))))
     ahead = pending.ids.shape[1]
+    guesses = torch.cat([torch.zeros(ahead, dtype=torch.bool), item["guess"][start: start + HW]])[None]
     cached = model(ids, cache=cache, rotary=rotary, attention=decode_mask(cache.length, ahead, HW, ids.device),
-                   keep=ahead, logits_from=ahead)
+                   keep=ahead, logits_from=ahead, guesses=guesses)
     assert cache.length == P + frame * HW  # the pending block kept, the queries not
     torch.testing.assert_close(cached, full[:, start: start + HW], rtol=1e-5, atol=1e-5)
 
@@ -152,17 +164,19 @@ def test_the_parallel_strategy_is_seeded_and_guidance_runs_both_rows():
     assert not torch.equal(first, unguided)
 
 
-def test_greedy_one_pass_takes_the_argmax_of_every_place():
+def test_greedy_one_pass_takes_the_argmax_of_every_place_reading_the_frame_before():
+    """One pass per frame, greedy: each frame is the argmax of the training layout's query logits, the first read
+    from MASK, the second from the first frame's codes flagged as guesses."""
     model = tiny_generator(decoding="frame")
     vocab = model.vocab
     prefix = vocab.prefix([1, 2], (H, W), 8)[None]
-    codes = sample_codes(model, prefix, (1, H, W), SamplingConfig(temperature=0, cfg_scale=1.0), window=2)
+    codes = sample_codes(model, prefix, (2, H, W), SamplingConfig(temperature=0, cfg_scale=1.0))
+    ids = vocab.sequence([1, 2], codes[0], 8)
+    item = query_sequence(ids, vocab.positions(2, H, W), 2, HW, vocab, np.ones((2, HW), dtype=bool), previous=True)
     with torch.no_grad():
-        ids = torch.cat([prefix, torch.full((1, HW), vocab.mask_id)], dim=1)
-        positions = torch.cat([vocab.prefix_positions(), vocab.video_positions(0, 1, H, W)], dim=1)
-        frame = torch.tensor([[PREFIX] * vocab.prefix_len + [0] * HW])
-        query = torch.arange(ids.shape[1])[None] >= vocab.prefix_len
-        logits = model(ids, positions, attention=layout_mask(frame, query), logits_from=vocab.prefix_len)
+        logits = model(item["ids"][None], item["positions"], attention=layout_mask(item["frame"][None],
+                       item["query"][None]), guesses=item["guess"][None], logits_from=vocab.prefix_len + 2 * HW)
+    assert item["guess"].sum() == HW
     assert torch.equal(codes.reshape(1, -1), logits.argmax(-1))
 
 
