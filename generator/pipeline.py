@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from t2v.generator.model import VideoGenerator, read_json
-from t2v.generator.sample import SamplingConfig, Schedule, frame_decoder, sample_frames
+from t2v.generator.sample import FrameDecoder, SamplingConfig, Schedule, frame_decoder, sample_frames
 from t2v.generator.prompts import PromptChange, check_schedule
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import format_grid, format_rates
@@ -227,14 +227,13 @@ class TextToVideo:
 
     @torch.no_grad()
     def _stream(self, schedule: Schedule, grid: tuple[int, int, int], options: GenerationOptions,
-                context: torch.Tensor | None = None) -> Iterator[np.ndarray]:
+                strategy: FrameDecoder, context: torch.Tensor | None = None) -> Iterator[np.ndarray]:
         """Sample latent frames and decode them a tokenizer chunk at a time through its causal cache: uint8 chunks
         (B, T_i, H, W, 3), `options.frames` frames in all (`options` resolved). With `context` codes the decoder
         first runs over them (their pixels are not yielded), so the continuation joins them."""
         device = self.generator.head.weight.device
         tokenizer_device = next(self.video_tokenizer.parameters()).device
         rng = torch.Generator(device=device).manual_seed(options.seed)
-        strategy = frame_decoder(self.generator, options.sampling.steps, grid[1:])
         latents = sample_frames(self.generator, schedule, grid, options.sampling, rng, options.window, context,
                                 strategy)
         cache, left = ConvCache(), options.frames
@@ -257,8 +256,8 @@ class TextToVideo:
         condition = self.condition_for(options.size, options.fps, options.force)
         grid = (self.video_tokenizer.latent_frames(options.frames), *self.video_tokenizer.latent_grid(options.size))
         schedule = self._schedule(prompt, options.frames, False, condition, copies=options.num_samples)
-        frame_decoder(self.generator, options.sampling.steps, grid[1:])  # bad --steps: refused before streaming
-        return self._stream(schedule, grid, options)
+        strategy = frame_decoder(self.generator, options.sampling.steps, grid[1:])  # bad --steps: refused here
+        return self._stream(schedule, grid, options, strategy)
 
     def encode_context(self, video: np.ndarray, context_frames: int | None = None) -> torch.Tensor:
         """Codes (1, c, h, w) of the last frames of a uint8 video (T, H, W, 3) at its own size: the
@@ -287,9 +286,9 @@ class TextToVideo:
         """`extend` once its video is at its size and its `condition` (grid, rate) is known; `options` resolved."""
         context = self.encode_context(video, context_frames).repeat(options.num_samples, 1, 1, 1)
         grid = (self.video_tokenizer.latent_frames(options.frames, continued=True), *context.shape[2:])
-        frame_decoder(self.generator, options.sampling.steps, grid[1:])  # bad --steps: refused before streaming
+        strategy = frame_decoder(self.generator, options.sampling.steps, grid[1:])  # bad --steps: refused here
         schedule = self._schedule(prompt, options.frames, True, condition, copies=options.num_samples)
-        return self._stream(schedule, grid, options, context)
+        return self._stream(schedule, grid, options, strategy, context)
 
     def __call__(self, prompt: str | list[str], options: GenerationOptions | None = None,
                  **overrides: Any) -> np.ndarray:

@@ -91,14 +91,26 @@ def guide(logits: torch.Tensor, scale: float) -> torch.Tensor:
     return null + scale * (cond - null)
 
 
+def probabilities(logits: torch.Tensor, config: SamplingConfig) -> torch.Tensor:
+    """The distribution (B, C) codes are drawn from for (B, C) logits (already guided): tempered, top-k / top-p
+    filtered; greedy (temperature 0): the plain softmax."""
+    if config.temperature == 0:
+        return logits.float().softmax(-1)
+    return filter_logits(logits.float() / config.temperature, config.top_k, config.top_p).softmax(-1)
+
+
+def race(probs: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+    """One code per row of (B, C) probabilities. The exponential race (argmax of p / E, E ~ Exp(1) i.i.d., is code
+    i with probability p_i): what torch.multinomial does for one sample, the same draws from the same rng, without
+    its per-call checks."""
+    return (probs / torch.empty_like(probs).exponential_(generator=rng)).argmax(-1)
+
+
 def draw(logits: torch.Tensor, config: SamplingConfig, rng: torch.Generator | None) -> torch.Tensor:
     """One code per row of (B, C) logits (already guided)."""
     if config.temperature == 0:
         return logits.argmax(-1)
-    probs = filter_logits(logits.float() / config.temperature, config.top_k, config.top_p).softmax(-1)
-    # The exponential race (argmax of p / E, E ~ Exp(1) i.i.d., is code i with probability p_i): what
-    # torch.multinomial does for one sample, the same draws from the same rng, without its per-call checks.
-    return probs.div_(torch.empty_like(probs).exponential_(generator=rng)).argmax(-1)
+    return race(probabilities(logits, config), rng)
 
 
 def next_codes(logits: torch.Tensor, config: SamplingConfig, rng: torch.Generator | None) -> torch.Tensor:
@@ -232,11 +244,10 @@ def draw_frame(logits: torch.Tensor, config: SamplingConfig, rng: torch.Generato
     if config.guided:
         logits = guide(logits, config.cfg_scale)
     batch, n, size = logits.shape
-    flat = logits.reshape(batch * n, size).float()
-    codes = draw(flat, config, rng)
-    scaled = flat if config.temperature == 0 else filter_logits(flat / config.temperature, config.top_k,
-                                                                 config.top_p)
-    confidence = scaled.softmax(-1).gather(1, codes[:, None])[:, 0]
+    flat = logits.reshape(batch * n, size)
+    probs = probabilities(flat, config)  # once, for the draw and its confidence
+    codes = flat.argmax(-1) if config.temperature == 0 else race(probs, rng)
+    confidence = probs.gather(1, codes[:, None])[:, 0]
     return codes.view(batch, n), confidence.view(batch, n)
 
 

@@ -318,15 +318,15 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.engine = make_engine(VideoGenerator(config.model), config, self.bf16)
         self.vocab = config.model.vocab
-        data = config.data
+        data, decoding = config.data, config.model.decoding
+        previous = config.model.query_input == "previous"
         self.dataset = TokenSequences(reader, self.text, self.vocab, data.train_split, data.caption_dropout,
-                                      config.seed, data.window, data.context_noise, data.window_weight,
-                                      config.model.decoding, config.model.query_input == "previous")
+                                      config.seed, data.window, data.context_noise, data.window_weight, decoding,
+                                      previous)
         split = config.data.eval_split
         has_eval = split is not None and any(row.get("split") == split for row in reader.rows)
-        self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window,
-                                       decoding=config.model.decoding,
-                                       previous=config.model.query_input == "previous") if has_eval else None
+        self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window, decoding=decoding,
+                                       previous=previous) if has_eval else None
         self.step = 0
         self.guard = NonFiniteGuard(config.max_skipped_steps)
         if resume:

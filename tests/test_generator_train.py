@@ -29,17 +29,21 @@ GRID, CODEBOOK, STEPS = (2, 4, 4), 64, 10
 PROMPTS = ["a red circle moving left slowly", "a blue square moving up quickly"]
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
+def write_fake_shards(directory):
     """48 clips of the shapes captions; clip codes are a ramp offset by the caption's number (learnable)."""
     captions = all_captions()
     rng = np.random.default_rng(0)
-    writer = ShardWriter(tmp_path_factory.mktemp("tokens") / "shards", CODEBOOK)
+    writer = ShardWriter(directory, CODEBOOK)
     for i in range(48):
         caption = captions[int(rng.integers(len(captions)))]
         codes = (np.arange(np.prod(GRID)).reshape(GRID) + captions.index(caption)) % CODEBOOK  # (t, h, w)
         writer.add(codes, {"caption": caption.text, "split": split_of(caption), "path": f"clip{i}.mp4"})
     return writer.close({"fps": 8.0})
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return write_fake_shards(tmp_path_factory.mktemp("tokens") / "shards")
 
 
 @pytest.fixture(scope="module")

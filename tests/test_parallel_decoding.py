@@ -217,12 +217,12 @@ def test_cli_generate_takes_steps_and_refuses_bad_ones_in_one_line(masked_pipeli
 def test_a_masked_generator_trains_keeps_its_decoding_and_samples(tmp_path):
     """Forty DeepSpeed steps on learnable fake shards: the masked objective's loss falls, the held-out loss is logged,
     and the exported generator keeps its decoding and samples with it."""
-    from test_generator_train import train_config
+    from test_generator_train import train_config, write_fake_shards
     from t2v.generator.config import GeneratorConfig
     from t2v.generator.model import VideoGenerator
     from t2v.generator.train import train
 
-    shards = fake_shards(tmp_path / "shards")
+    shards = write_fake_shards(tmp_path / "shards")
     model = GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, decoding="masked")
     result = train(train_config(shards, steps=40, model=model, checkpoint_every=20), tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -237,18 +237,3 @@ def test_a_masked_generator_trains_keeps_its_decoding_and_samples(tmp_path):
     codes = sample_codes(generator, prefix, (2, *vocab.sizes[0]), SamplingConfig(steps=3))
     assert codes.shape == (1, 2, *vocab.sizes[0]) and codes.max() < vocab.codebook_size
 
-
-def fake_shards(directory):
-    """The shards of test_generator_train: 48 shapes clips whose codes follow from the caption."""
-    from test_generator_train import CODEBOOK, GRID
-    from t2v.recipes.shapes.dataset import all_captions, split_of
-    from t2v.tokenizer.shards import ShardWriter
-
-    captions = all_captions()
-    rng = np.random.default_rng(0)
-    writer = ShardWriter(directory, CODEBOOK)
-    for i in range(48):
-        caption = captions[int(rng.integers(len(captions)))]
-        codes = (np.arange(np.prod(GRID)).reshape(GRID) + captions.index(caption)) % CODEBOOK
-        writer.add(codes, {"caption": caption.text, "split": split_of(caption), "path": f"clip{i}.mp4"})
-    return writer.close({"fps": 8.0})
