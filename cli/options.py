@@ -72,6 +72,20 @@ def sampling_options(command: Callable) -> Callable:
     return command
 
 
+def device_options(command: Callable) -> Callable:
+    """--device and --dtype (both default to auto: CUDA with bf16 when a GPU is visible, else CPU with fp32)."""
+    options = [
+        click.option("--device", default="auto", show_default=True,
+                     help="Where the models run: auto (CUDA when available), cpu, cuda, cuda:N."),
+        click.option("--dtype", default="auto", show_default=True,
+                     help="Weights and compute dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, "
+                          "bfloat16, float16."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def sampling_config(**values: Any):
     """A `SamplingConfig` from the sampling options that were given."""
     from t2v.generator.sample import SamplingConfig
