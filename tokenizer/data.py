@@ -2,7 +2,10 @@
 
 Notable choices:
 - An index line is `{"path", "caption", optional "start", "end", "split", …}`; a relative path resolves against
-  the index file's directory.
+  the index file's directory. The index is read as memory-mapped columns (tokenizer/index.py), shared by every
+  dataset and DataLoader worker of a process; a dataset holds only its rows' numbers and buckets (a few bytes
+  a row). A packed directory (`t2v data pack`, tokenizer/packed.py) is read the same way, each clip's bytes from
+  its tar member; `StreamingClips` reads the tar shards in order instead, split over ranks and workers.
 - Item i of epoch e draws its clip start from a generator seeded by (seed, e, i): the same clip in any
   DataLoader worker, a new clip each epoch (`set_epoch`).
 - A file that is missing, unreadable, truncated or too short (frames actually decoded, not the header's count)
@@ -19,60 +22,21 @@ Notable choices:
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from t2v.core.atomic import atomic_file
 from t2v.tokenizer.frames import to_pixels
+from t2v.tokenizer.index import VideoIndex, read_index, write_index  # noqa: F401 - their home before index.py
+from t2v.tokenizer.packed import (bytes_file, clip_file, clip_name, decode_json, iter_samples, key_number,
+                                  open_packed_index, packed_info, reader_shares, video_member)
 from t2v.tokenizer.video_io import iter_video, probe, read_video, resize_and_crop, set_decode_threads
-
-
-def read_index(path: str | os.PathLike) -> list[dict]:
-    """Rows of a jsonl index, with "path" made absolute (relative to the index's directory)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"index not found: {path}")
-    rows, damaged = [], []
-    lines = path.read_text().splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            damaged.append((number, error.msg))
-            continue
-        if not isinstance(row, dict) or not isinstance(row.get("path"), str) or not isinstance(
-                row.get("caption"), str):
-            raise ValueError(f"{path}:{number}: each line needs string \"path\" and \"caption\" fields")
-        for key in ("start", "end"):
-            if key in row and not isinstance(row[key], (int, float)):
-                raise ValueError(f"{path}:{number}: \"{key}\" must be a number of seconds")
-        row["path"] = str(path.parent / row["path"])
-        rows.append(row)
-    if damaged:
-        numbers = ", ".join(str(number) for number, _ in damaged[:6]) + (", …" if len(damaged) > 6 else "")
-        more = f"; {len(damaged)} of {len(lines)} lines are damaged ({numbers})" if len(damaged) > 1 else ""
-        raise ValueError(f"{path}:{damaged[0][0]}: not valid JSON ({damaged[0][1]}){more}; each line must be one "
-                         "JSON object like {\"path\": \"videos/a.mp4\", \"caption\": \"...\"}")
-    return rows
-
-
-def write_index(rows: Iterable[dict], out_index: str | os.PathLike) -> Path:
-    """Write `rows` as jsonl to `out_index` atomically (an error while iterating leaves the old file as it was)."""
-    out_index = Path(out_index)
-    with atomic_file(out_index) as temp, temp.open("w", encoding="utf-8") as file:
-        for row in rows:
-            file.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return out_index
 
 
 def row_size(row: dict) -> tuple[int, int] | None:
@@ -97,6 +61,25 @@ def nearest_bucket(size: tuple[int, int] | None, buckets: Sequence[tuple[int, in
     return min(range(len(buckets)), key=lambda i: abs(math.log(buckets[i][1] / buckets[i][0]) - aspect))
 
 
+def open_video_index(path: str | os.PathLike) -> VideoIndex:
+    """The index at `path`: an index.jsonl, or a packed directory (its index.jsonl of tar members)."""
+    return open_packed_index(path) if os.path.isdir(path) else VideoIndex(path)
+
+
+def bucket_numbers(index: VideoIndex, ids: np.ndarray, buckets: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The bucket of each row `ids` of `index` (int16): `nearest_bucket` of its "size" field, computed once per
+    distinct size; a row without one is probed (`row_size`)."""
+    sizes, known = index.sizes(ids)
+    numbers = np.zeros(len(ids), dtype=np.int16)
+    if known.any():
+        distinct, inverse = np.unique(sizes[known], axis=0, return_inverse=True)
+        table = np.array([nearest_bucket((int(h), int(w)), buckets) for h, w in distinct], dtype=np.int16)
+        numbers[known] = table[inverse.reshape(-1)]
+    for k in np.flatnonzero(~known):
+        numbers[k] = nearest_bucket(row_size(index.row(ids[k])), buckets)
+    return numbers
+
+
 class SkipClip(Exception):
     """A row that cannot give a clip; the message is the reason."""
 
@@ -108,31 +91,37 @@ def _row_range(row: dict, duration: float) -> tuple[float, float]:
 
 
 def load_clip(row: dict, *, num_frames: int, fps: float | None, rng: np.random.Generator) -> np.ndarray:
-    """uint8 (num_frames,H,W,3) from a random start within the row's [start, end]; SkipClip if impossible."""
+    """uint8 (num_frames,H,W,3) from a random start within the row's [start, end]; SkipClip if impossible. A row
+    of a packed index is read from its tar member."""
     try:
-        info = probe(row["path"])
-        native = info.fps or fps or 1.0
-        rate = fps or native
-        start, end = _row_range(row, info.duration or math.inf)
-        # 1. choose a start: on the native frame grid when not resampling, anywhere when resampling
-        room = end - start - num_frames / rate
-        # Containers round the duration to their time base (a 17-frame 16 fps mp4 can say 1.062 s, not 1.0625):
-        # up to half a frame short is rounding, and the decoded frames are counted below anyway.
-        if room < -0.5 / rate:
-            raise SkipClip(f"too short: {end - start:.3f}s, need {num_frames} frames at {rate:g} fps")
-        if math.isinf(room):
-            offset = 0.0
-        elif fps is None:
-            offset = int(rng.integers(0, int(room * native + 1e-6) + 1)) / native
-        else:
-            offset = float(rng.uniform(0.0, max(room, 0.0)))
-        # 2. decode; count the frames actually decoded
-        frames, _ = read_video(row["path"], fps=fps, start=start + offset, end=end if "end" in row else None,
-                               max_frames=num_frames)
+        with clip_file(row) as path:
+            return _load_clip(row, path, num_frames=num_frames, fps=fps, rng=rng)
     except FileNotFoundError as error:
         raise SkipClip(f"missing: {error}") from None
     except ValueError as error:
         raise SkipClip(f"unreadable: {error}") from None
+
+
+def _load_clip(row: dict, path: str, *, num_frames: int, fps: float | None, rng: np.random.Generator) -> np.ndarray:
+    info = probe(path)
+    native = info.fps or fps or 1.0
+    rate = fps or native
+    start, end = _row_range(row, info.duration or math.inf)
+    # 1. choose a start: on the native frame grid when not resampling, anywhere when resampling
+    room = end - start - num_frames / rate
+    # Containers round the duration to their time base (a 17-frame 16 fps mp4 can say 1.062 s, not 1.0625):
+    # up to half a frame short is rounding, and the decoded frames are counted below anyway.
+    if room < -0.5 / rate:
+        raise SkipClip(f"too short: {end - start:.3f}s, need {num_frames} frames at {rate:g} fps")
+    if math.isinf(room):
+        offset = 0.0
+    elif fps is None:
+        offset = int(rng.integers(0, int(room * native + 1e-6) + 1)) / native
+    else:
+        offset = float(rng.uniform(0.0, max(room, 0.0)))
+    # 2. decode; count the frames actually decoded
+    frames, _ = read_video(path, fps=fps, start=start + offset, end=end if "end" in row else None,
+                           max_frames=num_frames)
     if len(frames) < num_frames:
         raise SkipClip(f"too short: decoded {len(frames)} frames, need {num_frames}")
     return frames
@@ -153,19 +142,21 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ValueError(f"need num_frames >= 1 and max_retries >= 1, got {num_frames}, {max_retries}")
         if crop not in ("center", "random"):
             raise ValueError(f"crop must be 'center' or 'random', got {crop!r}")
-        self.rows = [r for r in read_index(index_path) if split is None or r.get("split") == split]
-        if not self.rows:
+        self.index = open_video_index(index_path)
+        self.ids = self.index.select(split)  # row numbers in the index: shared, read-only, memoized per split
+        if not len(self.ids):
             raise ValueError(f"no rows in {index_path}" + (f" with split {split!r}" if split else "")
                              + ": check the index and the --split value")
+        self.rows = self.index.rows(self.ids)  # dicts made on demand
         self.num_frames, self.size, self.fps, self.crop = num_frames, tuple(size), fps, crop
         self.seed, self.max_retries, self.epoch = seed, max_retries, 0
         self.skipped: dict[str, str] = {}
         self.sizes = [tuple(bucket) for bucket in buckets] or [self.size]  # (H, W) of each bucket
-        self.bucket_of = [nearest_bucket(row_size(row), self.sizes) if buckets else 0 for row in self.rows]
-        members: list[list[int]] = [[] for _ in self.sizes]
-        for index, bucket in enumerate(self.bucket_of):
-            members[bucket].append(index)
-        self.buckets = members  # item indices of each bucket (in `sizes` order; some may be empty)
+        self.bucket_of = bucket_numbers(self.index, self.ids, self.sizes) if buckets else \
+            np.zeros(len(self.ids), dtype=np.int16)
+        # item indices of each bucket (in `sizes` order; some may be empty)
+        self.buckets = [np.flatnonzero(self.bucket_of == number).astype(self.ids.dtype)
+                        for number in range(len(self.sizes))]
 
     def size_of(self, i: int) -> tuple[int, int]:
         """(H, W) of item i's clips."""
@@ -188,12 +179,12 @@ class ClipDataset(torch.utils.data.Dataset):
             try:
                 frames = load_clip(row, num_frames=self.num_frames, fps=self.fps, rng=rng)
             except SkipClip as reason:
-                self._skip(row["path"], str(reason))
+                self._skip(clip_name(row), str(reason))
             else:
                 frames = resize_and_crop(frames, self.size_of(index), self.crop, rng)
                 return {"video": to_pixels(frames)[0], "caption": row["caption"], "path": row["path"]}
-        raise ValueError(f"{self.max_retries} clips in a row could not be read (last: {row['path']}: "
-                         f"{self.skipped.get(row['path'])}); run `t2v data check` on the index")
+        raise ValueError(f"{self.max_retries} clips in a row could not be read (last: {clip_name(row)}: "
+                         f"{self.skipped.get(clip_name(row))}); run `t2v data check` on the index")
 
     def _skip(self, path: str, reason: str) -> None:
         if path not in self.skipped:
@@ -201,11 +192,81 @@ class ClipDataset(torch.utils.data.Dataset):
         self.skipped[path] = reason
 
 
+class StreamingClips(torch.utils.data.IterableDataset):
+    """The clips of a packed directory (`t2v data pack`) read in shard order, a sequential stream: this `rank` of
+    `world`, and each DataLoader worker of it, reads its own share (`reader_shares`: whole shards, or every n-th
+    sample of a shard when there are fewer shards than readers), so each sample is read once per pass.
+
+    Items are ClipDataset's ({"video": (3, T, H, W), "caption", "path": shard:key}) plus "skipped": every sample
+    this reader could not use so far (a damaged json or tar, no video member, a file that cannot give a clip),
+    name → reason; an item is handed out when the next one is ready, so the last one carries the reader's whole
+    record (`collate_clips` batches items and merges their records). The clip's start and crop come from
+    (seed, epoch, row number), as ClipDataset's from (seed, epoch, item).
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, num_frames: int, size: tuple[int, int],
+                 fps: float | None = None, crop: str = "random", split: str | None = None, seed: int = 0,
+                 rank: int = 0, world: int = 1) -> None:
+        if crop not in ("center", "random") or num_frames < 1 or not 0 <= rank < world:
+            raise ValueError(f"need crop center|random, num_frames >= 1 and 0 <= rank < world, got {crop!r}, "
+                             f"{num_frames}, {rank}, {world}")
+        self.directory = Path(directory)
+        self.shards = [self.directory / name for name in packed_info(directory)["shards"]]
+        self.num_frames, self.size, self.fps, self.crop, self.split = num_frames, tuple(size), fps, crop, split
+        self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
+        self.skipped: dict[str, str] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        pending = None
+        for item in self._items(self.rank * workers + worker, self.world * workers):
+            if pending is not None:
+                yield {**pending, "skipped": dict(self.skipped)}
+            pending = item
+        if pending is not None:
+            yield {**pending, "skipped": dict(self.skipped)}
+
+    def _items(self, reader: int, readers: int) -> Iterator[dict]:
+        for shard, modulus, remainder in reader_shares(len(self.shards), reader, readers):
+            for number, sample in enumerate(iter_samples(self.shards[shard])):
+                if number % modulus != remainder:
+                    continue
+                name = f"{self.shards[shard]}:{sample.key}"
+                try:
+                    if sample.error:
+                        raise SkipClip(sample.error)
+                    row = decode_json(sample)
+                    if self.split is not None and row.get("split") != self.split:
+                        continue
+                    suffix, data = video_member(sample)
+                    rng = np.random.default_rng([self.seed, self.epoch, key_number(sample.key)])
+                    with bytes_file(data, f".{suffix}") as path:
+                        frames = _load_clip(row, path, num_frames=self.num_frames, fps=self.fps, rng=rng)
+                except (SkipClip, ValueError, FileNotFoundError) as reason:
+                    self.skipped[name] = str(reason)
+                    continue
+                frames = resize_and_crop(frames, self.size, self.crop, rng)
+                yield {"video": to_pixels(frames)[0], "caption": row["caption"], "path": name}
+
+
+def collate_clips(items: list[dict]) -> dict:
+    """StreamingClips items → {"video": (B, 3, T, H, W), "caption": [...], "path": [...], "skipped": merged}."""
+    skipped: dict[str, str] = {}
+    for item in items:
+        skipped.update(item.get("skipped", {}))
+    return {"video": torch.stack([item["video"] for item in items]), "caption": [item["caption"] for item in items],
+            "path": [item["path"] for item in items], "skipped": skipped}
+
+
 def draw_batch(dataset: ClipDataset, batch_size: int, seed: int, rank: int, step: int) -> torch.Tensor:
     """The batch of `rank` at `step`, clips of one size: its bucket (drawn in proportion to the bucket's clips),
     indices and the clips' own randomness depend on (seed, rank, step) only."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + rank * 7_919 + step)
-    buckets = [bucket for bucket in dataset.buckets if bucket]
+    buckets = [bucket for bucket in dataset.buckets if len(bucket)]
     if len(buckets) == 1:
         indices = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
     else:
@@ -293,16 +354,18 @@ class CheckReport:
 
 def check_index(index_path: str | os.PathLike, *, num_frames: int, fps: float | None = None) -> CheckReport:
     """Decode every row's whole range and report rows that cannot give `num_frames` frames."""
-    rows = read_index(index_path)
+    rows = open_video_index(index_path).rows()
     skipped: dict[str, str] = {}
     for row in rows:
+        name = clip_name(row)
         try:
             start = float(row.get("start", 0.0))
-            count = sum(len(chunk) for chunk in iter_video(row["path"], fps=fps, start=start, end=row.get("end")))
+            with clip_file(row) as path:
+                count = sum(len(chunk) for chunk in iter_video(path, fps=fps, start=start, end=row.get("end")))
             if count < num_frames:
-                skipped[row["path"]] = f"too short: decoded {count} frames, need {num_frames}"
+                skipped[name] = f"too short: decoded {count} frames, need {num_frames}"
         except FileNotFoundError as error:
-            skipped[row["path"]] = f"missing: {error}"
+            skipped[name] = f"missing: {error}"
         except ValueError as error:
-            skipped[row["path"]] = f"unreadable: {error}"
+            skipped[name] = f"unreadable: {error}"
     return CheckReport(total=len(rows), ok=len(rows) - len(skipped), skipped=skipped)
