@@ -90,6 +90,15 @@ def query_sequence(ids: torch.Tensor, positions: torch.Tensor, frames: int, fram
             "guess": torch.cat([torch.zeros(end, dtype=torch.bool), guess])}
 
 
+def _known(values: np.ndarray, knows) -> np.ndarray:
+    """`knows(value)` of each row of `values` (a grid (h, w) or a rate), asked once per distinct value."""
+    if not len(values):
+        return np.zeros(0, dtype=bool)
+    distinct, inverse = np.unique(values, axis=0, return_inverse=True)
+    answers = np.array([bool(knows(value.tolist() if value.ndim else float(value))) for value in distinct])
+    return answers[inverse.reshape(-1)]
+
+
 class TokenSequences(Dataset):
     """Sequences of the shard rows of `split` (all rows when None), captions encoded with `text`; `decoding` (the
     generator's) chooses their layout."""
@@ -102,31 +111,32 @@ class TokenSequences(Dataset):
             raise ValueError(f"shards in {self.reader.directory} have {self.reader.meta['codebook_size']} codes, "
                              f"the generator's vocabulary {vocab.codebook_size}: encode with the matching tokenizer")
         reader = self.reader
-        in_split = [i for i, row in enumerate(reader.rows) if split is None or row.get("split") == split]
-        unknown_rate = next((i for i in in_split if reader.fps(i) is None), None)
-        if unknown_rate is not None:
+        in_split = reader.select(split)  # clip numbers; the index is memory-mapped columns, read column-wise
+        rates, shapes = reader.rates()[in_split], np.asarray(reader.shapes()[in_split])
+        if np.isnan(rates).any():
+            unknown_rate = int(in_split[int(np.argmax(np.isnan(rates)))])
             raise ValueError(f"clip {unknown_rate} of {reader.directory} has no frame rate (no fps in its row or in "
                              "meta.json): re-encode it with `t2v tokenizer encode`, which records each clip's fps")
-        long_enough = [i for i in in_split if reader.rows[i]["shape"][0] >= window]
-        self.rows = [i for i in long_enough if vocab.knows_grid(reader.grid(i)) and vocab.knows_rate(reader.fps(i))]
-        if not self.rows:
+        long_enough = shapes[:, 0] >= window
+        known = long_enough & _known(shapes[:, 1:], vocab.knows_grid) & _known(rates, vocab.knows_rate)
+        self.rows = in_split[known]  # the clip number of each item
+        if not len(self.rows):
             raise ValueError(f"no clips of split {split!r} in {reader.directory}" + (
-                f" with at least {window} latent frames (the window)" if in_split else "") + (
-                " of a latent grid and frame rate the generator knows" if long_enough else ""))
+                f" with at least {window} latent frames (the window)" if len(in_split) else "") + (
+                " of a latent grid and frame rate the generator knows" if long_enough.any() else ""))
         self.window, self.context_noise, self.decoding, self.previous = window, context_noise, decoding, previous
-        windows = [reader.rows[i]["shape"][0] - window + 1 if window else 1 for i in self.rows]
-        self.weights = np.power(np.array(windows, dtype=np.float64), window_weight)  # (items,) relative draw rates
+        lengths, grids = shapes[known, 0], shapes[known, 1:]
+        windows = lengths - window + 1 if window else np.ones(len(self.rows))
+        self.weights = np.power(windows.astype(np.float64), window_weight)  # (items,) relative draw rates
         self.vocab = vocab
+        self.text = text
         self.caption_dropout = caption_dropout
         self.seed = seed
         self.epoch = 0
-        by_grid: dict[tuple[int, int], list[int]] = {grid: [] for grid in vocab.sizes}
-        for index, row in enumerate(self.rows):
-            by_grid[reader.grid(row)].append(index)
         # item indices grouped by latent grid (h, w), in the order of the size table; no empty ones
-        self.buckets = [indices for indices in by_grid.values() if indices]
-        captions = {self.reader.rows[i]["caption"] for i in self.rows}
-        self.pieces = {caption: text.encode(caption, warn=False) for caption in captions}
+        dtype = np.int32 if len(self.rows) < 2**31 else np.int64
+        by_grid = [np.flatnonzero((grids[:, 0] == h) & (grids[:, 1] == w)).astype(dtype) for h, w in vocab.sizes]
+        self.buckets = [indices for indices in by_grid if len(indices)]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -135,7 +145,12 @@ class TokenSequences(Dataset):
         return len(self.rows)
 
     def caption(self, index: int) -> str:
-        return self.reader.rows[self.rows[index]]["caption"]
+        return self.reader.caption(self.rows[index])
+
+    def pieces(self, index: int) -> list[int]:
+        """The caption pieces of item `index`, encoded when drawn: a table of every caption would cost memory in
+        proportion to the dataset."""
+        return self.text.encode(self.caption(index), warn=False)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         row = self.rows[index]
@@ -146,7 +161,7 @@ class TokenSequences(Dataset):
         if self.window:
             start = int(rng.integers(codes.shape[0] - self.window + 1))
             codes = codes[start: start + self.window]  # (W, h, w)
-        pieces = None if drop else self.pieces[self.reader.rows[row]["caption"]]
+        pieces = None if drop else self.pieces(index)
         ids = self.vocab.sequence(pieces, codes, self.reader.fps(row))
         labels = shift_labels(ids, self.vocab)
         noisy_ids = ids

@@ -138,7 +138,7 @@ def check_inputs(config: GeneratorTrainConfig) -> ShardReader:
         raise FileNotFoundError(f"token shards not found in {shards} (no meta.json): encode a dataset with "
                                 f"`t2v tokenizer encode TOKENIZER INDEX {shards}` or pass --shards DIR")
     reader = ShardReader.open(shards)
-    if not train_captions(reader, config.data.train_split):
+    if not len(reader.select(config.data.train_split)):
         raise ValueError(f"no clips of split {config.data.train_split!r} in {shards}: "
                          f"--set data.train_split=… (or null for all clips)")
     levels = config.model.code_levels
@@ -149,22 +149,34 @@ def check_inputs(config: GeneratorTrainConfig) -> ShardReader:
     return reader
 
 
-def train_captions(reader: ShardReader, split: str | None) -> list[str]:
-    return [row["caption"] for row in reader.rows if split is None or row.get("split") == split]
+# At most this many captions train the caption tokenizer: sentencepiece's own `input_sentence_size` convention
+# (it samples 1M sentences of a larger corpus); more adds training time and memory, not merges worth having.
+MAX_TEXT_TRAINING_CAPTIONS = 1_000_000
+
+
+def train_captions(reader: ShardReader, split: str | None, limit: int = MAX_TEXT_TRAINING_CAPTIONS) -> list[str]:
+    """The captions of `split`'s clips (every clip when None), or of `limit` of them drawn without replacement
+    by a fixed seed (the same sample on every run and rank), in clip order; read from the memory-mapped index, so
+    only the sample is ever held."""
+    clips = reader.select(split)
+    if len(clips) > limit:
+        clips = np.sort(np.random.default_rng(0).choice(clips, size=limit, replace=False))
+    return [reader.caption(clip) for clip in clips]
 
 
 def trained_tables(reader: ShardReader, split: str | None) -> tuple[list[list[int]], list[float]]:
     """The latent grids (h, w) and frame rates of the training clips, sorted: the generator's size and rate tables."""
-    rows = [i for i, row in enumerate(reader.rows) if split is None or row.get("split") == split]
-    rates = {reader.fps(i) for i in rows}
-    if None in rates:
+    clips = reader.select(split)
+    rates = reader.rates()[clips]
+    if np.isnan(rates).any():
         raise ValueError(f"clips of {reader.directory} have no frame rate (no fps in index.jsonl or meta.json): "
                          "re-encode them with `t2v tokenizer encode`, which records each clip's fps")
     unique_rates: list[float] = []
-    for rate in sorted(rates):
+    for rate in np.unique(rates).tolist():
         if not unique_rates or not math.isclose(rate, unique_rates[-1], rel_tol=RATE_TOLERANCE):
             unique_rates.append(rate)
-    return [list(grid) for grid in sorted({reader.grid(i) for i in rows})], unique_rates
+    grids = np.unique(np.asarray(reader.shapes()[clips])[:, 1:], axis=0) if len(clips) else np.zeros((0, 2), int)
+    return [[int(h), int(w)] for h, w in grids], unique_rates
 
 
 # 2. Process group and engine ---------------------------------------------------------------------------------

@@ -76,3 +76,38 @@ def test_trainer_datasets_share_the_index(shapes_index):
     rows = read_index(shapes_index)
     assert list(train.rows) == [row for row in rows if row["split"] == "seen"]
     assert len(train) + len(held) == len(rows) and train[0]["video"].shape == (3, 5, 16, 16)
+
+
+def small_shards(directory, clips: int = 30):
+    from t2v.tokenizer.shards import ShardWriter
+
+    writer = ShardWriter(directory, 64, max_tokens_per_shard=40)
+    rng = np.random.default_rng(0)
+    for i in range(clips):
+        writer.add(rng.integers(0, 64, (1 + i % 3, 2, 2 + i % 2)),
+                   {"caption": f"caption {i}", "split": "seen" if i % 3 else "heldout", "fps": 8.0 * (1 + i % 2)})
+    return writer.close({})
+
+
+def test_shard_reader_columns_equal_the_index_lines(tmp_path):
+    from t2v.tokenizer.shards import ShardReader
+
+    reader = ShardReader.open(small_shards(tmp_path / "tokens"))
+    lines = [json.loads(line) for line in (tmp_path / "tokens" / "index.jsonl").read_text().splitlines()]
+    assert list(reader.rows) == lines and len(reader.meta["shards"]) > 1
+    assert reader.select("heldout").tolist() == [i for i in range(30) if i % 3 == 0]
+    assert reader.shapes().tolist() == [line["shape"] for line in lines]
+    assert reader.rates().tolist() == [line["fps"] for line in lines] and reader.caption(4) == "caption 4"
+    assert reader.codes(5).shape == tuple(lines[5]["shape"])
+
+
+def test_train_captions_is_a_bounded_deterministic_sample(tmp_path):
+    from t2v.generator.train import train_captions, trained_tables
+    from t2v.tokenizer.shards import ShardReader
+
+    reader = ShardReader.open(small_shards(tmp_path / "tokens"))
+    assert train_captions(reader, "seen") == [f"caption {i}" for i in range(30) if i % 3]
+    sample = train_captions(reader, None, limit=7)
+    assert len(sample) == 7 and sample == train_captions(reader, None, limit=7)
+    assert sample == sorted(sample, key=lambda caption: int(caption.split()[1]))  # clip order
+    assert trained_tables(reader, "seen") == ([[2, 2], [2, 3]], [8.0, 16.0])

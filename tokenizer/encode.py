@@ -11,7 +11,6 @@ Each row records its clip's frame rate (`fps`: the resampled rate, else the inde
 from __future__ import annotations
 
 import itertools
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +166,7 @@ def _close(writer: ShardWriter, model: VideoTokenizer, sizes: Sequence[tuple[int
            source: str, skipped: dict[str, str], empty: str) -> EncodeReport:
     """Publish the shards with their meta.json: strides, latent grids, sizes, rate, source and tokenizer config;
     with no clip written, drop them and raise ValueError(`empty`)."""
-    if not writer.rows:
+    if not writer.clips:
         writer.abort()
         raise ValueError(empty)
     config = model.config
@@ -177,8 +176,7 @@ def _close(writer: ShardWriter, model: VideoTokenizer, sizes: Sequence[tuple[int
             "latent_grids": grids, "sizes": [list(bucket) for bucket in sizes], "fps": fps,
             "source_index": source, "skipped": len(skipped), "tokenizer": to_dict(config)}
     writer.close(meta)
-    return EncodeReport(Path(writer.out_dir), clips=len(writer.rows),
-                        tokens=sum(math.prod(r["shape"]) for r in writer.rows), skipped=skipped)
+    return EncodeReport(Path(writer.out_dir), clips=writer.clips, tokens=writer.tokens, skipped=skipped)
 
 
 @torch.no_grad()
