@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from t2v.cli.options import SIZE
+from t2v.cli.options import SIZE, device_options
 from t2v.cli.runs import resolve_training, training_options
 
 
@@ -65,8 +65,10 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
 @click.option("--no-side-by-side", is_flag=True, help="Do not write the side-by-side video.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (files, and frame folders t2v wrote); a "
               "folder t2v did not write is never replaced.")
+@device_options
 def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple[int, int] | None,
-                frames: int | None, side_by_side: str | None, no_side_by_side: bool, overwrite: bool) -> None:
+                frames: int | None, side_by_side: str | None, no_side_by_side: bool, overwrite: bool, device: str,
+                dtype: str) -> None:
     """Encode and decode IN_VIDEO with a trained tokenizer; write OUT_VIDEO and print PSNR and SSIM.
 
     Any length: frames are streamed through the tokenizer in chunks, so memory does not grow with the video.
@@ -79,12 +81,15 @@ def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple
       t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 clip_rec.mp4 --size 64x64
       t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 clip_rec.mp4 --overwrite
       t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 rec_frames/ --no-side-by-side
+      t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 clip_rec.mp4 --device cpu --dtype bfloat16
     """
+    from t2v.core.precision import resolve
     from t2v.tokenizer.model import VideoTokenizer
     from t2v.tokenizer.outputs import check_outputs, output_kind
     from t2v.tokenizer.reconstruct import reconstruct_file
     from t2v.tokenizer.video_io import probe
 
+    where, precision = resolve(device, dtype)  # an unknown or missing device: a one-line error before any work
     output_kind(out_video)  # a path with no name, an unknown suffix or `out.mp4/`: a one-line error
     if no_side_by_side:
         side_by_side = None
@@ -99,7 +104,7 @@ def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple
     check_outputs([out_video, side_by_side], overwrite=overwrite, frames=min(known, default=None))  # before loading
     model = VideoTokenizer.from_pretrained(tokenizer_dir)
     result = reconstruct_file(model, in_video, out_video, size=size, max_frames=frames, side_by_side=side_by_side,
-                              overwrite=overwrite)
+                              overwrite=overwrite, device=where, dtype=precision)
     click.echo(f"{result.frames} frames at {result.size[1]}x{result.size[0]}: PSNR {result.psnr:.2f} dB, "
                f"SSIM {result.ssim:.4f} ({result.seconds:.1f} s) → {result.output}"
                + (f", side by side → {result.side_by_side}" if result.side_by_side else ""))
@@ -115,32 +120,55 @@ def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Resample to this frame rate first.")
 @click.option("--frames", type=click.IntRange(min=1), help="At most N frames per clip.")
 @click.option("--split", help="Only rows of this split (e.g. seen).")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Processes decoding videos ahead of the tokenizer (0: in this process).")
+@click.option("--resume", is_flag=True, help="Continue the unfinished encode of OUT_DIR (OUT_DIR.partial/, left by a "
+              "killed or failed run) with the same inputs; with none there, start one.")
+@device_options
 def encode(tokenizer_dir: Path, index: Path, out_dir: Path, sizes: tuple[tuple[int, int], ...], fps: float | None,
-           frames: int | None, split: str | None) -> None:
+           frames: int | None, split: str | None, workers: int, resume: bool, device: str, dtype: str) -> None:
     """Encode every clip of INDEX (jsonl of path, caption, …) into token shards in OUT_DIR.
 
     OUT_DIR gets meta.json, index.jsonl (caption, fps and token offsets of each clip) and flat .bin shards: the
-    generator's training input. Unreadable files are skipped and counted.
+    generator's training input. Unreadable files are skipped and counted. Under torchrun each rank encodes every
+    WORLD_SIZE-th clip into OUT_DIR.partial/parts/rank_K/ and rank 0 merges the parts into OUT_DIR; a killed run
+    continues with --resume, encoding each clip once.
 
     \b
     Examples:
       t2v tokenizer encode runs/shapes-tokenizer-00001 data/shapes/index.jsonl data/shapes-tokens
       t2v tokenizer encode runs/shapes-multi/tokenizer data/multi/index.jsonl data/multi-tokens --size 64 --size 96x64
+      torchrun --nproc_per_node=8 -m t2v.cli.main tokenizer encode runs/tok data/webvid/index.jsonl data/webvid-tokens
+      t2v tokenizer encode runs/tok data/webvid/index.jsonl data/webvid-tokens --resume   # after a kill
     """
+    import os
+
+    import torch
+
+    from t2v.core.precision import resolve
     from t2v.tokenizer.encode import encode_dataset
+    from t2v.tokenizer.index import VideoIndex
     from t2v.tokenizer.model import VideoTokenizer
     from t2v.tokenizer.video_io import probe
-    from t2v.tokenizer.data import read_index
 
-    model = VideoTokenizer.from_pretrained(tokenizer_dir)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    where, precision = resolve(device, dtype)
+    if where.type == "cuda" and where.index is None and world > 1:  # one GPU per rank
+        where = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists: choose a new output directory or remove it")
+    rows = VideoIndex(index)
+    if not len(rows):
+        raise ValueError(f"{index} is empty")
     if not sizes:
-        rows = read_index(index)
-        if not rows:
-            raise ValueError(f"{index} is empty")
-        info = probe(rows[0]["path"])
+        info = probe(rows.path_of(0))
         sizes = ((info.height, info.width),)
+    model = VideoTokenizer.from_pretrained(tokenizer_dir)
+    if rank == 0:
+        click.echo(f"encode {index} → {out_dir}: {len(rows.select(split))} clips at "
+                   f"{', '.join(f'{w}x{h}' for h, w in sizes)}, {world} rank(s), {workers} decoding worker(s) each, "
+                   f"{where} {str(precision).removeprefix('torch.')}" + (", resuming" if resume else ""))
     report = encode_dataset(model, index, out_dir, size=sizes[0], fps=fps, max_frames=frames, split=split,
-                            buckets=sizes if len(sizes) > 1 else ())
-    click.echo(report.summary())
+                            buckets=sizes if len(sizes) > 1 else (), device=where, dtype=precision, workers=workers,
+                            rank=rank, world=world, resume=resume)
+    click.echo(report.summary() if rank == 0 else f"rank {rank}: {report.clips} clips encoded into {report.out_dir}")

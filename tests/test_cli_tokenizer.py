@@ -193,7 +193,7 @@ def test_encode_with_no_readable_file_fails_cleanly(tiny_tokenizer, tmp_path):
     index.write_text(json.dumps({"path": "missing.mp4", "caption": "a red circle moving left slowly"}) + "\n")
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="none of the 1 files .* could be read"):
         encode_dataset(VideoTokenizer.from_pretrained(tiny_tokenizer), index, tmp_path / "tokens", size=(32, 32))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.jsonl"]  # no partial shard directory
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("tokens")]  # no partial shard directory
 
 
 def test_encode_batches_short_clips_with_the_codes_and_order_of_streaming(tiny_tokenizer, tmp_path):

@@ -38,16 +38,17 @@ class ReconstructResult:
 @torch.no_grad()
 def reconstruct_file(model: VideoTokenizer, in_path: str | Path, out_path: str | Path,
                      size: tuple[int, int] | None = None, max_frames: int | None = None,
-                     side_by_side: str | Path | None = None, device: str = "cpu",
-                     overwrite: bool = False) -> ReconstructResult:
+                     side_by_side: str | Path | None = None, device: str | torch.device = "cpu",
+                     overwrite: bool = False, dtype: torch.dtype = torch.float32) -> ReconstructResult:
     """Encode and decode `in_path` chunk by chunk, writing `out_path` (and `side_by_side`: original | output);
-    an existing output is refused before any work unless `overwrite` (see tokenizer/outputs.py)."""
+    an existing output is refused before any work unless `overwrite` (see tokenizer/outputs.py). The model runs
+    on `device` in `dtype`; the metrics are computed in float32."""
     # 1. Size: the file's own unless given; it must be divisible by the spatial stride.
     info = probe(in_path)
     height, width = size if size is not None else (info.height, info.width)
     model.latent_shape(1, height, width)
     fps = info.fps
-    model = model.to(device).eval()
+    model = model.to(device=device, dtype=dtype).eval()
     stride, chunk_latents = model.config.temporal_stride, model.config.chunk_latent_frames
     total = min(info.num_frames or 0, max_frames or math.inf) or None
 
@@ -62,8 +63,8 @@ def reconstruct_file(model: VideoTokenizer, in_path: str | Path, out_path: str |
         for chunk, real in read_tokenizer_chunks(in_path, (height, width), stride, chunk_latents,
                                                  max_frames=max_frames):
             # 4. One chunk through both causal caches.
-            video = to_pixels(chunk, device)  # (1, 3, T, H, W)
-            output = model.decode_chunk(model.encode_chunk(video, encoder_cache), decoder_cache)
+            video = to_pixels(chunk, device)  # (1, 3, T, H, W), float32 for the metrics
+            output = model.decode_chunk(model.encode_chunk(video.to(dtype), encoder_cache), decoder_cache).float()
             video, output = video[:, :, :real], output[:, :, :real]
             # 5. Stream out, accumulate metrics on the uint8 frames actually written.
             written = to_uint8(output[0])

@@ -200,6 +200,10 @@ def part_entries(directory: Path) -> Iterator[dict]:
             yield json.loads(line)
 
 
+def _numbered(part: Path, k: int) -> Iterator[tuple[int, int, dict]]:
+    return ((entry["clip"], k, entry) for entry in part_entries(part))
+
+
 def merge_parts(parts: list[Path], out_dir: str | Path, codebook_size: int, meta: dict[str, Any],
                 empty: str = "no clips to merge") -> tuple[int, int, dict[str, str]]:
     """Publish the finished `parts` as one shard directory `out_dir`: their shard files linked (copied where links
@@ -218,7 +222,7 @@ def merge_parts(parts: list[Path], out_dir: str | Path, codebook_size: int, meta
                 except OSError:
                     shutil.copyfile(part / SHARD_NAME.format(number), tmp / name)
                 shards.append(name)
-        streams = [((entry["clip"], k, entry) for entry in part_entries(part)) for k, part in enumerate(parts)]
+        streams = [_numbered(part, k) for k, part in enumerate(parts)]
         with open(tmp / "index.jsonl", "w", encoding="utf-8") as index:
             for _, k, entry in heapq.merge(*streams, key=lambda item: item[0]):
                 if "skipped" in entry:
