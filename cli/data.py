@@ -1,4 +1,5 @@
-"""`t2v data …`: make the shapes dataset, prepare a downloaded dataset's index, check an index (thin commands)."""
+"""`t2v data …`: make the shapes dataset, prepare a downloaded dataset's index, check an index, pack it into tar
+shards (thin commands)."""
 from __future__ import annotations
 
 import sys
@@ -110,3 +111,35 @@ def prepare(name: str, root: Path, out_index: Path, split: str | None, caption_f
     click.echo(f"prepare {name}: {root} → {out_index}" + (f", split {split}" if split else "")
                + (f", captions from {caption_file}" if caption_file else ""))
     click.echo(prepare_dataset(name, root, out_index, split=split, workers=workers, caption_file=caption_file).format())
+
+
+@data.command("pack")
+@click.argument("index", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--split", default=None, help="Only rows of this split (default: every row).")
+@click.option("--shard-mb", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Largest tar shard, in MB (a clip larger than that gets a shard of its own).")
+def pack(index: Path, out_dir: Path, split: str | None, shard_mb: int) -> None:
+    """Copy the video files of INDEX into tar shards in the new folder OUT_DIR (webdataset's layout: each clip's
+    video and a json of caption, split, fps, size, …), with an index.jsonl that names each clip's tar member.
+
+    Training reads OUT_DIR's shards instead of one file per clip: `--set data.shards=OUT_DIR` (or
+    data.index=OUT_DIR/index.jsonl). Missing files and folders of frames are skipped and reported. OUT_DIR is
+    written beside its final name and renamed into place when complete.
+
+    \b
+    Examples:
+      t2v data pack data/shapes/index.jsonl data/shapes-packed
+      t2v data pack data/webvid/index.jsonl data/webvid-packed --split train --shard-mb 2048
+    """
+    from t2v.tokenizer.packed import pack as pack_index
+
+    if not index.is_file():
+        raise FileNotFoundError(f"index not found: {index}")
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} already exists: choose a new folder for the packed shards or remove it")
+    click.echo(f"pack {index} → {out_dir}" + (f", split {split}" if split else "") + f", shards of ≤ {shard_mb} MB")
+    report = pack_index(index, out_dir, split=split, max_shard_bytes=shard_mb * 1_000_000)
+    for path, reason in list(report.skipped.items())[:20]:
+        click.echo(f"  skipped {path}: {reason}")
+    click.echo(report.summary())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 
 
@@ -135,6 +136,9 @@ class DataConfig:
 
     index: str = ""  # a recipe or --set data.index=PATH gives it
     drawn: str = ""  # e.g. t2v.recipes.shapes.dataset:draw_clips; when set, `index` is not read
+    # a packed directory (`t2v data pack`, tokenizer/packed.py): when set, `index` is its index.jsonl, whose rows
+    # name tar members that the clip datasets read (one file per shard instead of one per clip)
+    shards: str = ""
     train_split: str | None = None  # None: every clip
     eval_split: str | None = None  # None: no held-out evaluation
     num_frames: int = 17
@@ -151,6 +155,11 @@ class DataConfig:
         self.drawn = self.drawn or ""  # `--set data.drawn=` (null): train from the index
         if any(len(bucket) != 2 or min(bucket) < 1 for bucket in self.buckets):
             raise ValueError(f"data.buckets must be positive (H, W) pairs, got {self.buckets}")
+        self.shards = self.shards or ""
+        if self.shards and self.drawn:
+            raise ValueError("data.shards and data.drawn are two sources of clips: set one (--set data.drawn=)")
+        if self.shards:
+            self.index = os.path.join(self.shards, "index.jsonl")
         if self.drawn and (self.buckets or self.fps):
             raise ValueError("data.drawn clips come at one size and the function's own rate: set data.buckets=[] "
                              "and data.fps=null, or train from an index (data.drawn='')")
