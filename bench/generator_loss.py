@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from report import write_report  # bench/ is the script's directory, so on sys.path
+from report import add_device_arguments, device_of, write_report  # bench/ is the script's directory, so on sys.path
 
 from t2v.generator.data import IGNORE, TokenSequences
 from t2v.generator.model import VideoGenerator
@@ -43,6 +43,7 @@ def condition_loss(model: VideoGenerator, data: TokenSequences, items: list[int]
     totals = {"all": [], "first_frame": [], "later_frames": []}
     for first in range(0, len(items), batch):
         sequences = collate([data[i] for i in items[first: first + batch]])
+        sequences = {name: tensor.to(model.head.weight.device) for name, tensor in sequences.items()}
         logits = model(sequences["ids"], sequences["positions"], logits_from=start)  # (B, L - start, C)
         labels = sequences["labels"][:, start:]
         loss = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")
@@ -63,10 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=int, default=5, help="latent frames of the clips that count")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/generator_loss.json"))
+    add_device_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = VideoGenerator.from_pretrained(args.generator).eval()
+    device, dtype = device_of(args)
+    model = VideoGenerator.from_pretrained(args.generator).eval().to(device, dtype)
     data = TokenSequences(args.shards, TextTokenizer.load(args.generator), model.vocab, split=args.split)
     rows = []
     print(f"{'grid (h×w)':<11} {'fps':>4} {'clips':>6} {'all':>7} {'first frame':>12} {'later frames':>13}")

@@ -40,6 +40,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from report import add_device_arguments  # bench/ is the script's directory, so on sys.path
 from t2v.generator.pipeline import TextToVideo
 from t2v.generator.prompts import PromptChange
 from t2v.recipes.shapes.dataset import Caption, captions_of_split, render_clip, split_of
@@ -52,7 +53,8 @@ from t2v.core.atomic import atomic_write_text
 
 UNSEEN_SEED = 10_000  # dataset seed of the extension clips: training sets use small ones
 TURNS = {"left": ("up", "down"), "right": ("down", "up"), "up": ("left", "right"), "down": ("right", "left")}
-FRESH = ("import json, runpy, sys; bench = runpy.run_path(sys.argv[1]); "
+FRESH = ("import json, os, runpy, sys; sys.path.insert(0, os.path.dirname(sys.argv[1])); "
+         "bench = runpy.run_path(sys.argv[1]); "
          "print(json.dumps(bench['peak_memory'](**json.loads(sys.argv[2]))))")
 
 
@@ -102,12 +104,11 @@ def timed(chunks: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, float]]:
         yield chunk, time.perf_counter() - start
 
 
-def load(directory: str | Path, device: str) -> TextToVideo:
-    """A pipeline directory's pipeline, on `device`."""
-    pipeline = TextToVideo.from_pretrained(directory)
-    pipeline.video_tokenizer.to(device)
-    pipeline.generator.to(device)
-    return pipeline
+def load(directory: str | Path, device: str, dtype: str = "auto") -> TextToVideo:
+    """A pipeline directory's pipeline, on `device` in `dtype` (names as the CLI's --device / --dtype)."""
+    from t2v.core.precision import resolve
+
+    return TextToVideo.from_pretrained(directory).to(*resolve(device, dtype))
 
 
 # --------------------------------------------------------------------------------------------- 1. long videos
@@ -149,17 +150,17 @@ def long_generation(pipeline: TextToVideo, captions: list[Caption], frames: int,
 
 
 def peak_memory(directory: str, prompt: str, frames: int, window: int | None, seed: int, device: str,
-                threads: int | None) -> dict:
+                threads: int | None, dtype: str = "auto") -> dict:
     """Generate one video in this process and drop its frames: peak RSS (and CUDA allocation), seconds. Meant for
     a fresh interpreter (`fresh_peak_memory`), where nothing else has raised the peak."""
     if threads:
         torch.set_num_threads(threads)
-    pipeline = load(directory, device)
+    pipeline = load(directory, device, dtype)
     loaded = peak_rss_mib()
     start = time.perf_counter()
     for _ in pipeline.generate(prompt, frames=frames, window=window, seed=seed):
         pass
-    cuda = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
+    cuda = torch.cuda.max_memory_allocated() / 2**20 if pipeline.device.type == "cuda" else None
     return {"frames": frames, "peak_rss_mib": peak_rss_mib(), "loaded_rss_mib": loaded, "cuda_peak_mib": cuda,
             "seconds": time.perf_counter() - start}
 
@@ -289,21 +290,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ceiling-frames", type=int, default=129, help="length of the reconstructed true clips")
     parser.add_argument("--window", type=int, default=None, help="latent frames kept (default: the pipeline's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 videos, 129 frames, short 65")
     parser.add_argument("--only-ceiling", action="store_true", help="measure only 4., the tokenizer's ceiling")
     parser.add_argument("--out", type=Path, default=Path("bench/results/long_video.json"))
+    add_device_arguments(parser)
     args = parser.parse_args(argv)
     args.pipeline = resolve_pipeline(args.pipeline)
     if args.quick:
         args.num, args.frames, args.short, args.ceiling_frames = 2, 129, 65, 65
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipeline = load(args.pipeline, args.device)
+    pipeline = load(args.pipeline, args.device, args.dtype)
     captions = spread_captions(args.num, "seen", args.seed)
     if args.only_ceiling:
-        report = {"pipeline": str(args.pipeline), "device": args.device, "num": args.num, "seed": args.seed,
+        report = {"pipeline": str(args.pipeline), "device": str(pipeline.device), "dtype": str(pipeline.dtype), "num": args.num, "seed": args.seed,
                   "ceiling": reconstruction_ceiling(pipeline, captions, args.ceiling_frames, args.segment, args.seed)}
         save(report, args.out)
         print_ceiling(report["ceiling"])
@@ -312,10 +313,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     long = long_generation(pipeline, captions, args.frames, args.segment, args.window, args.seed)
     fresh = dict(directory=str(args.pipeline), prompt=captions[0].text, window=args.window, seed=args.seed,
-                 device=args.device, threads=args.threads)
+                 device=args.device, dtype=args.dtype, threads=args.threads)
     memory = {"short": fresh_peak_memory(frames=args.short, **fresh), "long": fresh_peak_memory(frames=args.frames,
                                                                                                    **fresh)}
-    report = {"pipeline": str(args.pipeline), "device": args.device, "num": args.num, "seed": args.seed,
+    report = {"pipeline": str(args.pipeline), "device": str(pipeline.device), "dtype": str(pipeline.dtype), "num": args.num, "seed": args.seed,
               "long": long, "memory": memory, "targets": targets(long, memory),
               "prompt_change": prompt_change(pipeline, captions, args.segment, window=args.window, seed=args.seed),
               "extension": extension(pipeline, args.num, args.extend_frames, args.seed),

@@ -42,28 +42,33 @@ from t2v.generator.model import VideoGenerator
 from t2v.generator.config import preset
 from t2v.generator.sample import SamplingConfig, draw, sample_frames
 from t2v.generator.vocab import EOV, PAD
+from report import add_device_arguments, device_of, synchronize
 
 CAPTION = [3, 14, 15, 92, 65, 35]  # any pieces: speed does not depend on them
 
 
-def timed_rounds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Wall times of `repeats` rounds of one call of each run, after a warm-up round. Interleaved, so that other work
-    on the machine slows every method alike."""
+def timed_rounds(runs: dict[str, Callable[[], object]], repeats: int,
+                 device: torch.device | str = "cpu") -> dict[str, list[float]]:
+    """Wall times of `repeats` rounds of one call of each run, after a warm-up round (on CUDA, each until its queued
+    work is done). Interleaved, so that other work on the machine slows every method alike."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for round_ in range(repeats + 1):
         for name, run in runs.items():
+            synchronize(device)
             start = time.perf_counter()
             run()
+            synchronize(device)
             if round_:
                 times[name].append(time.perf_counter() - start)
     return times
 
 
-def read_bandwidth(num_bytes: int, repeats: int = 15) -> float:
-    """Bytes/s of a `sum` over a float32 buffer of `num_bytes` (the rate a weight-streaming decode step can reach);
-    the best of `repeats`: other work on the machine only ever lowers it, and a bound should not move with that."""
-    buffer = torch.ones(max(num_bytes // 4, 1 << 16))
-    return buffer.numel() * 4 / min(timed_rounds({"sum": buffer.sum}, repeats)["sum"])
+def read_bandwidth(num_bytes: int, repeats: int = 15, device: torch.device | str = "cpu") -> float:
+    """Bytes/s of a `sum` over a float32 buffer of `num_bytes` on `device` (the rate a weight-streaming decode step
+    can reach); the best of `repeats`: other work on the machine only ever lowers it, and a bound should not move
+    with that."""
+    buffer = torch.ones(max(num_bytes // 4, 1 << 16), device=device)
+    return buffer.numel() * 4 / min(timed_rounds({"sum": buffer.sum}, repeats, device)["sum"])
 
 
 def step_bytes(model: VideoGenerator, rows: int, context: float) -> dict[str, float]:
@@ -96,12 +101,13 @@ def hf_twin(model: VideoGenerator) -> Qwen2ForCausalLM:
 
 def check_twin(model: VideoGenerator, twin: Qwen2ForCausalLM, length: int = 40) -> float:
     """Largest logit difference between the two on 1D positions (the same on t, h and w): they compute the same."""
-    ids = torch.randint(model.vocab.video_start, model.vocab.size, (1, length))
-    positions = torch.arange(length).expand(3, -1)
+    device = model.head.weight.device
+    ids = torch.randint(model.vocab.video_start, model.vocab.size, (1, length), device=device)
+    positions = torch.arange(length, device=device).expand(3, -1)
     with torch.no_grad():
         ours = model(ids, positions)
         theirs = twin(ids).logits[..., model.vocab.video_start:]
-    return (ours - theirs).abs().max().item()
+    return (ours.float() - theirs.float()).abs().max().item()
 
 
 def sampler(model: VideoGenerator, prefix: torch.Tensor, grid: tuple[int, int, int], cfg_scale: float,
@@ -109,7 +115,7 @@ def sampler(model: VideoGenerator, prefix: torch.Tensor, grid: tuple[int, int, i
     """(a) one clip by `sample_frames` per call, with the generator's strategy (`steps` passes per latent frame for
     a "masked" one)."""
     config = SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, cfg_scale=cfg_scale, steps=steps)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(prefix.device).manual_seed(0)
     return lambda: list(sample_frames(model, prefix, grid, config, generator))
 
 
@@ -136,7 +142,8 @@ def time_uncached(model: VideoGenerator, prefix: torch.Tensor, grid: tuple[int, 
     t, h, w = grid
     vocab, config = model.vocab, SamplingConfig(cfg_scale=1.0)
     positions = torch.cat([vocab.prefix_positions(), vocab.video_positions(0, t, h, w)], dim=1)  # (3, P + t*h*w)
-    ids = torch.cat([prefix, vocab.video_ids(torch.randint(0, vocab.codebook_size, (1, t * h * w)))], dim=1)
+    codes = torch.randint(0, vocab.codebook_size, (1, t * h * w), device=prefix.device)
+    ids, positions = torch.cat([prefix, vocab.video_ids(codes)], dim=1), positions.to(prefix.device)
 
     def step(n: int) -> None:
         length = prefix.shape[1] + n
@@ -145,7 +152,7 @@ def time_uncached(model: VideoGenerator, prefix: torch.Tensor, grid: tuple[int, 
     total = 0.0
     with torch.no_grad():
         for n in range(0, t * h * w, stride):
-            times = timed_rounds({"step": lambda: step(n)}, repeats)["step"]
+            times = timed_rounds({"step": lambda: step(n)}, repeats, prefix.device)["step"]
             total += min(stride, t * h * w - n) * statistics.median(times)
     return total
 
@@ -154,29 +161,31 @@ def bench_preset(name: str, grid: tuple[int, int, int], args: argparse.Namespace
     torch.manual_seed(0)
     config = preset(name, text_size=args.text_size, codebook_size=args.codebook, max_text_len=args.max_text_len,
                     sizes=[list(grid[1:])], rates=[8.0])
+    device, dtype = args.device_dtype
     model = VideoGenerator(config).eval()
     torch.manual_seed(0)
     parallel = VideoGenerator(dataclasses.replace(config, decoding="masked")).eval()  # the same sizes, a MASK id
-    twin = hf_twin(model)
+    twin = hf_twin(model).to(device, dtype)
+    model.to(device, dtype), parallel.to(device, dtype)
     vocab, tokens, frame_ids = model.vocab, grid[0] * grid[1] * grid[2], grid[1] * grid[2]
     context = vocab.prefix_len + (tokens - 1) / 2  # mean KV length over the decode steps
     stride = 1 if name in args.uncached_full else args.uncached_stride
     weight_bytes = step_bytes(model, 1, 0)["weights"]
-    bandwidth = read_bandwidth(weight_bytes)
+    bandwidth = read_bandwidth(weight_bytes, device=device)
     steps = sorted({max(1, frame_ids // k) for k in args.fewer}, reverse=True)  # passes per latent frame
     batches = {}
     for batch in args.batches:
-        prefix = vocab.prefix(CAPTION, grid[1:], 8.0)[None].repeat(batch, 1)
+        prefix = vocab.prefix(CAPTION, grid[1:], 8.0)[None].repeat(batch, 1).to(device)
         runs = {"generate": generate(twin, prefix, tokens), "token": sampler(model, prefix, grid, 1.0),
                 "token_cfg": sampler(model, prefix, grid, args.cfg_scale)}
         for k in steps:
             runs[f"parallel_{k}"] = sampler(parallel, prefix, grid, 1.0, k)
             runs[f"parallel_{k}_cfg"] = sampler(parallel, prefix, grid, args.cfg_scale, k)
-        times = timed_rounds(runs, args.repeats)
+        times = timed_rounds(runs, args.repeats, device)
         seconds = {method: statistics.median(values) for method, values in times.items()}
         if batch == 1:
             seconds["uncached"] = time_uncached(model, prefix, grid, stride, max(1, args.repeats // 2))
-        bandwidth = max(bandwidth, read_bandwidth(weight_bytes))  # before and after the runs: the best
+        bandwidth = max(bandwidth, read_bandwidth(weight_bytes, device=device))  # before and after the runs: the best
         rows = {}
         for method, secs in seconds.items():
             passes = int(method.split("_")[1]) if method.startswith("parallel") else frame_ids
@@ -216,14 +225,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--uncached-full", nargs="*", default=["tiny"], help="presets whose every uncached "
                         "step is timed")
     parser.add_argument("--out", type=Path, default=Path("bench/results/sample_speed.json"))
+    add_device_arguments(parser)
     args = parser.parse_args(argv)
+    args.device_dtype = device_of(args)
     torch.set_num_threads(args.threads)
     grid = tuple(args.grid)
 
-    dram = read_bandwidth(1 << 30)
+    dram = read_bandwidth(1 << 30, device=args.device_dtype[0])
     results = {name: bench_preset(name, grid, args) for name in args.presets}
+    device, dtype = args.device_dtype
     report = {"grid": grid, "threads": args.threads, "torch": torch.__version__, "cpu": platform.processor()
-              or platform.machine(), "dram_read_bandwidth_gb_s": round(dram / 1e9, 2), "repeats": args.repeats,
+              or platform.machine(), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
+              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "dram_read_bandwidth_gb_s": round(dram / 1e9, 2), "repeats": args.repeats,
               "cfg_scale": args.cfg_scale, "targets": {"parallel_over_generate": 5.0, "tiny_clip_cfg_seconds": 0.1,
                                                        "passes_per_frame_at_most": grid[1] * grid[2] // 8},
               "presets": results}

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from report import write_report  # bench/ is the script's directory, so on sys.path
+from report import add_device_arguments, device_of, write_report  # bench/ is the script's directory, on sys.path
 
 from t2v.generator.pipeline import TextToVideo
 from t2v.generator.sample import SamplingConfig
@@ -52,11 +52,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/shapes_sampling.json"))
+    add_device_arguments(parser)
     args = parser.parse_args(argv)
     args.pipeline = resolve_pipeline(args.pipeline)
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipeline = TextToVideo.from_pretrained(args.pipeline)
+    pipeline = TextToVideo.from_pretrained(args.pipeline).to(*device_of(args))
     rows = []
     print(f"{'sampling':<42} {'seen':>6} {'heldout':>8} {'object':>7} {'color':>6} {'shape':>6} {'dir':>5} "
           f"{'speed':>6} {'s':>5}")

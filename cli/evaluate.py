@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from t2v.cli.options import PIPELINE, SIZE, sampling_config, sampling_options
+from t2v.cli.options import PIPELINE, SIZE, device_options, load_pipeline, sampling_config, sampling_options
 
 HELP = """{summary}.
 
@@ -83,17 +83,15 @@ def eval_command(evaluation) -> click.Command:
     @click.option("--per-variant", "per_condition", is_flag=True,
                   help="Score at every size and rate the generator was trained on.")
     @sampling_options
+    @device_options
     @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
     def command(pipeline_dir: Path, num: int, splits: tuple[str, ...], out_dir: Path | None,
                 sizes: tuple[tuple[int, int], ...], rates: tuple[float, ...], per_condition: bool,
                 cfg_scale: float | None, temperature: float | None, top_k: int | None, top_p: float | None,
-                steps: int | None,
-                seed: int) -> None:
+                steps: int | None, device: str, dtype: str, seed: int) -> None:
         from tqdm import tqdm
 
-        from t2v.generator.pipeline import TextToVideo
-
-        pipeline = TextToVideo.from_pretrained(pipeline_dir)
+        pipeline = load_pipeline(pipeline_dir, device, dtype)
         if per_condition and (sizes or rates):
             raise click.UsageError("give --per-variant or --size/--fps, not both")
         if per_condition:

@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 import click
 
-from t2v.cli.options import PIPELINE, SIZE, sampling_config, sampling_options
+from t2v.cli.options import PIPELINE, SIZE, device_options, load_pipeline, sampling_config, sampling_options
 
 
 def output_paths(out: str | Path, num_prompts: int, num_samples: int) -> list[list[Path]]:
@@ -67,7 +67,8 @@ def read_prompts(prompt: str | None, prompts_file: Path | None) -> list[str]:
 
 
 def prompt_schedule(prompt_options: tuple[str, ...], storyboard: Path | None) -> list | None:
-    """The `PromptChange` schedule of repeated --prompt "[FRAME:]TEXT" options or a storyboard file (None if neither)."""
+    """The `PromptChange` schedule of repeated --prompt "[FRAME:]TEXT" options or a storyboard file (None if
+    neither)."""
     from t2v.generator.prompts import load_storyboard, parse_prompt
 
     if prompt_options and storyboard:
@@ -127,8 +128,9 @@ def output_options(command):
         click.option("--window", type=click.IntRange(min=2), help="Latent frames the sampler keeps for long videos "
                      "(default: the pipeline's)."),
         sampling_options,
+        device_options,
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed: a seed gives the same "
-                     "video."),
+                     "video (on one device and dtype)."),
         click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Videos per prompt (files OUT_s0, OUT_s1, …)."),
         click.option("--preview", is_flag=True, help="Also write a contact-sheet PNG of the frames beside each "
@@ -153,8 +155,8 @@ def preview_path(path: Path, preview: bool) -> Path | None:
 def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, frames: int | None,
              seconds: float | None, fps: float | None, force: bool, prompt_options: tuple[str, ...],
              storyboard: Path | None, window: int | None, cfg_scale: float | None, temperature: float | None,
-             top_k: int | None, top_p: float | None, steps: int | None, seed: int, num_samples: int,
-             preview: bool, size: tuple[int, int] | None, prompts_file: Path | None) -> None:
+             top_k: int | None, top_p: float | None, steps: int | None, device: str, dtype: str, seed: int,
+             num_samples: int, preview: bool, size: tuple[int, int] | None, prompts_file: Path | None) -> None:
     """Generate videos of any length for PROMPT with PIPELINE: a pipeline directory (made by `t2v recipe run`) or
     the name of one the package ships (`shapes`: no training needed); an existing directory wins.
 
@@ -172,10 +174,11 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
       t2v generate runs/shapes/pipeline --prompts-file prompts.txt -o out/video.mp4 --cfg 4 --top-k 100
       t2v generate runs/shapes-multi/pipeline "a red circle moving left slowly" -o wide.mp4 --size 96x64 --fps 16
       t2v generate runs/shapes-masked/pipeline "a red circle moving left slowly" -o fast.mp4 --steps 1
+      t2v generate shapes "a red circle moving left slowly" -o red_circle.mp4 --device cuda --dtype bfloat16
       t2v generate runs/shapes/pipeline -o long.mp4 --frames 1025 \\
           --prompt "a red circle moving left slowly" --prompt "64:a red circle moving up slowly"
     """
-    from t2v.generator.pipeline import GenerationOptions, TextToVideo
+    from t2v.generator.pipeline import GenerationOptions
 
     schedule = prompt_schedule(prompt_options, storyboard)
     if schedule and (prompt or prompts_file):
@@ -187,7 +190,7 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
                                 window=window, num_samples=num_samples)
     outputs = output_paths(out, len(prompts), num_samples)
     check_outputs(outputs, preview, overwrite, resolve_frames(frames, seconds, fps, None))  # before the model loads
-    pipeline = TextToVideo.from_pretrained(pipeline_dir)
+    pipeline = load_pipeline(pipeline_dir, device, dtype)
     options = pipeline.resolve(options)  # the pipeline's size, rate, length and window where none is given
     options = replace(options, frames=resolve_frames(frames, seconds, options.fps, options.frames))
     check_outputs(outputs, preview, overwrite, options.frames)  # the default length is known now: before sampling
@@ -212,8 +215,9 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
 def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames: int | None,
            seconds: float | None, fps: float | None, force: bool, prompt_options: tuple[str, ...],
            storyboard: Path | None, window: int | None, cfg_scale: float | None, temperature: float | None,
-           top_k: int | None, top_p: float | None, steps: int | None, seed: int, num_samples: int,
-           preview: bool, size: tuple[int, int] | None, context_frames: int | None, only_new: bool) -> None:
+           top_k: int | None, top_p: float | None, steps: int | None, device: str, dtype: str, seed: int,
+           num_samples: int, preview: bool, size: tuple[int, int] | None, context_frames: int | None,
+           only_new: bool) -> None:
     """Continue IN_VIDEO with PIPELINE (a pipeline directory, or the name of a shipped one: `shapes`): its last
     frames are the context, the output holds it followed by the continuation, at IN_VIDEO's size and frame rate (or
     --size / --fps: it is resized and resampled first); those must be ones the generator was trained on (or
@@ -227,7 +231,7 @@ def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames
       t2v extend runs/shapes/pipeline big_clip.mp4 -o longer.mp4 --size 64x64 --fps 8
       t2v extend runs/shapes/pipeline clip.mp4 -o longer.mp4 --frames 64 --overwrite
     """
-    from t2v.generator.pipeline import GenerationOptions, TextToVideo
+    from t2v.generator.pipeline import GenerationOptions
     from t2v.tokenizer.outputs import IMAGE, output_kind
     from t2v.tokenizer.video_io import probe
 
@@ -244,7 +248,7 @@ def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames
     info = probe(in_video)  # a missing or broken IN_VIDEO is refused here, before the model loads
     rate = fps or info.fps
     check_outputs([paths], preview, overwrite, resolve_frames(frames, seconds, rate, None))  # before the model loads
-    pipeline = TextToVideo.from_pretrained(pipeline_dir)
+    pipeline = load_pipeline(pipeline_dir, device, dtype)
     options = replace(options, frames=resolve_frames(frames, seconds, rate, pipeline.info.frames))
     check_outputs([paths], preview, overwrite, options.frames)
 

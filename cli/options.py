@@ -86,6 +86,16 @@ def device_options(command: Callable) -> Callable:
     return command
 
 
+def load_pipeline(directory, device: str, dtype: str):
+    """The pipeline in `directory` on the `--device` / `--dtype` asked for (checked before the weights load)."""
+    from t2v.core.precision import resolve
+
+    where, precision = resolve(device, dtype)
+    from t2v.generator.pipeline import TextToVideo
+
+    return TextToVideo.from_pretrained(directory).to(where, precision)
+
+
 def sampling_config(**values: Any):
     """A `SamplingConfig` from the sampling options that were given."""
     from t2v.generator.sample import SamplingConfig

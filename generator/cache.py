@@ -63,10 +63,13 @@ class KVCache:
 
     def rotate_keys(self, start: int, cos: torch.Tensor, sin: torch.Tensor) -> None:
         """Rotate the keys of ids start … length-1 by a rotary (cos, sin) of shape (head_dim,): rotations compose,
-        so keys at position p become keys at p + the rotation's offset, exactly as if computed there."""
+        so keys at position p become keys at p + the rotation's offset, exactly as if computed there. The turn is
+        computed in fp32 whatever the cache's dtype (bf16 keys are rounded once, when written back)."""
+        cos, sin = cos.float(), sin.float()
         for keys in self.keys:
             span = keys[:, :, start: self.length]
-            span.copy_(span * cos + rotate_half(span) * sin)  # the attention's own rotary formula
+            exact = span.float()
+            span.copy_(exact * cos + rotate_half(exact) * sin)  # the attention's own rotary formula
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.length

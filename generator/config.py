@@ -138,6 +138,7 @@ class GeneratorDataConfig:
     window: int = 0  # latent frames per sequence, cut at random offsets from longer clips (0: whole clips)
     context_noise: float = 0.0  # fraction of input video ids replaced by random codes (robustness to own errors)
     window_weight: float = 0.0  # a clip is drawn ∝ (its windows) ** this: 0 every clip alike, 1 every window alike
+    num_workers: int = 1  # DataLoader processes drawing micro-batches ahead of the step (0: in the training process)
 
     def __post_init__(self) -> None:
         if not 0 <= self.caption_dropout < 1:
@@ -145,6 +146,8 @@ class GeneratorDataConfig:
         if not 0 <= self.context_noise < 1 or self.window < 0 or self.window == 1:
             raise ValueError(f"need context_noise in [0, 1) and window 0 (whole clips) or ≥ 2, got "
                              f"{self.context_noise}, {self.window}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be 0 (draw in the training process) or more, got {self.num_workers}")
         if not 0 <= self.window_weight <= 1:
             raise ValueError(f"need window_weight in [0, 1] (0: every clip alike, 1: every window alike), got "
                              f"{self.window_weight}")
@@ -173,6 +176,7 @@ class GeneratorTrainConfig:
     grad_accum: int = 1
     zero_stage: int = 0
     precision: str = "auto"  # bf16 on CUDA, fp32 on CPU
+    gradient_checkpointing: bool = False  # recompute each layer's activations in backward: less memory, ~30% slower
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 500

@@ -27,6 +27,7 @@ from t2v.core.config_io import write_config
 from t2v.generator.attention import causal_mask
 from t2v.generator.cache import KVCache
 from t2v.generator.config import GeneratorConfig
+from t2v.generator.loss import linear_cross_entropy
 from t2v.generator.vocab import PAD
 
 CONFIG_FILE = "config.json"
@@ -70,6 +71,26 @@ class CodeDigits(nn.Module):
         return self.table(self.rows[codes]).sum(dim=-2)
 
 
+class CodeHead(nn.Module):
+    """The output layer over the video codes: logits, or with labels the training loss, computed a chunk of ids at
+    a time (loss.py: no full logits tensor). A module of its own, so ZeRO-3 gathers its weight when it runs."""
+
+    def __init__(self, hidden: int, codebook_size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(codebook_size, hidden))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's draw, overwritten: a seed gives the
+        nn.init.normal_(self.weight, std=0.02)  # initial weights it gave when this layer was an nn.Linear
+
+    def forward(self, hidden: torch.Tensor, weight: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (…, C) of `hidden` (…, H) under `weight` (default: this layer's), or with `labels` (…) the mean
+        cross-entropy over those that are not IGNORE (-100)."""
+        weight = self.weight if weight is None else weight
+        if labels is None:
+            return hidden @ weight.T
+        return linear_cross_entropy(hidden.flatten(0, -2), weight, labels.flatten())
+
+
 class VideoGenerator(nn.Module):
     """Decoder over `[specials | text | video]` ids with 3D rotary positions; logits over the video codes."""
 
@@ -78,8 +99,7 @@ class VideoGenerator(nn.Module):
         self.config = config
         self.vocab = config.vocab
         self.decoder = Qwen2VLTextModel(decoder_config(config))
-        self.head = nn.Linear(config.hidden, config.codebook_size, bias=False)
-        nn.init.normal_(self.head.weight, std=0.02)
+        self.head = CodeHead(config.hidden, config.codebook_size)
         levels = config.code_levels
         self.digits_in = CodeDigits(levels, config.hidden) if levels else None
         self.digits_out = CodeDigits(levels, config.hidden) if levels else None
@@ -87,7 +107,9 @@ class VideoGenerator(nn.Module):
     def output_weight(self) -> torch.Tensor:
         """(C, hidden) output vectors of the codes: the head's rows plus their factorized digit vectors. Without
         autograd (sampling: one id per forward) the sum is kept until either weight changes in place (an optimizer
-        step bumps the tensors' version counters), so decoding does not rebuild it for every id."""
+        step bumps the tensors' version counters) or the model switches between train and eval mode (DeepSpeed's
+        ZeRO optimizers write the weights through `.data`, which bumps no counter: its evaluation would read the
+        weights of the step before), so decoding does not rebuild it for every id."""
         weights = (self.head.weight, self.digits_out.table.weight)
         if torch.is_grad_enabled():
             return weights[0] + self.digits_out.vectors()
@@ -95,6 +117,22 @@ class VideoGenerator(nn.Module):
         if getattr(self, "_output_cache", (None,))[0] != key:
             self._output_cache = (key, weights[0] + self.digits_out.vectors())
         return self._output_cache[1]
+
+    def train(self, mode: bool = True) -> "VideoGenerator":
+        """As nn.Module's; also forgets the kept output vectors (`output_weight`)."""
+        self.__dict__.pop("_output_cache", None)
+        return super().train(mode)
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: D102 - nn.Module API behind .to/.half/.bfloat16
+        """As nn.Module's, but the rotary frequencies stay fp32 whatever dtype the weights take: in bf16 they turn
+        a position by angles off by up to 0.4% of it (the library keeps them as buffers, so .to() casts them)."""
+        super()._apply(fn, recurse)
+        rotary = self.decoder.rotary_emb
+        if rotary.inv_freq.dtype != torch.float32:
+            exact, _ = rotary.compute_default_rope_parameters(rotary.config)
+            rotary.inv_freq = exact.to(rotary.inv_freq.device)
+            rotary.original_inv_freq = exact.clone().to(rotary.inv_freq.device)
+        return self
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -105,17 +143,19 @@ class VideoGenerator(nn.Module):
         return KVCache(self.config.layers, batch, self.config.kv_heads, self.config.head_dim, capacity,
                        dtype=weight.dtype, device=weight.device)
 
-    def rotary(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def rotary(self, positions: torch.Tensor, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The rotary (cos, sin), each (B or 1, L, head_dim), of positions (3, L) or (B, 3, L) by the library's
-        multimodal rotary embedding: computed once, they serve any slice of the sequence (the sampler's ids)."""
+        multimodal rotary embedding (computed in fp32, given in `dtype`, default the weights'): computed once,
+        they serve any slice of the sequence (the sampler's ids)."""
         positions = positions.reshape(-1, 3, positions.shape[-1]).permute(1, 0, 2)  # (B, 3, L) -> (3, B, L)
         weight = self.head.weight
-        return self.decoder.rotary_emb(weight, positions.to(weight.device))
+        like = torch.empty(0, dtype=dtype or weight.dtype, device=weight.device)  # the library reads its dtype only
+        return self.decoder.rotary_emb(like, positions.to(weight.device))
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
                 logits_from: int = 0, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
                 attention: torch.Tensor | None = None, keep: int | None = None,
-                guesses: torch.Tensor | None = None) -> torch.Tensor:
+                guesses: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, L - logits_from, codebook_size) for ids (B, L) at positions (3, L) or (B, 3, L), or at the
         precomputed `rotary` of those positions.
 
@@ -123,6 +163,8 @@ class VideoGenerator(nn.Module):
         default causally. With a cache, the ids follow the cached ones and the cache keeps the first `keep` of
         them (default: all; the others, queries, are written past its end and forgotten). Where `guesses` (B, L) is
         True the id is a guess of a query place (the code one latent frame earlier), marked by the MASK vector.
+        With `labels` (B, L - logits_from; IGNORE where none) the mean cross-entropy instead of the logits, never
+        materialising them whole (loss.py).
         """
         length = ids.shape[1]
         rotary = rotary if rotary is not None else self.rotary(positions)
@@ -140,9 +182,8 @@ class VideoGenerator(nn.Module):
         if cache is not None:
             cache.advance(length if keep is None else keep)
         hidden = self.decoder.norm(hidden[:, logits_from:])
-        if self.digits_out is None:
-            return self.head(hidden)
-        return hidden @ self.output_weight().T
+        weight = None if self.digits_out is None else self.output_weight()
+        return self.head(hidden, weight, labels)
 
     # --- checkpoints ---
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:

@@ -127,6 +127,22 @@ class TextToVideo:
         info = PipelineInfo(fps=fps, size=video_tokenizer.frame_size((h, w)), frames=video_tokenizer.num_frames(t))
         return cls(video_tokenizer, generator, text, info)
 
+    # --- device and dtype ---
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "TextToVideo":
+        """Move both models to `device` and/or cast their weights to `dtype` (as a diffusers pipeline's `.to`);
+        returns the pipeline. The tokenizer's quantizer and the generator's rotary frequencies stay fp32."""
+        self.video_tokenizer.to(device=device, dtype=dtype)
+        self.generator.to(device=device, dtype=dtype)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.generator.head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.generator.head.weight.dtype
+
     # --- saving and loading ---
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write the pipeline directory (built under a temporary name, then renamed into place); `dtype` stores the
@@ -231,8 +247,8 @@ class TextToVideo:
         """Sample latent frames and decode them a tokenizer chunk at a time through its causal cache: uint8 chunks
         (B, T_i, H, W, 3), `options.frames` frames in all (`options` resolved). With `context` codes the decoder
         first runs over them (their pixels are not yielded), so the continuation joins them."""
-        device = self.generator.head.weight.device
-        tokenizer_device = next(self.video_tokenizer.parameters()).device
+        device = self.device
+        tokenizer_device = self.video_tokenizer.device
         rng = torch.Generator(device=device).manual_seed(options.seed)
         latents = sample_frames(self.generator, schedule, grid, options.sampling, rng, options.window, context,
                                 strategy)
@@ -265,8 +281,7 @@ class TextToVideo:
         if len(video) == 0:
             raise ValueError("the video to extend has no frames")
         usable = self.video_tokenizer.encodable_frames(min(self.context_length(context_frames), len(video)))
-        device = next(self.video_tokenizer.parameters()).device
-        return self.video_tokenizer.encode(to_pixels(video[-usable:], device))
+        return self.video_tokenizer.encode(to_pixels(video[-usable:], self.video_tokenizer.device))
 
     def extend(self, video: np.ndarray, prompt: Prompt | None = None, options: GenerationOptions | None = None, *,
                context_frames: int | None = None, **overrides: Any) -> Iterator[np.ndarray]:

@@ -182,7 +182,7 @@ def roll(model: VideoGenerator, cache: KVCache, frame_ids: int, shift: bool = Tr
     start = model.vocab.prefix_len
     cache.drop(start, frame_ids)
     if shift:
-        cos, sin = model.rotary(model.vocab.frame_shift(-1))  # (1, 1, head_dim) each
+        cos, sin = model.rotary(model.vocab.frame_shift(-1), torch.float32)  # (1, 1, head_dim) each, fp32
         cache.rotate_keys(start, cos[0, 0], sin[0, 0])
 
 

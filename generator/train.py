@@ -46,7 +46,6 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from t2v.generator.attention import PADDING, layout_mask
 from t2v.generator.data import IGNORE, TokenSequences
@@ -64,6 +63,7 @@ from t2v.core.guard import NonFiniteGuard
 from t2v.core.lr_schedule import lr_factor
 from t2v.core.precision import compute_dtype
 from t2v.core.runlog import RunLog, truncate_metrics
+from t2v.core.step_loader import step_loader
 from t2v.tokenizer.shards import ShardReader
 from t2v.core.state_io import load_state, save_state
 
@@ -126,6 +126,31 @@ def draw_micro_batch(dataset: TokenSequences, config: GeneratorTrainConfig, rank
     indices = draw_indices(dataset, config.batch_size, rng)
     dataset.set_epoch(step * config.grad_accum + micro)
     return collate([dataset[index] for index in indices])
+
+
+def draw_step(dataset: TokenSequences, config: GeneratorTrainConfig, rank: int,
+              step: int) -> list[dict[str, torch.Tensor]]:
+    """The `grad_accum` micro-batches of `rank` at `step` (what a data worker hands the trainer)."""
+    return [draw_micro_batch(dataset, config, rank, step, micro) for micro in range(config.grad_accum)]
+
+
+def sequence_loss(model: Any, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Cross-entropy on the video ids of a collated batch (the labelled ids: from BOV on, or the query frames), by
+    `model` (a VideoGenerator or its DeepSpeed engine) on `device`."""
+    start = int((batch["labels"] != IGNORE).any(dim=0).nonzero()[0])  # on the host: no device sync
+    batch = {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
+    mask = layout_mask(batch["frame"], batch["query"]) if "frame" in batch else None
+    return model(batch["ids"], batch["positions"], logits_from=start, attention=mask, guesses=batch.get("guess"),
+                 labels=batch["labels"][:, start:])  # generator/loss.py: no full logits
+
+
+@torch.no_grad()
+def held_out_loss(model: Any, data: TokenSequences, clips: int, batch_size: int, device: torch.device) -> float:
+    """Mean `sequence_loss` over the first `clips` items of `data`, `batch_size` at a time (the logged eval_loss)."""
+    count = min(clips, len(data))
+    losses = [sequence_loss(model, collate([data[i] for i in range(start, min(start + batch_size, count))]), device)
+              for start in range(0, count, batch_size)]
+    return float(torch.stack(losses).mean())
 
 
 def check_inputs(config: GeneratorTrainConfig) -> ShardReader:
@@ -211,7 +236,9 @@ def init_process_group() -> None:
     import deepspeed
     import deepspeed.ops
 
-    if not torch.cuda.is_available():  # GPU accelerators have no such op
+    if torch.cuda.is_available():  # each rank on its own GPU before any collective (NCCL binds to the current one)
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    else:  # GPU accelerators have no such op
         vars(deepspeed.ops).setdefault("__compatible_ops__", {})["deepspeed_shm_comm"] = False
     deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",
                                auto_mpi_discovery=False, verbose=False)
@@ -292,6 +319,20 @@ def make_engine(model: VideoGenerator, config: GeneratorTrainConfig, bf16: bool)
     return engine
 
 
+def to_universal(checkpoint: Path, out: Path) -> None:
+    """DeepSpeed's converter (`ds_to_universal`) from the ZeRO checkpoint directory `checkpoint` into `out`, written
+    under a temporary name and renamed into place; the state it needs that a plain data-parallel client never
+    writes (`universal_checkpoint_info`) is injected."""
+    import argparse
+
+    from deepspeed.checkpoint.ds_to_universal import main as convert
+
+    with atomic_directory(out) as tmp, contextlib.redirect_stdout(None):
+        convert(argparse.Namespace(input_folder=str(checkpoint), output_folder=str(tmp), num_extract_workers=1,
+                                   num_merge_workers=1, keep_temp_folder=False, strict=True,
+                                   inject_missing_state=True))
+
+
 def gathered(engine: Any) -> contextlib.AbstractContextManager:
     """Full parameters on every rank for the duration (a collective under ZeRO-3, nothing otherwise)."""
     if engine.zero_optimization_stage() == 3:
@@ -325,10 +366,14 @@ class Trainer:
                                     codebook_size=int(reader.meta["codebook_size"]), sizes=sizes, rates=rates)
         self.config = config = dataclasses.replace(config, model=model)
         # 3. the engine
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.bf16 = compute_dtype(config.precision, device) == torch.bfloat16  # DeepSpeed runs the mixed precision
+        self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else \
+            torch.device("cpu")
+        self.bf16 = compute_dtype(config.precision, self.device) == torch.bfloat16  # DeepSpeed runs mixed precision
         torch.manual_seed(config.seed)
-        self.engine = make_engine(VideoGenerator(config.model), config, self.bf16)
+        model = VideoGenerator(config.model)
+        if config.gradient_checkpointing:  # the library's decoder layers recompute themselves in backward
+            model.decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.engine = make_engine(model, config, self.bf16)
         self.vocab = config.model.vocab
         data, decoding = config.data, config.model.decoding
         previous = config.model.query_input == "previous"
@@ -351,26 +396,15 @@ class Trainer:
         return self.run_dir / "checkpoints"
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Cross-entropy on the video ids of a batch (the labelled ids: from BOV on, or the query frames)."""
-        start = int((batch["labels"] != IGNORE).any(dim=0).nonzero()[0])  # on the host: no device sync
-        batch = {name: tensor.to(self.engine.device) for name, tensor in batch.items()}
-        mask = layout_mask(batch["frame"], batch["query"]) if "frame" in batch else None
-        logits = self.engine(batch["ids"], batch["positions"], logits_from=start, attention=mask,
-                             guesses=batch.get("guess"))
-        return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"][:, start:].flatten(),
-                               ignore_index=IGNORE)
+        return sequence_loss(self.engine, batch, self.engine.device)
 
-    @torch.no_grad()
     def evaluate(self) -> float | None:
         """Mean loss on the first `eval_clips` clips of the eval split (captions kept), the same on every rank."""
         if self.eval_set is None:
             return None
         self.engine.eval()
-        count = min(self.config.data.eval_clips, len(self.eval_set))
-        losses = [self.loss(collate([self.eval_set[i] for i in range(start, min(start + self.config.batch_size,
-                                                                                   count))]))
-                  for start in range(0, count, self.config.batch_size)]
-        return float(torch.stack(losses).mean())
+        return held_out_loss(self.engine, self.eval_set, self.config.data.eval_clips, self.config.batch_size,
+                             self.engine.device)
 
     def train_step(self, micro_batches: list[dict[str, torch.Tensor]], want_norm: bool) -> dict[str, float]:
         """One optimizer step over the micro-batches; the loss is the cross-entropy on video ids."""
@@ -454,7 +488,11 @@ class Trainer:
         """Load the checkpoint `latest` names (complete by construction, read without pickle) and this rank's RNG
         state; redo the export if a kill left it behind."""
         name = latest_checkpoint(self.run_dir, RANK_STATE.format(rank=0) + ".json").name
-        path, client = self.engine.load_checkpoint(str(self.checkpoints), tag=name)
+        written_by = load_state(self.checkpoints / name, RANK_STATE.format(rank=0)).get("world", self.world)
+        if written_by != self.world and self.config.zero_stage > 0:  # optimizer state partitioned for other ranks
+            path, client = self.load_universal(self.checkpoints / name)
+        else:
+            path, client = self.engine.load_checkpoint(str(self.checkpoints), tag=name)
         if path is None or not isinstance(client, dict) or "step" not in client:
             raise ValueError(f"checkpoint {self.checkpoints / name} could not be loaded (DeepSpeed found no state or "
                              "no step in it); resume from an earlier checkpoint or start a new run")
@@ -470,6 +508,31 @@ class Trainer:
         if stale[0]:
             self.export()
 
+    def load_universal(self, checkpoint: Path) -> tuple[Any, Any]:
+        """Load a ZeRO checkpoint written by another number of ranks: rank 0 converts it once to DeepSpeed's
+        universal layout (one file per parameter and optimizer state, `checkpoint/universal/`), which every rank
+        then loads, repartitioned for the ranks of this run. Every file is first read by the pickle-free loader:
+        the converter unpickles them itself, so it only ever sees files that hold tensors and plain data."""
+        universal = checkpoint / "universal"
+        if self.rank == 0 and not universal.is_dir():
+            loader = safe_checkpoint_engine(self.engine)
+            for file in sorted(checkpoint.glob("*.pt")):
+                loader.load(str(file), map_location="cpu")  # a ValueError names a file that holds code
+            to_universal(checkpoint, universal)
+        distributed.barrier()
+        config = self.engine._config  # the engine reads the layout from its config; later saves are the usual ones
+        config.load_universal_checkpoint = True
+        try:
+            return self.engine.load_checkpoint(str(checkpoint), tag=universal.name)
+        finally:
+            config.load_universal_checkpoint = False
+
+    def batches(self) -> Iterator[list[dict[str, torch.Tensor]]]:
+        """The micro-batches of steps [step, steps) of this rank, drawn ahead in `data.num_workers` processes."""
+        draw = functools.partial(draw_step, self.dataset, self.config, self.rank)
+        yield from step_loader(draw, range(self.step, self.config.steps), self.config.data.num_workers,
+                               pin_memory=self.device.type == "cuda")
+
     def standalone_generator(self) -> VideoGenerator | None:
         """A plain fp32 CPU copy of the current weights on rank 0 (every rank must call: ZeRO-3 gathers)."""
         with gathered(self.engine):
@@ -484,7 +547,8 @@ class Trainer:
 
     def write_samples(self, generator: VideoGenerator | None = None) -> None:
         """Videos of the sample prompts in samples/step_XXXXXXXX/, as long and as large as the training clips
-        (rank 0), from `generator` (default: a standalone copy of the current weights; every rank must call)."""
+        (rank 0, on the training device, so the other ranks wait seconds, not minutes), from `generator` (default: a
+        standalone copy of the current weights; every rank must call)."""
         generator = generator or self.standalone_generator()
         if generator is None:
             return
@@ -494,6 +558,7 @@ class Trainer:
         reader, row = self.dataset.reader, self.dataset.rows[0]
         grid = reader.rows[row]["shape"]  # latent grid of a training clip, and its rate
         pipeline = TextToVideo.assemble(self.config.tokenizer_dir, generator, self.text, reader.fps(row), tuple(grid))
+        pipeline.to(self.device)  # fp32: a sample shows the weights, not a rounding of them
         with atomic_directory(self.run_dir / "samples" / f"step_{self.step:08d}") as tmp:
             for number, prompt in enumerate(self.config.sample_prompts):
                 slug = re.sub(r"[^a-z0-9]+", "_", normalize(prompt)).strip("_")[:60]
@@ -522,11 +587,10 @@ def _train_loop(trainer: Trainer) -> GeneratorTrainResult:
                  trainer.step)
     tokens = seconds = period_tokens = period_seconds = 0.0  # period: the steps since the last logged one
     logs: dict[str, float] = {}
-    with log:
+    with log, contextlib.closing(trainer.batches()) as batches:
         while trainer.step < config.steps:
             started = time.perf_counter()
-            micro_batches = [draw_micro_batch(trainer.dataset, config, rank, trainer.step, micro)
-                             for micro in range(config.grad_accum)]
+            micro_batches = next(batches)
             log_now = log.due(trainer.step + 1, config.log_every)
             logs = trainer.train_step(micro_batches, want_norm=log_now)
             trainer.step += 1

@@ -29,7 +29,7 @@ GRID, CODEBOOK, STEPS = (2, 4, 4), 64, 10
 PROMPTS = ["a red circle moving left slowly", "a blue square moving up quickly"]
 
 
-def write_fake_shards(directory):
+def write_fake_shards(directory, meta: dict | None = None):
     """48 clips of the shapes captions; clip codes are a ramp offset by the caption's number (learnable)."""
     captions = all_captions()
     rng = np.random.default_rng(0)
@@ -38,7 +38,7 @@ def write_fake_shards(directory):
         caption = captions[int(rng.integers(len(captions)))]
         codes = (np.arange(np.prod(GRID)).reshape(GRID) + captions.index(caption)) % CODEBOOK  # (t, h, w)
         writer.add(codes, {"caption": caption.text, "split": split_of(caption), "path": f"clip{i}.mp4"})
-    return writer.close({"fps": 8.0})
+    return writer.close({"fps": 8.0, **(meta or {})})
 
 
 @pytest.fixture(scope="module")
@@ -305,3 +305,115 @@ def test_two_cpu_ranks_end_with_identical_weights(shards, tmp_path, stage):
     run = tmp_path / "run"
     assert [row["step"] for row in metrics(run)] == [1, 2, 3]  # one writer: rank 0
     assert {"rank0.json", "rank1.json"} <= {p.name for p in (run / "checkpoints" / "step_00000003").iterdir()}
+
+
+@pytest.mark.parametrize("code_levels", [[], [4, 4, 4]])
+def test_zero1_logged_eval_loss_equals_the_export_reevaluated(shards, tmp_path, code_levels):
+    """ZeRO-1 writes weights through `.data` (no version bump): the logged held-out loss must still be that of the
+    weights of its step, i.e. of the export written at the same checkpoint."""
+    from t2v.generator.data import TokenSequences
+    from t2v.generator.text import TextTokenizer
+    from t2v.generator.train import held_out_loss
+
+    if code_levels:  # factorized code vectors: the output weight the sampler keeps between calls
+        shards = write_fake_shards(tmp_path / "fsq", {"tokenizer": {"quantizer": {"kind": "fsq",
+                                                                                  "fsq_levels": code_levels}}})
+    model = dataclasses.replace(train_config(shards).model, code_levels=code_levels, codebook_size=CODEBOOK)
+    config = train_config(shards, steps=4, zero_stage=1, checkpoint_every=2, model=model)  # evaluated twice
+    tmp_path = tmp_path / "run"
+    train(config, tmp_path)
+    logged = metrics(tmp_path, "eval_loss")[-1]
+    assert logged["step"] == 4
+    exported = VideoGenerator.from_pretrained(tmp_path)
+    data = TokenSequences(shards, TextTokenizer.load(tmp_path), exported.vocab, "heldout")
+    again = held_out_loss(exported, data, config.data.eval_clips, config.batch_size, torch.device("cpu"))
+    assert again == pytest.approx(logged["eval_loss"], abs=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(shards):
+    from t2v.generator.data import TokenSequences
+    from t2v.generator.text import TextTokenizer
+    from t2v.generator.train import draw_micro_batch, sequence_loss
+
+    config = train_config(shards)
+    text = TextTokenizer.train(["a red circle moving left slowly", "a blue square"], 30, 12)
+    model_config = dataclasses.replace(config.model, text_size=text.size, codebook_size=CODEBOOK,
+                                       max_text_len=12, sizes=[[4, 4]], rates=[8.0])
+    data = TokenSequences(shards, text, model_config.vocab, "seen")
+    batch = draw_micro_batch(data, config, 0, 0, 0)
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = VideoGenerator(model_config).train()
+        if checkpointing:
+            model.decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            loss = sequence_loss(model, batch, torch.device("cpu"))
+        loss.backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+        grads[-1]["_saved"] = sum(saved)
+    assert grads[1].pop("_saved") < grads[0].pop("_saved")  # fewer activations kept for backward
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+
+
+RESUME_SCRIPT = textwrap.dedent('''
+    """Run by each torchrun rank: resume the run in argv[2] to step 4 (it was trained to 2 by one process)."""
+    import sys
+
+    from safetensors.torch import save_file
+
+    from t2v.core import config_io
+    from t2v.generator.config import GeneratorTrainConfig
+    from t2v.generator.train import Trainer, train
+
+    run = sys.argv[1]
+    real_resume = Trainer.resume
+
+    def resume(self):  # the weights each rank holds right after loading
+        real_resume(self)
+        state = {k: v.detach().float().contiguous().clone() for k, v in self.engine.module.state_dict().items()}
+        save_file(state, f"{run}/../resumed{self.rank}.safetensors")
+
+    Trainer.resume = resume
+    config = config_io.load(GeneratorTrainConfig, run + "/config.json")
+    train(config_io.apply_overrides(config, ["steps=4"]), run, resume=True)
+''')
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("stage", [0, 1])
+def test_a_one_process_run_resumes_on_two_ranks(shards, tmp_path, stage):
+    """A checkpoint of 1 rank resumes on 2 (ZeRO-1: converted to DeepSpeed's universal layout, repartitioned over
+    the new ranks): the run goes on from its step, with one metrics line per step and an export of the final
+    weights."""
+    run = tmp_path / "run"
+    train(train_config(shards, steps=2, zero_stage=stage, checkpoint_every=2), run)
+    step2 = load_file(str(run / "model.safetensors"))
+    run_torchrun(RESUME_SCRIPT, [str(run)], tmp_path)
+    for rank in (0, 1):  # both ranks start again from the step-2 weights
+        resumed = load_file(str(tmp_path / f"resumed{rank}.safetensors"))
+        assert all(torch.equal(resumed[name], step2[name]) for name in step2)
+    assert [row["step"] for row in metrics(run)] == [1, 2, 3, 4]
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000004"
+    model = VideoGenerator.from_pretrained(run)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert {"rank0.json", "rank1.json"} <= {p.name for p in (run / "checkpoints" / "step_00000004").iterdir()}
+    assert (run / "checkpoints" / "step_00000002" / "universal" / "zero").is_dir() == (stage > 0)
+
+
+def test_bf16_training_runs_and_starts_at_the_fp32_loss(shards, tmp_path):
+    """DeepSpeed's bf16 mixed precision (fp32 master weights, ZeRO-1) on the CPU: the first step's loss is the fp32
+    run's within bf16's rounding of the forward (8 bits of mantissa: a few 1e-3 on a loss near ln 64), the loss
+    falls, the export is fp32 and finite."""
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        run = tmp_path / precision
+        train(train_config(shards, steps=4, zero_stage=1, checkpoint_every=4, precision=precision), run)
+        losses[precision] = [row["loss"] for row in metrics(run)]
+    assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], abs=0.02)
+    assert losses["bf16"][-1] < losses["bf16"][0] - 0.3
+    weights = load_file(str(tmp_path / "bf16" / "model.safetensors"))
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())

@@ -23,7 +23,7 @@ def to_pixels(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.T
 
 def to_uint8(video: torch.Tensor) -> np.ndarray:
     """One clip (3, T, H, W) in [-1, 1] → uint8 (T, H, W, 3)."""
-    return ((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
+    return ((video.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
 
 
 def tokenizer_chunks(frame_chunks: Iterable[np.ndarray], temporal_stride: int,
