@@ -34,6 +34,22 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
+MIN_TRANSFORMERS = "5.24"  # setup.cfg's bound: the first release whose decoder layers take `cache=`
+
+
+def check_transformers() -> None:
+    """A RuntimeError naming the fix when the installed `transformers` decoder layer takes no `cache=` argument:
+    older releases call it `past_key_values` and would silently drop ours (decoding would see the new id only)."""
+    import inspect
+
+    import transformers
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLDecoderLayer
+
+    if "cache" not in inspect.signature(Qwen2VLDecoderLayer.forward).parameters:
+        raise RuntimeError(f"transformers {transformers.__version__} is too old for t2v's KV cache: install "
+                           f"transformers>={MIN_TRANSFORMERS} (pip install -U 'transformers>={MIN_TRANSFORMERS}')")
+
+
 def decoder_config(config: GeneratorConfig) -> Qwen2VLTextConfig:
     """The `transformers` decoder config of a generator config."""
     decoder = Qwen2VLTextConfig(
@@ -96,6 +112,7 @@ class VideoGenerator(nn.Module):
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
+        check_transformers()
         self.config = config
         self.vocab = config.vocab
         self.decoder = Qwen2VLTextModel(decoder_config(config))

@@ -147,6 +147,19 @@ def test_cached_logits_equal_uncached_logits(levels):
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
 
 
+def test_a_transformers_without_the_cache_argument_is_refused(monkeypatch):
+    """Releases before 5.24 name the layers' cache `past_key_values` and would drop ours silently (the parity test
+    above fails on 5.23): the model refuses to build there, naming the version to install."""
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLDecoderLayer
+
+    def old_forward(self, hidden_states, attention_mask=None, past_key_values=None, position_embeddings=None):
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(Qwen2VLDecoderLayer, "forward", old_forward)
+    with pytest.raises(RuntimeError, match=r"install transformers>=5\.24"):
+        tiny_generator()
+
+
 def test_logits_do_not_depend_on_absolute_offsets_only_on_differences():
     model = tiny_generator()
     vocab = model.vocab
