@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.func import functional_call
 
 from t2v.tokenizer.config import LossConfig
 
@@ -98,10 +99,10 @@ def salience(video: torch.Tensor) -> torch.Tensor:
     return ((video - median).abs().amax(dim=1, keepdim=True) / 2).clamp(max=1.0)
 
 
-def reconstruction_terms(video: torch.Tensor, reconstruction: torch.Tensor,
-                         config: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
+def reconstruction_terms(video: torch.Tensor, reconstruction: torch.Tensor, config: LossConfig,
+                         float_logs: bool = True) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
     """The pixel terms of the loss (L1, L2, gradient difference; LPIPS and the GAN are added by the caller), and
-    their values for logging.
+    their values for logging: floats, or with `float_logs=False` detached 0-d tensors (no wait for the device).
 
     With `salience_weight` w, L1 and L2 weigh each pixel 1 + w·salience, the larger of the target's and the
     reconstruction's: on shapes the background is 95% of the pixels, and unweighted the codes learn where the
@@ -111,7 +112,7 @@ def reconstruction_terms(video: torch.Tensor, reconstruction: torch.Tensor,
     """
     error = video - reconstruction
     l1, l2 = error.abs().mean(), error.pow(2).mean()
-    logs = {"l1": l1.item(), "l2": l2.item()}
+    logs = {"l1": l1, "l2": l2}
     if config.salience_weight > 0:
         shown = torch.maximum(salience(video), salience(reconstruction.detach()))
         weight = 1 + config.salience_weight * shown
@@ -120,8 +121,15 @@ def reconstruction_terms(video: torch.Tensor, reconstruction: torch.Tensor,
     if config.gradient_weight > 0:
         edges = gradient_difference(video, reconstruction)
         total = total + config.gradient_weight * edges
-        logs["gradient"] = edges.item()
-    return total, logs
+        logs["gradient"] = edges
+    return total, log_values(logs, float_logs)
+
+
+def log_values(logs: dict[str, torch.Tensor], as_floats: bool) -> dict[str, float | torch.Tensor]:
+    """Logged loss terms as floats (one wait for the device), or as they are, detached."""
+    if as_floats:
+        return dict(zip(logs, torch.stack([value.detach().float() for value in logs.values()]).tolist()))
+    return {name: value.detach() for name, value in logs.items()}
 
 
 def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -141,11 +149,13 @@ def adaptive_weight(reconstruction_loss: torch.Tensor, adversarial_loss: torch.T
 
 
 class TokenizerLoss(nn.Module):
-    """All terms of the generator (tokenizer) side and of the discriminator side."""
+    """All terms of the generator (tokenizer) side and of the discriminator side. Their logged values are floats,
+    or with `float_logs=False` detached 0-d tensors: a trainer that reads them only at its log steps then never
+    waits for the device in between."""
 
-    def __init__(self, config: LossConfig) -> None:
+    def __init__(self, config: LossConfig, float_logs: bool = True) -> None:
         super().__init__()
-        self.config = config
+        self.config, self.float_logs = config, float_logs
         self.discriminator = Discriminator3d(config.discriminator_channels)
         self.lpips = (build_lpips(config.lpips_weights, config.lpips_random_backbone)
                       if config.perceptual_weight > 0 else None)
@@ -157,33 +167,35 @@ class TokenizerLoss(nn.Module):
 
     def generator_loss(self, video: torch.Tensor, reconstruction: torch.Tensor, quantizer_loss: torch.Tensor,
                        last_layer: torch.Tensor, step: int,
-                       adversarial_weight: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                       adversarial_weight: float | None = None) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
         """Loss of the tokenizer for one batch, and its terms for logging; `adversarial_weight` overrides the
         config's GAN weight (the decoder fine-tune's own)."""
         cfg = self.config
         adversarial_weight = cfg.adversarial_weight if adversarial_weight is None else adversarial_weight
-        reconstruction_loss, logs = reconstruction_terms(video, reconstruction, cfg)
+        reconstruction_loss, logs = reconstruction_terms(video, reconstruction, cfg, float_logs=False)
         if self.lpips is not None:
             perceptual = lpips_per_frame(self.lpips, video, reconstruction)
             reconstruction_loss = reconstruction_loss + cfg.perceptual_weight * perceptual
-            logs["lpips"] = perceptual.item()
+            logs["lpips"] = perceptual
         total = reconstruction_loss + cfg.quantizer_weight * quantizer_loss
         if self.gan_active(step, adversarial_weight):
-            for parameter in self.discriminator.parameters():
-                parameter.requires_grad_(False)
-            adversarial = generator_adversarial_loss(self.discriminator(reconstruction))
-            for parameter in self.discriminator.parameters():
-                parameter.requires_grad_(True)
+            # The discriminator as a fixed function here: its parameters detached, so this term gives them no
+            # gradient, and a DDP-wrapped discriminator (the trainer's, for its own step) never sees this pass.
+            frozen = {name: parameter.detach() for name, parameter in self.discriminator.named_parameters()}
+            adversarial = generator_adversarial_loss(functional_call(self.discriminator, frozen, (reconstruction,)))
             weight = adaptive_weight(reconstruction_loss, adversarial, last_layer)
             total = total + adversarial_weight * weight * adversarial
-            logs.update(adversarial=adversarial.item(), adaptive_weight=weight.item())
-        logs["loss"] = total.item()
-        return total, logs
+            logs.update(adversarial=adversarial, adaptive_weight=weight)
+        logs["loss"] = total
+        return total, log_values(logs, self.float_logs)
 
-    def discriminator_loss(self, video: torch.Tensor, reconstruction: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Hinge loss of the discriminator on real clips vs. (detached) reconstructions."""
-        real_logits = self.discriminator(video)
-        fake_logits = self.discriminator(reconstruction.detach())
+    def discriminator_loss(self, video: torch.Tensor, reconstruction: torch.Tensor,
+                           discriminator: nn.Module | None = None) -> tuple[torch.Tensor, dict]:
+        """Hinge loss of the discriminator on real clips vs. (detached) reconstructions, both in one forward of
+        `discriminator` (default: this loss's own; a trainer passes its DDP-wrapped one, which allows one forward per
+        backward). Its GroupNorm normalises each clip alone, so the joint batch changes no logit."""
+        logits = (discriminator or self.discriminator)(torch.cat([video, reconstruction.detach()]))
+        real_logits, fake_logits = logits.split(len(video))
         loss = hinge_discriminator_loss(real_logits, fake_logits)
-        return loss, {"d_loss": loss.item(), "logits_real": real_logits.mean().item(),
-                      "logits_fake": fake_logits.mean().item()}
+        logs = {"d_loss": loss, "logits_real": real_logits.mean(), "logits_fake": fake_logits.mean()}
+        return loss, log_values(logs, self.float_logs)

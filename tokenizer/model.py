@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from safetensors.torch import save_file
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from t2v.core.atomic import atomic_file
 from t2v.core.checkpoint import load_weights, weights_state
@@ -30,6 +31,17 @@ from t2v.core.config_io import from_dict, write_config
 from t2v.tokenizer.config import TokenizerConfig
 from t2v.tokenizer.layers import CausalConv3d, ConvCache, Downsample, ResBlock, Upsample, norm
 from t2v.tokenizer.quantizer import Quantizer, QuantizerOutput, swap_codes
+
+
+def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, cache: ConvCache | None, checkpointing: bool) -> torch.Tensor:
+    """`x` through `blocks` in turn; with `checkpointing`, a whole-clip forward that builds a graph keeps only each
+    block's input and recomputes the block in the backward (non-reentrant, so DDP and autocast work as usual)."""
+    for block in blocks:
+        if checkpointing and cache is None and torch.is_grad_enabled():
+            x = checkpoint(block, x, use_reentrant=False)
+        else:
+            x = block(x, cache)
+    return x
 
 
 class Encoder(nn.Module):
@@ -52,13 +64,12 @@ class Encoder(nn.Module):
         self.blocks.append(ResBlock(in_width, in_width))
         self.norm_out = norm(in_width)
         self.conv_out = CausalConv3d(in_width, latent_dim)
+        self.checkpointing = False  # VideoTokenizer.set_gradient_checkpointing
 
     def forward(self, video: torch.Tensor, cache: ConvCache | None = None) -> torch.Tensor:
         p = self.patch_size
         video = rearrange(video, "b c t (h p) (w q) -> b (c p q) t h w", p=p, q=p)  # (B, 3p², T, H/p, W/p)
-        x = self.conv_in(video, cache)
-        for block in self.blocks:
-            x = block(x, cache)
+        x = run_blocks(self.blocks, self.conv_in(video, cache), cache, self.checkpointing)
         return self.conv_out(F.silu(self.norm_out(x)), cache)
 
 
@@ -82,11 +93,10 @@ class Decoder(nn.Module):
         self.norm_out = norm(in_width)
         self.patch_size = config.patch_size
         self.conv_out = CausalConv3d(in_width, 3 * self.patch_size**2)
+        self.checkpointing = False  # VideoTokenizer.set_gradient_checkpointing
 
     def forward(self, latent: torch.Tensor, cache: ConvCache | None = None) -> torch.Tensor:
-        x = self.conv_in(latent, cache)
-        for block in self.blocks:
-            x = block(x, cache)
+        x = run_blocks(self.blocks, self.conv_in(latent, cache), cache, self.checkpointing)
         x = self.conv_out(F.silu(self.norm_out(x)), cache)
         p = self.patch_size
         return rearrange(x, "b (c p q) t h w -> b c t (h p) (w q)", p=p, q=p)  # depth-to-space: (B, 3, T, H, W)
@@ -118,6 +128,10 @@ class VideoTokenizer(nn.Module):
     @property
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute the encoder's and decoder's blocks in the backward of a training forward (`run_blocks`)."""
+        self.encoder.checkpointing = self.decoder.checkpointing = enabled
 
     # 1. Shapes: the stride arithmetic between frames and latent frames, pixel sizes and latent grids ----------
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
@@ -166,17 +180,21 @@ class VideoTokenizer(nn.Module):
         """Reconstruct a clip (B, 3, T, H, W) in [-1, 1]; returns reconstruction, codes and the quantizer loss.
 
         `train_encoder=False` encodes without gradients (the decoder fine-tune: the codes no longer change); there,
-        `code_noise` is the fraction of codes the decoder gets swapped for codes from elsewhere in the batch.
+        `code_noise` is the fraction of codes the decoder gets swapped for codes from elsewhere in the batch. Under a
+        bf16 autocast the encoder and decoder compute in bf16, the quantizer in fp32 all the same (its rounding and
+        distances, and its loss).
         """
         self.latent_shape(*video.shape[2:])
         if code_noise and train_encoder:
             raise ValueError("code_noise needs train_encoder=False: swapped codes pass no gradient to the encoder")
         with torch.set_grad_enabled(train_encoder and torch.is_grad_enabled()):
-            quantized: QuantizerOutput = self.quantizer(self.encoder(video))
+            encoded = self.encoder(video)
+            with torch.autocast(video.device.type, enabled=False):
+                quantized: QuantizerOutput = self.quantizer(encoded.float())
         latent = quantized.latent
         if code_noise:
             latent = self.quantizer.codes_to_latent(swap_codes(quantized.codes, code_noise))
-        reconstruction = self.decoder(latent)
+        reconstruction = self.decoder(latent.to(encoded.dtype))
         return TokenizerOutput(reconstruction, quantized.codes, quantized.aux_loss)
 
     # 3. Chunked encode / decode ------------------------------------------------------------------------------
