@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 
 import pytest
@@ -28,7 +27,7 @@ SCRIPT = textwrap.dedent('''
 
     def train_step(self, video):
         logs = real_step(self, video)
-        losses.append(logs["loss"])
+        losses.append(float(logs["loss"]))
         return logs
 
     def save(self):
@@ -88,16 +87,17 @@ def test_two_cpu_ranks_end_with_identical_weights(tmp_path, shapes_index, quanti
 
 
 def test_helpers_without_process_group(monkeypatch):
-    """A plain single process: setup reports rank 0 of 1 and the collectives are no-ops."""
+    """A plain single process: setup reports rank 0 of 1, nothing is wrapped and the collectives are no-ops."""
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     rank, world, device = distributed.setup()
     assert (rank, world, device.type) == (0, 1, "cuda" if torch.cuda.is_available() else "cpu")
     module = torch.nn.Linear(2, 2)
-    module(torch.ones(1, 2)).sum().backward()
-    grad = module.weight.grad.clone()
-    distributed.average_gradients(module)
-    distributed.broadcast_parameters(module)
+    assert distributed.wrap(module) is module
+    with distributed.accumulating(module, last=False):
+        module(torch.ones(1, 2)).sum().backward()
     distributed.barrier()
-    assert torch.equal(module.weight.grad, grad)
+    assert torch.equal(module.weight.grad, torch.ones(2, 2))
     assert torch.equal(distributed.all_sum(torch.tensor([3.0])), torch.tensor([3.0]))
+    seeds = {distributed.rank_seed(seed, rank) for seed in (0, 1) for rank in (0, 1)}
+    assert len(seeds) == 4 and distributed.rank_seed(0, 1) == distributed.rank_seed(0, 1)

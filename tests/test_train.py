@@ -27,7 +27,8 @@ def train_config(index, quantizer: str = "fsq", steps: int = 4) -> TokenizerTrai
     return TokenizerTrainConfig(
         name="test", model=tiny_config(quantizer),
         loss=LossConfig(perceptual_weight=0, discriminator_start=2, discriminator_channels=4),
-        data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16), eval_clips=2),
+        data=DataConfig(index=str(index), train_split="seen", eval_split="heldout", num_frames=5, size=(16, 16),
+                        eval_clips=2),
         steps=steps, batch_size=2, log_every=1, eval_every=1000, checkpoint_every=2, num_samples=1)
 
 
@@ -137,6 +138,17 @@ def test_resume_after_kill_truncates_metrics_and_continues_exactly(uninterrupted
     assert_same_weights(reference, tmp_path)
 
 
+def test_resume_with_gradient_accumulation_gives_the_same_losses(shapes_index, tmp_path):
+    """2 micro-batches a step (one loader and data worker each), the GAN on from step 3: a run resumed at step 2
+    continues with the losses and weights of the uninterrupted one (micro-batches are a function of the step)."""
+    config = dataclasses.replace(train_config(shapes_index), grad_accum=2, batch_size=1)
+    train(config, tmp_path / "whole")
+    train(dataclasses.replace(config, steps=2), tmp_path / "resumed")
+    train(config, tmp_path / "resumed", resume=True)
+    assert_same_losses(metrics(tmp_path / "whole"), metrics(tmp_path / "resumed"), steps=(1, 2, 3, 4))
+    assert_same_weights(tmp_path / "whole", tmp_path / "resumed")
+
+
 def test_resume_without_checkpoint_fails(shapes_index, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
         train(train_config(shapes_index), tmp_path, resume=True)
@@ -242,7 +254,8 @@ def test_draw_batch_is_a_function_of_seed_rank_step(shapes_index):
 def test_image_phase_trains_on_frames_then_clips(shapes_index, tmp_path):
     config = dataclasses.replace(train_config(shapes_index), image_steps=2, image_batch_size=3)
     trainer = Trainer(config, tmp_path)
-    assert [tuple(trainer.batch(step).shape) for step in (0, 1, 2, 3)] == [(3, 3, 1, 16, 16)] * 2 + [(2, 3, 5, 16, 16)] * 2
+    shapes = [tuple(trainer.batch(step).shape) for step in (0, 1, 2, 3)]
+    assert shapes == [(3, 3, 1, 16, 16)] * 2 + [(2, 3, 5, 16, 16)] * 2
     assert torch.equal(trainer.batch(1), trainer.batch(1)) and (trainer.batch(1) > -0.5).any()  # objects drawn
     train(config, tmp_path / "run")
     assert [row["step"] for row in metrics(tmp_path / "run")] == [1, 2, 3, 4]
@@ -261,3 +274,7 @@ def test_train_config_checks():
         TokenizerTrainConfig(decoder_code_noise=1.0)
     with pytest.raises(ValueError, match="decoder_steps"):
         TokenizerTrainConfig(steps=10, image_steps=4, decoder_steps=6)
+    with pytest.raises(ValueError, match="grad_accum"):
+        TokenizerTrainConfig(grad_accum=0)
+    with pytest.raises(ValueError, match="precision"):
+        TokenizerTrainConfig(precision="fp16")

@@ -148,7 +148,9 @@ class DataConfig:
     # (H, W) sizes clips are sorted into by aspect ratio, each batch of one size (e.g. 1:1, 4:3, 16:9, 9:16 at one
     # pixel budget); empty: every clip at `size`
     buckets: list[tuple[int, int]] = field(default_factory=list)
-    num_workers: int = 2  # DataLoader worker processes drawing batches ahead; 0 = in the training process
+    # DataLoader worker processes drawing batches ahead (shared by the grad_accum micro-batch streams, at least one
+    # each); 0 = in the training process
+    num_workers: int = 2
     prefetch_batches: int = 2  # batches each worker keeps ready
 
     def __post_init__(self) -> None:
@@ -190,7 +192,8 @@ class TokenizerTrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     steps: int = 10000
-    batch_size: int = 4  # per rank
+    batch_size: int = 4  # clips per rank and micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step (each rank's step sees grad_accum × batch_size clips)
     image_steps: int = 0  # the first steps train on single frames (an image phase), then on clips
     image_batch_size: int = 16  # frames per rank and step in the image phase
     # the last steps train the decoder alone on the frozen encoder's codes, with their own warmup and cosine: the
@@ -208,10 +211,19 @@ class TokenizerTrainConfig:
     max_skipped_steps: int = 10  # steps with a NaN/inf loss or gradient skipped in a row before the run stops
     num_samples: int = 4  # side-by-side sample videos per evaluation
     channels_last: bool = True  # faster 3D convolutions on CPU (oneDNN) and GPU
+    # the encoder's and decoder's forward: auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16 (autocast); the
+    # quantizer and the losses always compute in fp32
+    precision: str = "auto"
+    # keep only each encoder/decoder block's input and recompute the block in the backward: activation memory for
+    # a second forward of the blocks
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.image_batch_size < 1:
-            raise ValueError("steps, batch_size and image_batch_size must be positive")
+        if self.steps < 1 or self.batch_size < 1 or self.image_batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("steps, batch_size, image_batch_size and grad_accum must be positive")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r} (fp16 would need a loss "
+                             "scaler: use bf16)")
         if not 0 <= self.image_steps < self.steps:
             raise ValueError(f"image_steps ({self.image_steps}) must be in [0, steps={self.steps}): clips must "
                              "follow the image phase")
