@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from t2v.cli.options import device_options
+
 
 class RunCommand(click.Command):
     """`recipe run`, whose help ends with the runnable recipes and their variants, read from the registry."""
@@ -35,7 +37,8 @@ def recipe() -> None:
 @click.option("--variant", metavar="NAME", default="default", show_default=True,
               help="A variant of the recipe's run (listed below), e.g. multi.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved stage configs and the output layout; create nothing.")
-def run(name: str, out_dir: Path, quick: bool, variant: str, dry_run: bool) -> None:
+@device_options
+def run(name: str, out_dir: Path, quick: bool, variant: str, dry_run: bool, device: str, dtype: str) -> None:
     """Run recipe NAME into OUT: the main job, from nothing to `OUT/pipeline` and its evaluation.
 
     \b
@@ -44,10 +47,15 @@ def run(name: str, out_dir: Path, quick: bool, variant: str, dry_run: bool) -> N
       t2v recipe run shapes --out runs/shapes                   # the full run, ~28 minutes
       t2v recipe run shapes --out runs/shapes-multi --variant multi --quick   # two sizes, two frame rates
       t2v recipe run shapes --out runs/shapes --dry-run         # the configs and the layout, nothing run
+      t2v recipe run shapes --out runs/shapes --device cuda     # encode and evaluate on the GPU (training takes
+                                                                # the GPU whenever one is visible)
       t2v generate runs/shapes/pipeline "a red circle moving left slowly" -o red_circle.mp4
     """
     from t2v.core.config_io import dump_yaml
+    from t2v.core.precision import resolve
     from t2v.recipes.registry import run_module
+
+    resolve(device, dtype)  # a bad --device or --dtype: the one-line error before anything runs
 
     module = run_module(name)  # a recipe that cannot run end to end: a one-line error naming those that can
     config = module.run_config(quick, variant)
@@ -59,4 +67,4 @@ def run(name: str, out_dir: Path, quick: bool, variant: str, dry_run: bool) -> N
         for entry, what in module.LAYOUT.items():
             click.echo(f"  {out_dir}/{entry:<{width}}  {what}")
         return
-    module.run_recipe(out_dir, config, log=click.echo)
+    module.run_recipe(out_dir, config, log=click.echo, device=device, dtype=dtype)

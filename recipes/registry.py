@@ -10,7 +10,7 @@ What more a recipe can do is the modules it has (looked up without importing the
 - `run`, it runs end to end (`t2v recipe run`): `VARIANTS` (name → a function deriving its run config; the first
   line of the function's docstring is its help), `run_config(quick, variant)` (a config with `resolve(out)`: the
   same with every stage's paths under `out`), `LAYOUT` (entry under `out` → what it holds) and
-  `run_recipe(out, config, log)`;
+  `run_recipe(out, config, log, device, dtype)`;
 - `evaluate`, it scores pipelines (`t2v eval`): `evaluate_pipeline(pipeline, config, out_dir, progress)` → reports,
   where `config` is the dataclass its signature names (fields num, splits, seed, sizes, rates, sampling, whose
   `splits` default lists the recipe's splits; `conditions(pipeline)`: the (size, rate) pairs scored), and

@@ -90,7 +90,7 @@ def test_run_variants_and_the_help_that_lists_them(monkeypatch, capsys):
 
 def test_recipe_run_dispatches_to_the_recipe_run_module(tmp_path, monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(shapes_run, "run_recipe", lambda out, config, log: calls.append((out, config)))
+    monkeypatch.setattr(shapes_run, "run_recipe", lambda out, config, log, **where: calls.append((out, config)))
     out = tmp_path / "run"
     code, stdout, err = run_main(["recipe", "run", "shapes", "--out", str(out), "--quick", "--variant", "multi"],
                                  monkeypatch, capsys)

@@ -37,6 +37,7 @@ from t2v.recipes.shapes.dataset import FPS, draw_clips
 from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
 from t2v.recipes.shapes.verify import format_table
 from t2v.core.atomic import atomic_write_text
+from t2v.core.precision import resolve
 from t2v.tokenizer.encode import encode_clips
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.train import train as train_tokenizer
@@ -178,8 +179,11 @@ def _resumable(run_dir: Path) -> bool:
     return False
 
 
-def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], None] = print) -> dict[str, dict]:
-    """Run every stage into `out`; returns the evaluation scores per split.
+def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], None] = print, device: str = "auto",
+               dtype: str = "auto") -> dict[str, dict]:
+    """Run every stage into `out`; returns the evaluation scores per split. The trainers take the launcher's device
+    (CUDA when available); the encode stage runs on `device` in fp32 (codes are discrete: a bf16 encoder would move
+    some across a rounding boundary), the evaluation on `device` in `dtype` (names as `--device` / `--dtype`).
 
     1. Train the video tokenizer on clips drawn at every step (resumes an interrupted run).
     2. Draw the generator's clips and encode them to token shards.
@@ -187,6 +191,7 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
     4. Assemble the pipeline directory.
     5. Generate videos for seen and held-out captions and score them with the verifier.
     """
+    where, precision = resolve(device, dtype)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timing_path = out / "run.json"
@@ -213,7 +218,7 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
     def encode() -> None:
         clips, total = config.generator_clips()
         log(encode_clips(VideoTokenizer.from_pretrained(tokenizer_dir), clips, tokens, source=SOURCE,
-                         total=total).summary())
+                         total=total, device=str(where)).summary())
 
     stage("tokenizer", "tokenizer" in timings,
           lambda: train_tokenizer(tokenizer_cfg, tokenizer_dir, resume=_resumable(tokenizer_dir)))
@@ -232,7 +237,8 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
 
     def evaluate() -> None:
         eval_config = dataclasses.replace(config.eval, frames=frames)
-        reports.update(evaluate_pipeline(TextToVideo.from_pretrained(pipeline_dir), eval_config, out / "eval"))
+        pipeline = TextToVideo.from_pretrained(pipeline_dir).to(where, precision)
+        reports.update(evaluate_pipeline(pipeline, eval_config, out / "eval"))
 
     stage("eval", False, evaluate)
     log(format_table(reports))
