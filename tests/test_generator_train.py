@@ -384,7 +384,7 @@ RESUME_SCRIPT = textwrap.dedent('''
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize("stage", [0, 1])
+@pytest.mark.parametrize("stage", [pytest.param(0, marks=pytest.mark.slow), 1])
 def test_a_one_process_run_resumes_on_two_ranks(shards, tmp_path, stage):
     """A checkpoint of 1 rank resumes on 2 (ZeRO-1: converted to DeepSpeed's universal layout, repartitioned over
     the new ranks): the run goes on from its step, with one metrics line per step and an export of the final
