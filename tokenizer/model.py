@@ -133,6 +133,13 @@ class VideoTokenizer(nn.Module):
         """Recompute the encoder's and decoder's blocks in the backward of a training forward (`run_blocks`)."""
         self.encoder.checkpointing = self.decoder.checkpointing = enabled
 
+    def _apply(self, fn, recurse: bool = True):  # noqa: D102 - nn.Module API behind .to/.half/.bfloat16
+        """As nn.Module's, but the quantizer stays fp32 whatever dtype the convolutions take (its rounding and
+        codebook lose codes in bf16)."""
+        super()._apply(fn, recurse)
+        self.quantizer.float()
+        return self
+
     # 1. Shapes: the stride arithmetic between frames and latent frames, pixel sizes and latent grids ----------
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
         """(T, H, W) → (t, h, w); a clear error names the nearest valid sizes when they do not fit the strides."""
@@ -219,15 +226,27 @@ class VideoTokenizer(nn.Module):
         for codes in code_chunks:
             yield self.decode_chunk(codes, cache)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the convolutions compute in (their weights'; `.to(dtype=…)` changes it)."""
+        return self.encoder.conv_in.conv.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.conv_in.conv.weight.device
+
     @torch.no_grad()
     def encode_chunk(self, video: torch.Tensor, cache: ConvCache) -> torch.Tensor:
-        """One chunk of a clip (sizes as `encode_stream` takes) → its codes, continuing from `cache`."""
-        return self.quantizer(self.encoder(video, cache)).codes
+        """One chunk of a clip (sizes as `encode_stream` takes, any float dtype, moved to the model's device and
+        dtype) → its codes, continuing from `cache`. The quantizer rounds in fp32 whatever the model's dtype."""
+        latent = self.encoder(video.to(self.device, self.dtype), cache)
+        return self.quantizer(latent.float()).codes
 
     @torch.no_grad()
     def decode_chunk(self, codes: torch.Tensor, cache: ConvCache) -> torch.Tensor:
-        """One chunk of codes → its pixels in [-1, 1], continuing from `cache`."""
-        return self.decoder(self.quantizer.codes_to_latent(codes), cache).clamp(-1, 1)
+        """One chunk of codes → its pixels in [-1, 1] (the model's dtype), continuing from `cache`."""
+        latent = self.quantizer.codes_to_latent(codes.to(self.device))
+        return self.decoder(latent.to(self.dtype), cache).clamp(-1, 1)
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """Pixels (B, 3, T, H, W) in [-1, 1] → codes (B, t, h, w) int64, in temporal chunks."""
