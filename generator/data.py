@@ -38,6 +38,7 @@ from torch.utils.data import Dataset
 from t2v.generator.attention import PREFIX
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import Vocab, first_slot
+from t2v.tokenizer.index import CHUNK, chunked_where
 from t2v.tokenizer.shards import ShardReader
 
 IGNORE = -100
@@ -90,13 +91,22 @@ def query_sequence(ids: torch.Tensor, positions: torch.Tensor, frames: int, fram
             "guess": torch.cat([torch.zeros(end, dtype=torch.bool), guess])}
 
 
-def _known(values: np.ndarray, knows) -> np.ndarray:
-    """`knows(value)` of each row of `values` (a grid (h, w) or a rate), asked once per distinct value."""
-    if not len(values):
-        return np.zeros(0, dtype=bool)
-    distinct, inverse = np.unique(values, axis=0, return_inverse=True)
-    answers = np.array([bool(knows(value.tolist() if value.ndim else float(value))) for value in distinct])
-    return answers[inverse.reshape(-1)]
+def split_key(key: int) -> tuple[int, int]:
+    """A latent grid packed as h << 32 | w → (h, w)."""
+    return key >> 32, key & 0xFFFFFFFF
+
+
+class _Memo:
+    """`answer(value)` for each of an array's values, asked once per distinct value (a grid key or a rate)."""
+
+    def __init__(self, answer) -> None:
+        self.answer, self.known = answer, {}
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        distinct, inverse = np.unique(values, return_inverse=True)
+        table = np.array([self.known.setdefault(value, bool(self.answer(value))) for value in distinct.tolist()],
+                         dtype=bool)
+        return table[inverse.reshape(-1)] if len(distinct) else np.zeros(0, dtype=bool)
 
 
 class TokenSequences(Dataset):
@@ -111,31 +121,41 @@ class TokenSequences(Dataset):
             raise ValueError(f"shards in {self.reader.directory} have {self.reader.meta['codebook_size']} codes, "
                              f"the generator's vocabulary {vocab.codebook_size}: encode with the matching tokenizer")
         reader = self.reader
-        in_split = reader.select(split)  # clip numbers; the index is memory-mapped columns, read column-wise
-        rates, shapes = reader.rates()[in_split], np.asarray(reader.shapes()[in_split])
-        if np.isnan(rates).any():
-            unknown_rate = int(in_split[int(np.argmax(np.isnan(rates)))])
+        in_split = reader.select(split)  # clip numbers; the index is memory-mapped columns, read CHUNK rows at a time
+        rates = reader.rates()
+        if np.isnan(rates[in_split]).any():
+            unknown_rate = int(in_split[int(np.argmax(np.isnan(rates[in_split])))])
             raise ValueError(f"clip {unknown_rate} of {reader.directory} has no frame rate (no fps in its row or in "
                              "meta.json): re-encode it with `t2v tokenizer encode`, which records each clip's fps")
-        long_enough = shapes[:, 0] >= window
-        known = long_enough & _known(shapes[:, 1:], vocab.knows_grid) & _known(rates, vocab.knows_rate)
-        self.rows = in_split[known]  # the clip number of each item
+        grids, known_rates = _Memo(lambda key: vocab.knows_grid(split_key(key))), _Memo(vocab.knows_rate)
+        rows, windows, keys, long_enough = [], [], [], False
+        for begin in range(0, len(in_split), CHUNK):
+            clips = in_split[begin: begin + CHUNK]
+            shapes = np.asarray(reader.shapes()[clips], dtype=np.int64)
+            grid_keys = shapes[:, 1] << 32 | shapes[:, 2]
+            long = shapes[:, 0] >= window
+            long_enough |= bool(long.any())
+            known = long & grids(grid_keys) & known_rates(rates[clips])
+            rows.append(clips[known])
+            windows.append(shapes[known, 0] - window + 1 if window else np.ones(int(known.sum())))
+            keys.append(grid_keys[known])
+        self.rows = np.concatenate(rows) if rows else in_split[:0]  # the clip number of each item
         if not len(self.rows):
             raise ValueError(f"no clips of split {split!r} in {reader.directory}" + (
                 f" with at least {window} latent frames (the window)" if len(in_split) else "") + (
-                " of a latent grid and frame rate the generator knows" if long_enough.any() else ""))
+                " of a latent grid and frame rate the generator knows" if long_enough else ""))
         self.window, self.context_noise, self.decoding, self.previous = window, context_noise, decoding, previous
-        lengths, grids = shapes[known, 0], shapes[known, 1:]
-        windows = lengths - window + 1 if window else np.ones(len(self.rows))
-        self.weights = np.power(windows.astype(np.float64), window_weight)  # (items,) relative draw rates
+        # (items,) relative draw rates
+        self.weights = np.power(np.concatenate(windows).astype(np.float64), window_weight)
         self.vocab = vocab
         self.text = text
         self.caption_dropout = caption_dropout
         self.seed = seed
         self.epoch = 0
         # item indices grouped by latent grid (h, w), in the order of the size table; no empty ones
-        dtype = np.int32 if len(self.rows) < 2**31 else np.int64
-        by_grid = [np.flatnonzero((grids[:, 0] == h) & (grids[:, 1] == w)).astype(dtype) for h, w in vocab.sizes]
+        grid_of = np.concatenate(keys)
+        by_grid = [chunked_where(len(grid_of), lambda start, stop: grid_of[start:stop] == (h << 32 | w))
+                   for h, w in vocab.sizes]
         self.buckets = [indices for indices in by_grid if len(indices)]
 
     def set_epoch(self, epoch: int) -> None:

@@ -64,6 +64,7 @@ from t2v.core.lr_schedule import lr_factor
 from t2v.core.precision import compute_dtype
 from t2v.core.runlog import RunLog, truncate_metrics
 from t2v.core.step_loader import step_loader
+from t2v.tokenizer.index import CHUNK
 from t2v.tokenizer.shards import ShardReader
 from t2v.core.state_io import load_state, save_state
 
@@ -191,17 +192,19 @@ def train_captions(reader: ShardReader, split: str | None, limit: int = MAX_TEXT
 
 def trained_tables(reader: ShardReader, split: str | None) -> tuple[list[list[int]], list[float]]:
     """The latent grids (h, w) and frame rates of the training clips, sorted: the generator's size and rate tables."""
-    clips = reader.select(split)
-    rates = reader.rates()[clips]
-    if np.isnan(rates).any():
+    clips, all_rates, rates, grids = reader.select(split), reader.rates(), set(), set()
+    for start in range(0, len(clips), CHUNK):  # column-wise, a chunk at a time: no clip-long temporaries
+        part = clips[start: start + CHUNK]
+        rates.update(np.unique(all_rates[part]).tolist())
+        grids.update(map(tuple, np.unique(np.asarray(reader.shapes()[part])[:, 1:], axis=0).tolist()))
+    if any(math.isnan(rate) for rate in rates):
         raise ValueError(f"clips of {reader.directory} have no frame rate (no fps in index.jsonl or meta.json): "
                          "re-encode them with `t2v tokenizer encode`, which records each clip's fps")
     unique_rates: list[float] = []
-    for rate in np.unique(rates).tolist():
+    for rate in sorted(rates):
         if not unique_rates or not math.isclose(rate, unique_rates[-1], rel_tol=RATE_TOLERANCE):
             unique_rates.append(rate)
-    grids = np.unique(np.asarray(reader.shapes()[clips])[:, 1:], axis=0) if len(clips) else np.zeros((0, 2), int)
-    return [[int(h), int(w)] for h, w in grids], unique_rates
+    return [list(grid) for grid in sorted(grids)], unique_rates
 
 
 # 2. Process group and engine ---------------------------------------------------------------------------------

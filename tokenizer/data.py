@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from t2v.tokenizer.frames import to_pixels
-from t2v.tokenizer.index import VideoIndex, read_index, write_index  # noqa: F401 - their home before index.py
+from t2v.tokenizer.index import CHUNK, VideoIndex, chunked_where
+from t2v.tokenizer.index import read_index, write_index  # noqa: F401 - imported from here before index.py
 from t2v.tokenizer.packed import (bytes_file, clip_file, clip_name, decode_json, iter_samples, key_number,
                                   open_packed_index, packed_info, reader_shares, video_member)
 from t2v.tokenizer.video_io import iter_video, probe, read_video, resize_and_crop, set_decode_threads
@@ -67,16 +68,20 @@ def open_video_index(path: str | os.PathLike) -> VideoIndex:
 
 
 def bucket_numbers(index: VideoIndex, ids: np.ndarray, buckets: Sequence[tuple[int, int]]) -> np.ndarray:
-    """The bucket of each row `ids` of `index` (int16): `nearest_bucket` of its "size" field, computed once per
-    distinct size; a row without one is probed (`row_size`)."""
-    sizes, known = index.sizes(ids)
+    """The bucket of each row `ids` of `index` (int16): `nearest_bucket` of its "size" field, asked once per
+    distinct size (rows taken `CHUNK` at a time); a row without one is probed (`row_size`)."""
     numbers = np.zeros(len(ids), dtype=np.int16)
-    if known.any():
-        distinct, inverse = np.unique(sizes[known], axis=0, return_inverse=True)
-        table = np.array([nearest_bucket((int(h), int(w)), buckets) for h, w in distinct], dtype=np.int16)
-        numbers[known] = table[inverse.reshape(-1)]
-    for k in np.flatnonzero(~known):
-        numbers[k] = nearest_bucket(row_size(index.row(ids[k])), buckets)
+    known_sizes: dict[int, int] = {}  # h << 32 | w → bucket
+    for start in range(0, len(ids), CHUNK):
+        sizes, known = index.sizes(ids[start: start + CHUNK])
+        keys = sizes[:, 0].astype(np.int64) << 32 | sizes[:, 1].astype(np.int64)
+        distinct, inverse = np.unique(keys[known], return_inverse=True)
+        table = np.array([known_sizes.setdefault(int(key), nearest_bucket((int(key) >> 32, int(key) & 0xFFFFFFFF),
+                                                                          buckets)) for key in distinct], np.int16)
+        chunk = numbers[start: start + CHUNK]
+        chunk[known] = table[inverse.reshape(-1)] if len(distinct) else 0
+        for k in np.flatnonzero(~known):
+            chunk[k] = nearest_bucket(row_size(index.row(ids[start + k])), buckets)
     return numbers
 
 
@@ -155,7 +160,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.bucket_of = bucket_numbers(self.index, self.ids, self.sizes) if buckets else \
             np.zeros(len(self.ids), dtype=np.int16)
         # item indices of each bucket (in `sizes` order; some may be empty)
-        self.buckets = [np.flatnonzero(self.bucket_of == number).astype(self.ids.dtype)
+        self.buckets = [chunked_where(len(self.ids), lambda start, stop: self.bucket_of[start:stop] == number)
                         for number in range(len(self.sizes))]
 
     def size_of(self, i: int) -> tuple[int, int]:

@@ -36,8 +36,9 @@ import numpy as np
 
 from t2v.core.atomic import atomic_file, durable_replace, fsync_tree, temp_sibling
 
-COLUMNS_VERSION = 1
+COLUMNS_VERSION = 2
 _BUFFER = 65_536  # values gathered before a column's write
+CHUNK = 1 << 16  # rows a column-wise computation takes at a time: its temporary arrays stay small at any size
 _STALE_TEMP_SECONDS = 3600.0  # a temporary build older than this was left by a killed process
 
 
@@ -92,7 +93,8 @@ def write_index(rows: Iterable[dict], out_index: str | os.PathLike) -> Path:
 # 2. Columns: schema, build, open ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Field:
-    """One column: `kind` is "text", "float", "int", "ints2"/"ints3" (a list of that many ints) or "category"."""
+    """One column: `kind` is "text", "float", "int" (int64), "int32", "ints2"/"ints3" (a list of that many
+    int32s) or "category"."""
 
     name: str
     kind: str
@@ -102,11 +104,12 @@ class Field:
             return isinstance(value, str)
         if self.kind == "float":
             return type(value) in (int, float)
-        if self.kind == "int":
-            return type(value) is int and -2**63 <= value < 2**63
+        if self.kind in ("int", "int32"):
+            bound = 2**63 if self.kind == "int" else 2**31
+            return type(value) is int and -bound <= value < bound
         length = int(self.kind[-1])
         return isinstance(value, list) and len(value) == length and all(
-            type(v) is int and -2**63 <= v < 2**63 for v in value)
+            type(v) is int and -2**31 <= v < 2**31 for v in value)
 
 
 VIDEO_FIELDS = (Field("path", "text"), Field("caption", "text"), Field("split", "category"),
@@ -162,7 +165,17 @@ class _Writer:
 
 
 def _dtype(field: Field) -> np.dtype:
-    return np.dtype({"float": "<f8", "category": "<i4"}.get(field.kind, "<i8"))
+    return np.dtype("<i4" if field.kind in ("category", "int32") or field.kind.startswith("ints") else
+                    "<f8" if field.kind == "float" else "<i8")
+
+
+def chunked_where(n: int, mask: Callable[[int, int], np.ndarray]) -> np.ndarray:
+    """The positions where `mask(start, stop)` holds, over rows [0, n) taken `CHUNK` at a time (int32 below 2**31
+    rows): `np.flatnonzero` without an n-long temporary."""
+    dtype = np.int32 if n < 2**31 else np.int64
+    pieces = [(np.flatnonzero(mask(start, min(start + CHUNK, n))) + start).astype(dtype)
+              for start in range(0, n, CHUNK)]
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype)
 
 
 def build_columns(rows: Iterable[dict], directory: Path, fields: Sequence[Field], source: dict) -> int:
@@ -271,12 +284,12 @@ class Columns:
         memoized (the same array for every dataset of this process that asks)."""
         key = (name, value)
         if key not in self._selections:
-            dtype = np.int32 if self.count < 2**31 else np.int64
             if value is None:
-                chosen = np.arange(self.count, dtype=dtype)
+                chosen = np.arange(self.count, dtype=np.int32 if self.count < 2**31 else np.int64)
             else:
                 code = self.names[name].index(value) if value in self.names[name] else -2
-                chosen = np.flatnonzero(np.asarray(self._arrays[name]) == code).astype(dtype)
+                codes = self._arrays[name]
+                chosen = chunked_where(self.count, lambda start, stop: codes[start:stop] == code)
             chosen.setflags(write=False)
             self._selections[key] = chosen
         return self._selections[key]

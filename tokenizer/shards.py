@@ -25,13 +25,13 @@ from typing import Any, Iterator
 import numpy as np
 
 from t2v.core.atomic import atomic_directory
-from t2v.tokenizer.index import Columns, Field, Rows, open_columns, write_columns_beside
+from t2v.tokenizer.index import CHUNK, Columns, Field, Rows, open_columns, write_columns_beside
 
 FORMAT_VERSION = 1
 SHARD_NAME = "shard_{:05d}.bin"
 PROGRESS = "progress.jsonl"  # a part's record of the clips it has done (ShardPart)
 SHARD_FIELDS = (Field("caption", "text"), Field("path", "text"), Field("split", "category"), Field("fps", "float"),
-                Field("shard", "int"), Field("offset", "int"), Field("shape", "ints3"), Field("start", "float"),
+                Field("shard", "int32"), Field("offset", "int"), Field("shape", "ints3"), Field("start", "float"),
                 Field("end", "float"), Field("duration", "float"), Field("size", "ints2"))
 
 
@@ -264,21 +264,26 @@ def iter_shard_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 def _check_extents(directory: Path, shards: list[str], columns: Columns, maps: list[np.memmap]) -> None:
     """Every row of index.jsonl names its shard, offset and shape, and lies inside its shard file (a truncated
-    shard is found here, not when a clip is read)."""
-    shard, offset, shape = (np.asarray(columns.array(name)) for name in ("shard", "offset", "shape"))
-    known = (columns.has("shard") & columns.has("offset") & columns.has("shape")).astype(bool)
-    known &= (shard >= 0) & (shard < len(maps)) & (offset >= 0) & (shape >= 0).all(axis=1)
-    if not known.all():
-        number = int(np.argmin(known)) + 1
-        raise ValueError(f"{directory / 'index.jsonl'}: line {number} lacks a valid shard, offset or shape: the "
-                         f"file is damaged; {_REENCODE}")
-    lengths = np.array([len(m) for m in maps], dtype=np.int64)
-    over = offset + shape.prod(axis=1) > lengths[shard] if len(maps) else np.zeros(0, dtype=bool)
-    if over.any():
-        number = int(np.argmax(over))
-        raise ValueError(f"{directory / shards[shard[number]]}: holds {lengths[shard[number]]} codes but index.jsonl "
-                         f"line {number + 1} needs {offset[number] + shape[number].prod()}: the shard is truncated; "
-                         f"{_REENCODE}")
+    shard is found here, not when a clip is read). Column-wise, `CHUNK` rows at a time."""
+    lengths = np.array([len(m) for m in maps] or [0], dtype=np.int64)
+    for start in range(0, len(columns), CHUNK):
+        stop = min(start + CHUNK, len(columns))
+        shard, offset = columns.array("shard")[start:stop], columns.array("offset")[start:stop]
+        shape = np.asarray(columns.array("shape")[start:stop], dtype=np.int64)
+        known = np.ones(stop - start, dtype=bool)
+        for name in ("shard", "offset", "shape"):
+            known &= columns.has(name)[start:stop].astype(bool)
+        known &= (shard >= 0) & (shard < len(maps)) & (offset >= 0) & (shape >= 0).all(axis=1)
+        if not known.all():
+            number = start + int(np.argmin(known)) + 1
+            raise ValueError(f"{directory / 'index.jsonl'}: line {number} lacks a valid shard, offset or shape: the "
+                             f"file is damaged; {_REENCODE}")
+        ends = offset + shape.prod(axis=1)
+        over = ends > lengths[shard]
+        if over.any():
+            k = int(np.argmax(over))
+            raise ValueError(f"{directory / shards[shard[k]]}: holds {lengths[shard[k]]} codes but index.jsonl line "
+                             f"{start + k + 1} needs {ends[k]}: the shard is truncated; {_REENCODE}")
 
 
 def _map(path: Path, dtype: np.dtype) -> np.memmap:
@@ -300,6 +305,7 @@ class ShardReader:
     meta: dict[str, Any]
     columns: Columns
     _maps: list[np.memmap]
+    _rates: np.ndarray | None = None
 
     @classmethod
     def open(cls, directory: str | Path) -> "ShardReader":
@@ -344,11 +350,20 @@ class ShardReader:
         return self.columns.array("shape")
 
     def rates(self) -> np.ndarray:
-        """The frame rate of every clip (float64): its row's, else the shards' (meta.json), NaN when unknown."""
-        rates = np.where(self.columns.has("fps").astype(bool), self.columns.array("fps"), np.nan)
-        fallback = self.meta.get("fps")
-        rates[~(rates > 0)] = float(fallback) if fallback else np.nan  # a row's 0 or null falls back, as fps()
-        return rates
+        """The frame rate of every clip (float64, read-only, computed once): its row's, else the shards'
+        (meta.json), NaN when unknown."""
+        if self._rates is None:
+            fallback = float(self.meta.get("fps") or "nan")
+            rates = np.empty(len(self), dtype=np.float64)
+            for start in range(0, len(self), CHUNK):
+                stop = min(start + CHUNK, len(self))
+                part = np.where(self.columns.has("fps")[start:stop].astype(bool),
+                                self.columns.array("fps")[start:stop], np.nan)
+                part[~(part > 0)] = fallback  # a row's 0 or null falls back, as fps()
+                rates[start:stop] = part
+            rates.setflags(write=False)
+            self._rates = rates
+        return self._rates
 
     def caption(self, index: int) -> str:
         return self.columns.text("caption", int(index)) or ""
