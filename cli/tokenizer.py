@@ -30,6 +30,7 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
       torchrun --nproc_per_node=2 -m t2v.cli.main tokenizer train shapes --out runs/ddp
     """
     from t2v.recipes.registry import tokenizer_config
+    from t2v.tokenizer import memory
     from t2v.tokenizer.config import TokenizerTrainConfig
     from t2v.tokenizer.drawn import load_draw_function
     from t2v.tokenizer.train import train as run_training
@@ -46,7 +47,8 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
                                     f"--set data.index=PATH)")
 
     config, run_dir = resolve_training(TokenizerTrainConfig, tokenizer_config, "tokenizer", recipe, variant,
-                                       overrides, out_dir, resume_dir, dry_run, check)
+                                       overrides, out_dir, resume_dir, dry_run, check,
+                                       lambda config: memory.estimate(config).format())
     if dry_run:
         return
     result = run_training(config, run_dir, resume=resume_dir is not None)
@@ -127,7 +129,7 @@ def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple
 @device_options
 def encode(tokenizer_dir: Path, index: Path, out_dir: Path, sizes: tuple[tuple[int, int], ...], fps: float | None,
            frames: int | None, split: str | None, workers: int, resume: bool, device: str, dtype: str) -> None:
-    """Encode every clip of INDEX (jsonl of path, caption, …) into token shards in OUT_DIR.
+    """Encode every clip of INDEX (jsonl of path, caption, …, or a packed directory) into token shards in OUT_DIR.
 
     OUT_DIR gets meta.json, index.jsonl (caption, fps and token offsets of each clip) and flat .bin shards: the
     generator's training input. Unreadable files are skipped and counted. Under torchrun each rank encodes every
@@ -147,8 +149,9 @@ def encode(tokenizer_dir: Path, index: Path, out_dir: Path, sizes: tuple[tuple[i
 
     from t2v.core.precision import resolve
     from t2v.tokenizer.encode import encode_dataset
-    from t2v.tokenizer.index import VideoIndex
+    from t2v.tokenizer.data import open_video_index
     from t2v.tokenizer.model import VideoTokenizer
+    from t2v.tokenizer.packed import clip_file
     from t2v.tokenizer.video_io import probe
 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
@@ -157,11 +160,12 @@ def encode(tokenizer_dir: Path, index: Path, out_dir: Path, sizes: tuple[tuple[i
         where = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists: choose a new output directory or remove it")
-    rows = VideoIndex(index)
+    rows = open_video_index(index)
     if not len(rows):
         raise ValueError(f"{index} is empty")
     if not sizes:
-        info = probe(rows.path_of(0))
+        with clip_file(rows.row(0)) as path:
+            info = probe(path)
         sizes = ((info.height, info.width),)
     model = VideoTokenizer.from_pretrained(tokenizer_dir)
     if rank == 0:

@@ -112,3 +112,15 @@ def test_cli_pack_and_its_errors(shapes_index, monkeypatch, capsys, tmp_path):
     assert code == 2 and "already exists" in err and err.count("\n") == 1
     code, _, err = run_main(["data", "pack", str(tmp_path / "none.jsonl"), str(tmp_path / "p2")], monkeypatch, capsys)
     assert code == 2 and "index not found" in err and not (tmp_path / "p2").exists()
+
+
+def test_encode_reads_a_packed_directory_as_its_index(packed, shapes_index, tmp_path):
+    from conftest import tiny_model
+    from t2v.tokenizer.encode import encode_dataset
+    from t2v.tokenizer.shards import ShardReader
+
+    model = tiny_model()
+    files = ShardReader.open(encode_dataset(model, shapes_index, tmp_path / "a", size=(32, 32), split="seen").out_dir)
+    tars = ShardReader.open(encode_dataset(model, packed, tmp_path / "b", size=(32, 32), split="seen").out_dir)
+    assert len(files) == len(tars) and [r["caption"] for r in files.rows] == [r["caption"] for r in tars.rows]
+    assert all((files.codes(i) == tars.codes(i)).all() for i in range(len(files)))

@@ -44,10 +44,11 @@ from tqdm import tqdm
 
 from t2v.core.atomic import atomic_write_text
 from t2v.core.config_io import to_dict
-from t2v.tokenizer.data import init_worker, nearest_bucket, row_size
+from t2v.tokenizer.data import init_worker, nearest_bucket, open_video_index, row_size
 from t2v.tokenizer.index import VideoIndex
 from t2v.tokenizer.layers import ConvCache
 from t2v.tokenizer.model import VideoTokenizer
+from t2v.tokenizer.packed import clip_file, clip_name
 from t2v.tokenizer.shards import ShardPart, ShardWriter, merge_parts, part_entries
 from t2v.tokenizer.frames import read_tokenizer_chunks, to_pixels
 from t2v.tokenizer.video_io import probe
@@ -124,7 +125,10 @@ class _ClipBatch:
 
 def clip_fps(row: dict, fps: float | None) -> float:
     """The frame rate a row's clip is encoded at: `fps` when resampling, else the row's, else the file's."""
-    return float(fps or row.get("fps") or probe(row["path"]).fps)
+    if fps or row.get("fps"):
+        return float(fps or row["fps"])
+    with clip_file(row) as path:
+        return float(probe(path).fps)
 
 
 class _Clips(torch.utils.data.IterableDataset):
@@ -139,8 +143,9 @@ class _Clips(torch.utils.data.IterableDataset):
 
     def chunks(self, row: dict) -> Iterator[tuple[np.ndarray, int]]:
         size = self.sizes[nearest_bucket(row_size(row), self.sizes)] if len(self.sizes) > 1 else self.sizes[0]
-        return read_tokenizer_chunks(row["path"], size, self.stride, self.chunk_latents, self.fps,
-                                     row.get("start", 0.0), row.get("end"), self.max_frames)
+        with clip_file(row) as path:  # a packed row's member: a temporary copy while the chunks are read
+            yield from read_tokenizer_chunks(path, size, self.stride, self.chunk_latents, self.fps,
+                                             row.get("start", 0.0), row.get("end"), self.max_frames)
 
     def __iter__(self) -> Iterator[dict]:
         info = torch.utils.data.get_worker_info()
@@ -218,12 +223,12 @@ def encode_dataset(model: VideoTokenizer, index_path: str | Path, out_dir: str |
     sizes = [tuple(bucket) for bucket in buckets] or [tuple(size)]
     for bucket in sizes:
         model.latent_shape(1, *bucket)
-    index = VideoIndex(index_path)
+    index = open_video_index(index_path)
     ids = index.select(split)
     if not len(ids):
         raise ValueError(f"{index_path} has no rows{f' in split {split!r}' if split else ''} to encode")
-    source = Path(index_path).stat()
-    settings = {"index": str(Path(index_path).resolve()), "index_size": source.st_size,
+    source = index.path.stat()
+    settings = {"index": str(index.path.resolve()), "index_size": source.st_size,
                 "index_mtime_ns": source.st_mtime_ns, "split": split, "sizes": [list(b) for b in sizes], "fps": fps,
                 "max_frames": max_frames, "world": world, "dtype": str(dtype), "tokenizer": _fingerprint(model)}
     work = partial_dir(out_dir)
@@ -292,9 +297,9 @@ def _encode_part(model: VideoTokenizer, index: VideoIndex, mine: np.ndarray, par
                     continue
                 codes = None if head is not None else encode_chunks(model, clips.chunks(row), device, dtype)
             except (ValueError, FileNotFoundError) as error:
-                warnings.warn(f"skipping {row['path']}: {error}", stacklevel=2)
+                warnings.warn(f"skipping {clip_name(row)}: {error}", stacklevel=2)
                 flush()  # the progress stays in clip order
-                part.skip(clip, row["path"], str(error))
+                part.skip(clip, clip_name(row), str(error))
                 part.commit()
                 continue
             flush()
