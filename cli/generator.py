@@ -31,13 +31,15 @@ def train(recipe: str, shards: Path | None, out_dir: Path | None, overrides: tup
       t2v generator train shapes --resume runs/shapes-generator-00001
       torchrun --nproc_per_node=2 -m t2v.cli.main generator train shapes --out runs/ddp
     """
+    from t2v.generator import memory
     from t2v.generator.train import check_inputs, train as run_training
     from t2v.generator.config import GeneratorTrainConfig
     from t2v.recipes.registry import generator_config
 
     overrides = (f"data.shards={shards}", *overrides) if shards is not None else overrides
     config, run_dir = resolve_training(GeneratorTrainConfig, generator_config, "generator", recipe, variant,
-                                       overrides, out_dir, resume_dir, dry_run, check_inputs)
+                                       overrides, out_dir, resume_dir, dry_run, check_inputs,
+                                       lambda config: memory.estimate(config).format())
     if dry_run:
         return
     result = run_training(config, run_dir, resume=resume_dir is not None)

@@ -39,7 +39,8 @@ def training_options(command: Callable) -> Callable:
         click.option("--variant", default="default", show_default=True, help="Recipe variant, e.g. quick."),
         click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
                      help="Continue the run in this directory from its latest checkpoint."),
-        click.option("--dry-run", is_flag=True, help="Print the resolved config and the run directory, then stop."),
+        click.option("--dry-run", is_flag=True, help="Print the resolved config, the run directory and an estimate of "
+                     "the memory per GPU (parameters, model states, activations), then stop."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -48,9 +49,11 @@ def training_options(command: Callable) -> Callable:
 
 def resolve_training(config_type: type, recipe_config: Callable[[str, str], Any], stage: str, recipe: str,
                      variant: str, overrides: tuple[str, ...], out_dir: Path | None, resume_dir: Path | None,
-                     dry_run: bool, check: Callable[[Any], None] | None = None) -> tuple[Any, Path]:
+                     dry_run: bool, check: Callable[[Any], None] | None = None,
+                     estimate: Callable[[Any], str] | None = None) -> tuple[Any, Path]:
     """The config (the recipe's, or the resumed run's config.json, with overrides) and the run directory; prints
-    both. `check(config)` runs before a run directory is made (not on a dry run): it raises on missing inputs."""
+    both. `check(config)` runs before a run directory is made (not on a dry run): it raises on missing inputs. On a
+    dry run, `estimate(config)` (the stage's memory estimate, as text) is printed after them."""
     from t2v.core import config_io
 
     if resume_dir is not None:
@@ -69,5 +72,7 @@ def resolve_training(config_type: type, recipe_config: Callable[[str, str], Any]
         run_dir = next_run_dir(Path("runs"), f"{config.name}-{stage}", create=False)  # the trainer makes and locks it
     click.echo(config_io.dump_yaml(config).rstrip())
     click.echo(f"run directory: {run_dir}{' (resuming)' if resume_dir else ''}")
+    if dry_run and estimate is not None:
+        click.echo(estimate(config))
     return config, run_dir
 
