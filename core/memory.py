@@ -4,6 +4,7 @@ full size costs nothing); CUDA's bf16 autocast reproduced on a CPU; GiB and plai
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Iterable, Iterator
 
 import torch
@@ -22,25 +23,29 @@ def storage_key(tensor: torch.Tensor) -> int:
 
 
 class SavedTensors:
-    """The bytes autograd saves for the backward while this is entered (`torch.autograd.graph.saved_tensors_hooks`),
-    each storage counted once (views of one tensor share it) and the `exclude`d tensors' (parameters: model state,
-    not activations) not at all. A saved tensor lives until the backward, so no storage is freed and replaced by
-    another while this counts."""
+    """The bytes autograd keeps for the backward of what runs while this is entered
+    (`torch.autograd.graph.saved_tensors_hooks`): every storage a saved tensor still holds, counted once (views of
+    one tensor share it), the `exclude`d tensors' (parameters: model state, not activations) not at all. A tensor
+    saved by a branch of the graph that is dropped again (one no loss depends on) is freed with it and not counted."""
 
     def __init__(self, exclude: Iterable[torch.Tensor] = ()) -> None:
         self.excluded = {storage_key(tensor) for tensor in exclude}
-        self.storages: dict[int, int] = {}  # storage key → bytes
+        self.saved: list[weakref.ref] = []  # the saved tensors, alive while the graph holds them
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
 
     def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        key = storage_key(tensor)
-        if key not in self.excluded:
-            self.storages.setdefault(key, tensor.untyped_storage().nbytes())
+        if storage_key(tensor) not in self.excluded:
+            self.saved.append(weakref.ref(tensor))
         return tensor
 
     @property
     def total(self) -> int:
-        return sum(self.storages.values())
+        storages: dict[int, int] = {}
+        for ref in self.saved:
+            tensor = ref()
+            if tensor is not None:
+                storages.setdefault(storage_key(tensor), tensor.untyped_storage().nbytes())
+        return sum(storages.values())
 
     def __enter__(self) -> "SavedTensors":
         self._hooks.__enter__()

@@ -126,13 +126,14 @@ def measure(model: VideoTokenizer, loss: TokenizerLoss, batch: int, frames: int,
             with cuda_autocast_on_cpu() if bf16 else contextlib.nullcontext():
                 output = model(video)
             reconstruction = output.reconstruction.float()  # the losses compute in fp32
-            loss.generator_loss(video, reconstruction, output.aux_loss, model.decoder.last_layer, step)
+            held = [loss.generator_loss(video, reconstruction, output.aux_loss, model.decoder.last_layer, step)[0]]
         with SavedTensors(exclude=parameters) as discriminator:
             if loss.gan_active(step):
-                loss.discriminator_loss(video, reconstruction)
+                held.append(loss.discriminator_loss(video, reconstruction)[0])
+        kept, kept_by_discriminator = saved.total, discriminator.total  # while the losses in `held` keep their graphs
     # checkpointed blocks keep their inputs instead of what they save, and the backward recomputes one at a time
-    block_inputs = saved.total - sum(own for own, _ in shares) + sum(given for _, given in shares)
-    return Activations(saved.total, block_inputs, max(own for own, _ in shares), discriminator.total)
+    block_inputs = kept - sum(own for own, _ in shares) + sum(given for _, given in shares)
+    return Activations(kept, block_inputs, max(own for own, _ in shares), kept_by_discriminator)
 
 
 def estimate(config: TokenizerTrainConfig) -> TokenizerMemory:
