@@ -384,7 +384,7 @@ class Trainer:
                                       config.seed, data.window, data.context_noise, data.window_weight, decoding,
                                       previous)
         split = config.data.eval_split
-        has_eval = split is not None and any(row.get("split") == split for row in reader.rows)
+        has_eval = split is not None and len(reader.select(split)) > 0
         self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window, decoding=decoding,
                                        previous=previous) if has_eval else None
         self.step = 0

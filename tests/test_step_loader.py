@@ -94,3 +94,28 @@ def test_data_config_checks():
         DataConfig(num_workers=-1)
     with pytest.raises(ValueError, match="prefetch_batches"):
         DataConfig(prefetch_batches=0)
+
+
+def test_batches_of_different_ranks_and_steps_never_share_a_seed():
+    """The batch seed hashes (seed, rank, step): an affine mix repeated batches across ranks (rank 1 at step 0 drew
+    rank 0's step 7,919)."""
+    import torch
+
+    from t2v.tokenizer import data
+
+    class Clips:  # item i is the number i: a batch shows the indices drawn
+        buckets = [list(range(10**6))]
+
+        def __len__(self):
+            return 10**6
+
+        def set_epoch(self, epoch):
+            pass
+
+        def __getitem__(self, index):
+            return {"video": torch.tensor([index])}
+
+    batches = {(rank, step): data.draw_batch(Clips(), 4, 0, rank, step).flatten().tolist()
+               for rank, step in [(0, 7919), (1, 0), (0, 0), (1, 7919), (0, 1)]}
+    assert len({tuple(batch) for batch in batches.values()}) == 5
+    assert batches[0, 0] == data.draw_batch(Clips(), 4, 0, 0, 0).flatten().tolist()  # still a function of them

@@ -270,7 +270,9 @@ def collate_clips(items: list[dict]) -> dict:
 def draw_batch(dataset: ClipDataset, batch_size: int, seed: int, rank: int, step: int) -> torch.Tensor:
     """The batch of `rank` at `step`, clips of one size: its bucket (drawn in proportion to the bucket's clips),
     indices and the clips' own randomness depend on (seed, rank, step) only."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + rank * 7_919 + step)
+    # SeedSequence hashes the three numbers: an affine mix of them repeats (rank 1 at step 0 drew rank 0's step 7,919)
+    entropy = [seed % 2**63, rank, step]
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]))
     buckets = [bucket for bucket in dataset.buckets if len(bucket)]
     if len(buckets) == 1:
         indices = torch.randint(len(dataset), (batch_size,), generator=generator).tolist()
