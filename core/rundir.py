@@ -23,6 +23,19 @@ from t2v.core.atomic import remove_stale_temps
 
 LOCK_FILE = ".lock"
 _SCRATCH_DIRS = ("", "checkpoints", "samples")  # where saves put temporary entries
+_HELD: list = []  # the lock files this process holds open
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker), close its copies of the parent's lock files: a flock lives as long
+    as any copy, and a worker outlives a killed trainer by seconds, during which its run could not be resumed."""
+    for handle in _HELD:
+        with contextlib.suppress(OSError):
+            handle.close()
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 class RunDirectoryBusy(FileExistsError):
@@ -51,6 +64,7 @@ class RunClaim:
             raise
         try:
             fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _HELD.append(self._handle)
         except BlockingIOError:
             self._handle.seek(0)
             holder = self._handle.read().strip() or "unknown process"
@@ -87,6 +101,8 @@ class RunClaim:
                                   f"{', …' if len(entries) > 4 else ''}; train into a new or empty directory")
 
     def release(self) -> None:
+        if self._handle in _HELD:
+            _HELD.remove(self._handle)
         if not self._handle.closed:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()

@@ -377,3 +377,25 @@ def test_non_finite_generator_weights_are_never_saved(generator_shards, tmp_path
     with pytest.raises(FloatingPointError, match="generator's weights at step 2 hold NaN or inf"):
         train_generator(generator_config(generator_shards, steps=4), tmp_path / "run")
     assert not (tmp_path / "run").exists()  # nothing written; the failed start left no directory
+
+
+def test_a_killed_run_frees_its_directory_though_a_forked_worker_lives_on(tmp_path):
+    """A flock lives as long as any copy of its file: a forked child (a DataLoader worker) closes its copy, so the
+    directory of a trainer killed with kill -9 can be resumed at once, not when its workers notice."""
+    script = textwrap.dedent(f'''
+        import os, time
+        from t2v.core import rundir
+        claim = rundir.claim("{tmp_path / "run"}", resume=False)
+        if os.fork() == 0:  # the worker: outlives its parent by seconds
+            time.sleep(5)
+            os._exit(0)
+        os._exit(137)  # the trainer, killed
+    ''')
+    # no pipes: the worker would hold them open, and run() would wait for it
+    done = subprocess.run([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          timeout=60)
+    assert done.returncode == 137
+    from t2v.core import rundir
+
+    claim = rundir.claim(tmp_path / "run", resume=True)  # RunDirectoryBusy while the worker held a copy
+    claim.release()

@@ -32,6 +32,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from t2v.core.step_loader import worker_context
 from t2v.tokenizer.frames import to_pixels
 from t2v.tokenizer.index import CHUNK, VideoIndex, chunked_where
 from t2v.tokenizer.index import read_index, write_index  # noqa: F401 - imported from here before index.py
@@ -336,7 +337,8 @@ def step_loader(phases: Sequence[Phase], *, seed: int, rank: int, steps: range, 
     global torch RNG, which a resumed run restores exactly."""
     if num_workers < 0 or prefetch_batches < 1:
         raise ValueError(f"need num_workers >= 0 and prefetch_batches >= 1, got {num_workers}, {prefetch_batches}")
-    workers = dict(prefetch_factor=prefetch_batches, worker_init_fn=init_worker) if num_workers else {}
+    workers = dict(prefetch_factor=prefetch_batches, worker_init_fn=init_worker,
+                   multiprocessing_context=worker_context()) if num_workers else {}
     return torch.utils.data.DataLoader(StepBatches(phases, seed=seed, rank=rank, steps=steps), batch_size=None,
                                        num_workers=num_workers, pin_memory=pin_memory,
                                        generator=torch.Generator().manual_seed(seed), **workers)

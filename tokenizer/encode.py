@@ -43,6 +43,7 @@ import torch
 from tqdm import tqdm
 
 from t2v.core.atomic import atomic_write_text
+from t2v.core.step_loader import worker_context
 from t2v.core.config_io import to_dict
 from t2v.tokenizer.data import init_worker, nearest_bucket, open_video_index, row_size
 from t2v.tokenizer.index import VideoIndex
@@ -270,7 +271,8 @@ def _encode_part(model: VideoTokenizer, index: VideoIndex, mine: np.ndarray, par
                          f"{part_dir.parent.parent} to encode again")
     clips = _Clips(index, mine[part.done:], sizes, fps, max_frames, model.config.temporal_stride,
                    model.config.chunk_latent_frames, batch_chunks)
-    options = dict(prefetch_factor=2, worker_init_fn=init_worker) if workers else {}
+    options = dict(prefetch_factor=2, worker_init_fn=init_worker, multiprocessing_context=worker_context()) \
+        if workers else {}
     loader = torch.utils.data.DataLoader(clips, batch_size=None, collate_fn=_same, num_workers=workers, **options)
     batch = _ClipBatch(model, batch_size, device, dtype)
 
