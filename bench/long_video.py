@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> dict:
     pipeline = load(args.pipeline, args.device, args.dtype)
     captions = spread_captions(args.num, "seen", args.seed)
     if args.only_ceiling:
-        report = {"pipeline": str(args.pipeline), "device": str(pipeline.device), "dtype": str(pipeline.dtype), "num": args.num, "seed": args.seed,
+        report = {"pipeline": str(args.pipeline), "device": str(pipeline.device), "dtype": str(pipeline.dtype),
+                  "num": args.num, "seed": args.seed,
                   "ceiling": reconstruction_ceiling(pipeline, captions, args.ceiling_frames, args.segment, args.seed)}
         save(report, args.out)
         print_ceiling(report["ceiling"])
@@ -316,7 +317,8 @@ def main(argv: list[str] | None = None) -> dict:
                  device=args.device, dtype=args.dtype, threads=args.threads)
     memory = {"short": fresh_peak_memory(frames=args.short, **fresh), "long": fresh_peak_memory(frames=args.frames,
                                                                                                    **fresh)}
-    report = {"pipeline": str(args.pipeline), "device": str(pipeline.device), "dtype": str(pipeline.dtype), "num": args.num, "seed": args.seed,
+    report = {"pipeline": str(args.pipeline), "device": str(pipeline.device), "dtype": str(pipeline.dtype),
+              "num": args.num, "seed": args.seed,
               "long": long, "memory": memory, "targets": targets(long, memory),
               "prompt_change": prompt_change(pipeline, captions, args.segment, window=args.window, seed=args.seed),
               "extension": extension(pipeline, args.num, args.extend_frames, args.seed),

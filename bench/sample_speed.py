@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> dict:
     device, dtype = args.device_dtype
     report = {"grid": grid, "threads": args.threads, "torch": torch.__version__, "cpu": platform.processor()
               or platform.machine(), "device": str(device), "dtype": str(dtype).removeprefix("torch."),
-              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "dram_read_bandwidth_gb_s": round(dram / 1e9, 2), "repeats": args.repeats,
+              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+              "dram_read_bandwidth_gb_s": round(dram / 1e9, 2), "repeats": args.repeats,
               "cfg_scale": args.cfg_scale, "targets": {"parallel_over_generate": 5.0, "tiny_clip_cfg_seconds": 0.1,
                                                        "passes_per_frame_at_most": grid[1] * grid[2] // 8},
               "presets": results}

@@ -29,8 +29,9 @@ def tokenizer_config(name: str, index: str, train_split: str | None, eval_split:
     """The tokenizer for 17×128×128 clips of real footage, trained on 8 GPUs.
 
     Per GPU 4 clips (32 a step in all; bf16 autocast on GPUs: `--dry-run` estimates 19.4 GiB for them, 8.3 GiB with
-    `gradient_checkpointing`), after an image phase of 10,000 steps at 32 frames per GPU. LPIPS is on (real textures need it; its AlexNet weights
-    must be on disk, see tokenizer/losses.py), the GAN starts once reconstructions are good (step 30,000).
+    `gradient_checkpointing`), after an image phase of 10,000 steps at 32 frames per GPU. LPIPS is on (real
+    textures need it; its AlexNet weights must be on disk, see tokenizer/losses.py), the GAN starts once
+    reconstructions are good (step 30,000).
     lr 1e-4 with 2,000 warmup steps, cosine to 1e-5.
     """
     return TokenizerTrainConfig(
