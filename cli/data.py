@@ -43,7 +43,8 @@ def shapes(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], .
       t2v data shapes data/multi --num 2000 --size 64 --size 96x64 --fps 8 --fps 16
       t2v data shapes data/shapes --num 4000 --overwrite
     """
-    from t2v.recipes.shapes.dataset import check_dataset_dir, check_size, make_dataset, split_counts
+    from t2v.recipes.clip_folder import split_counts
+    from t2v.recipes.shapes.dataset import check_dataset_dir, check_size, make_dataset
     from t2v.tokenizer.data import read_index
 
     for size in sizes:  # checked before anything is printed or created (make_dataset checks again)

@@ -18,22 +18,20 @@ Notable choices:
 - `make_dataset` checks everything first (sizes even, for the mp4 encoder, and at least 16 px, where the shapes
   are 4 px: smaller ones cannot be told apart; the output folder new, empty, or a dataset it wrote, marked by
   `.t2v-dataset`, and that only with `overwrite`), then writes the whole dataset into a temporary sibling and
-  renames it into place: a failure or a kill never leaves a partial or mixed dataset.
+  renames it into place: a failure or a kill never leaves a partial or mixed dataset (recipes/clip_folder.py, the
+  writer the procedural recipes share).
 """
 from __future__ import annotations
 
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
-from t2v.core.atomic import atomic_directory
-from t2v.tokenizer.data import write_index
+from t2v.recipes import clip_folder
 from t2v.tokenizer.video_io import write_video
 
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -48,7 +46,6 @@ SPLITS = ("seen", "heldout")
 START_FRAMES = 17  # the object must not touch the wall ahead during these frames
 FPS = 8.0
 MIN_SIZE = 16  # px, the shortest side: its shapes are 4 px, and smaller ones all look alike
-DATASET_MARKER = ".t2v-dataset"  # in every dataset folder make_dataset writes: what `overwrite` may replace
 _CAPTION = re.compile(r"a (\w+) (\w+) moving (\w+) (\w+)")
 
 
@@ -206,23 +203,7 @@ def check_size(size: tuple[int, int]) -> None:
 
 def check_dataset_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> None:
     """Raise unless `out_dir` is new, empty, or (with `overwrite`) a dataset folder make_dataset wrote."""
-    out_dir = Path(out_dir)
-    if not os.path.lexists(out_dir):
-        return
-    if not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir} is a file: choose a new folder for the dataset")
-    names = sorted(os.listdir(out_dir))
-    if not names:
-        return
-    if not ((out_dir / DATASET_MARKER).is_file() and (out_dir / "index.jsonl").is_file()):
-        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-        why = (f"it has no {DATASET_MARKER} marker (a prepared index, or a dataset of an older version: delete it "
-               "yourself if it is to go)" if "index.jsonl" in names else f"it holds {names[0]!r}{more}")
-        raise FileExistsError(f"{out_dir} is a folder `t2v data shapes` did not write ({why}): choose a new or empty "
-                              "folder; --overwrite never replaces it")
-    if not overwrite:
-        raise FileExistsError(f"{out_dir} already holds a shapes dataset: choose another folder, or pass --overwrite "
-                              "to replace it whole")
+    clip_folder.check_dataset_dir(out_dir, "shapes", overwrite)
 
 
 def draw_clips(*, num: int, frames: int = START_FRAMES, size: tuple[int, int] = (64, 64), seed: int = 0,
@@ -258,28 +239,10 @@ def make_dataset(out_dir: str | os.PathLike, *, num: int, frames: int = START_FR
 
     Captions are drawn uniformly from the split's captions ('all' = both, each row tagged with its split). Clips
     are `size` (H, W) at `fps`, or, given `sizes` and/or `rates`, each (size, rate) condition in turn (clip i:
-    condition i mod their count); the motion per second is the same at every rate. `out_dir` must be new or empty, or, with
-    `overwrite`, a dataset this function wrote (replaced whole); everything is checked before anything is written.
+    condition i mod their count); the motion per second is the same at every rate. `out_dir` must be new or empty,
+    or, with `overwrite`, a dataset this function wrote (replaced whole); everything is checked before anything is
+    written.
     """
     clips = draw_clips(num=num, frames=frames, size=size, seed=seed, split=split, fps=fps, sizes=sizes,
                        rates=rates)  # checks the arguments before anything is drawn
-    out_dir = Path(out_dir)
-    check_dataset_dir(out_dir, overwrite)
-    # 1. Everything goes into a temporary sibling, 2. which replaces out_dir (checked again) only when complete.
-    with atomic_directory(out_dir) as temp:
-        (temp / "videos").mkdir()
-        rows = []
-        for i, (row, clip) in enumerate(tqdm(clips, desc="shapes", unit="clip", total=num)):
-            row = {"path": f"videos/{i:05d}.mp4", **row}
-            write_video(temp / row["path"], clip, fps=row["fps"])
-            rows.append(row)
-        write_index(rows, temp / "index.jsonl")
-        (temp / DATASET_MARKER).write_text("a shapes dataset written by `t2v data shapes`; its --overwrite "
-                                           "replaces this folder whole\n")
-        check_dataset_dir(out_dir, overwrite)  # the folder may have changed while the clips were written
-    return out_dir / "index.jsonl"
-
-
-def split_counts(index_rows: list[dict]) -> dict[str, int]:
-    """Rows per split, e.g. {'seen': 90, 'heldout': 10}."""
-    return dict(Counter(row.get("split", "?") for row in index_rows))
+    return clip_folder.write_clips(out_dir, clips, name="shapes", num=num, overwrite=overwrite, write=write_video)
