@@ -1,5 +1,7 @@
 """Held-out evaluation of a tokenizer: PSNR, SSIM, LPIPS (when its weights are on disk), codebook usage and
-perplexity; and side-by-side sample videos (original | reconstruction). Clips of several sizes (a bucketed
+perplexity, and the PSNR of two reconstructions that learn nothing on the same clips (metrics.py: down-sampled by
+the tokenizer's spatial stride and up-sampled again; each frame's mean colour); side-by-side sample videos
+(original | reconstruction); `FolderClips`, the clips of a folder of video files. Clips of several sizes (a bucketed
 dataset) are batched by size, and sample rows narrower than the widest are padded with black.
 
 The metrics average over the clips actually read: an unreadable file among the first `num_clips` is skipped and
@@ -16,11 +18,11 @@ import numpy as np
 import torch
 
 from t2v.tokenizer.losses import build_lpips, lpips_per_frame
-from t2v.tokenizer.metrics import psnr, ssim
+from t2v.tokenizer.metrics import downsampled, mean_colour, psnr, ssim
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.quantizer import codebook_stats
-from t2v.tokenizer.frames import to_uint8
-from t2v.tokenizer.video_io import write_video
+from t2v.tokenizer.frames import to_pixels, to_uint8
+from t2v.tokenizer.video_io import read_video, resize_and_crop, write_video
 
 
 @dataclass
@@ -35,6 +37,8 @@ class EvalResult:
     perplexity: float
     clips: int
     skipped: dict[str, str] = field(default_factory=dict)
+    psnr_downsampled: float = math.nan  # the same clips down-sampled by the spatial stride and up-sampled again
+    psnr_mean_colour: float = math.nan  # each frame's mean colour
 
     def as_dict(self) -> dict[str, float | int | None]:
         """`eval_<metric>` for a metrics line; `eval_skipped` is the number of files skipped."""
@@ -46,8 +50,40 @@ class EvalResult:
         if not self.clips:
             return f"held-out evaluation: no clip could be read ({counts}); run `t2v data check` on the index"
         lp = f", LPIPS {self.lpips:.4f}" if self.lpips is not None else ""
-        return (f"held-out PSNR {self.psnr:.2f} dB, SSIM {self.ssim:.4f}{lp}, codebook usage "
+        return (f"held-out PSNR {self.psnr:.2f} dB (down-sampled {self.psnr_downsampled:.2f}, mean colour "
+                f"{self.psnr_mean_colour:.2f}), SSIM {self.ssim:.4f}{lp}, codebook usage "
                 f"{100 * self.codebook_usage:.1f}%, perplexity {self.perplexity:.0f} ({counts})")
+
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".gif", ".y4m")
+
+
+class FolderClips:
+    """A dataset for `evaluate`: the first `num_frames` frames of each video file in `folder` (sorted by name),
+    resized to cover `size` (H, W) and center-cropped; a file with fewer frames is a ValueError naming it."""
+
+    def __init__(self, folder: str | Path, size: tuple[int, int], num_frames: int) -> None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no folder of videos at {folder}")
+        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        if not self.files:
+            raise ValueError(f"{folder} holds no video files ({', '.join(VIDEO_SUFFIXES)})")
+        self.size, self.num_frames = tuple(size), num_frames
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Nothing to draw: the same frames every time."""
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.files[index]
+        frames, _ = read_video(path, max_frames=self.num_frames)
+        if len(frames) < self.num_frames:
+            raise ValueError(f"{path} has {len(frames)} frames, fewer than the {self.num_frames} asked for: pass "
+                             "fewer frames or leave the file out")
+        return {"video": to_pixels(resize_and_crop(frames, self.size))[0], "path": str(path)}
 
 
 def _optional_lpips():
@@ -95,7 +131,7 @@ def evaluate(model: VideoTokenizer, dataset, num_clips: int, device: torch.devic
     model.eval()
     metric = _optional_lpips()
     counts = torch.zeros(model.codebook_size, dtype=torch.long)
-    psnrs, ssims, lpipses = [], [], []
+    psnrs, ssims, lpipses, references = [], [], [], {"downsampled": [], "mean_colour": []}
     skipped: dict[str, str] = {}
     count, scored = min(num_clips, len(dataset)), 0
     dataset.set_epoch(0)  # the same clips at every evaluation
@@ -110,6 +146,8 @@ def evaluate(model: VideoTokenizer, dataset, num_clips: int, device: torch.devic
         counts += torch.bincount(codes.flatten().cpu(), minlength=model.codebook_size)
         psnrs.append(psnr(video, reconstruction).clamp(max=100))
         ssims.append(ssim(video, reconstruction))
+        references["downsampled"].append(psnr(video, downsampled(video, model.config.spatial_stride)).clamp(max=100))
+        references["mean_colour"].append(psnr(video, mean_colour(video)).clamp(max=100))
         if metric is not None:
             # the batch's mean once per clip: the average is over clips, whatever the batches' sizes
             lpipses.append(lpips_per_frame(metric.to(device), video, reconstruction).reshape(1).repeat(len(clips)))
@@ -121,7 +159,9 @@ def evaluate(model: VideoTokenizer, dataset, num_clips: int, device: torch.devic
     return EvalResult(psnr=float(torch.cat(psnrs).mean()), ssim=float(torch.cat(ssims).mean()),
                       lpips=float(torch.cat(lpipses).mean()) if lpipses else None,
                       codebook_usage=stats["codebook_usage"], perplexity=stats["perplexity"],
-                      clips=scored, skipped=skipped)
+                      clips=scored, skipped=skipped,
+                      psnr_downsampled=float(torch.cat(references["downsampled"]).mean()),
+                      psnr_mean_colour=float(torch.cat(references["mean_colour"]).mean()))
 
 
 @torch.no_grad()
