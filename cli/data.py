@@ -1,5 +1,5 @@
-"""`t2v data …`: make the shapes dataset, prepare a downloaded dataset's index, check an index, pack it into tar
-shards (thin commands)."""
+"""`t2v data …`: make the shapes or stills dataset, prepare a downloaded dataset's index, check an index, pack it
+into tar shards (thin commands)."""
 from __future__ import annotations
 
 import sys
@@ -51,6 +51,49 @@ def shapes(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], .
         check_size(size)
     check_dataset_dir(out_dir, overwrite)
     click.echo(f"shapes: {num} clips of {frames} frames, {', '.join(f'{w}x{h}' for h, w in sizes)} at "
+               f"{', '.join(f'{r:g}' for r in rates)} fps, split={split}, seed={seed} → {out_dir}")
+    index = make_dataset(out_dir, num=num, frames=frames, seed=seed, split=split, sizes=sizes, rates=rates,
+                         overwrite=overwrite)
+    counts = split_counts(read_index(index))
+    click.echo(f"index: {index}")
+    click.echo("clips per split: " + ", ".join(f"{name} {count}" for name, count in sorted(counts.items())))
+
+
+@data.command("stills")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--num", type=click.IntRange(min=1), required=True, help="Number of clips to write.")
+@click.option("--frames", type=click.IntRange(min=1), default=17, show_default=True, help="Frames per clip.")
+@click.option("--size", "sizes", type=SIZE, multiple=True, default=["128"], show_default=True,
+              help="Frame size: N or WxH; repeatable (the clips take each size and rate in turn).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same dataset).")
+@click.option("--split", type=click.Choice(["seen", "heldout", "all"]), default="all", show_default=True,
+              help="Which photographs to draw from (the held-out ones or the others).")
+@click.option("--fps", "rates", type=click.FloatRange(min=0, min_open=True), multiple=True, default=[8.0],
+              show_default=True, help="Frame rate of the clips (the motion per second is the same at any rate); "
+              "repeatable.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR whole when it holds a dataset this command wrote "
+              "(any other non-empty folder is never replaced).")
+def stills(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], ...], seed: int, split: str,
+           rates: tuple[float, ...], overwrite: bool) -> None:
+    """Write the `stills` dataset (camera motion over the photographs scikit-image and scikit-learn ship):
+    OUT_DIR/videos/*.mp4 and OUT_DIR/index.jsonl.
+
+    OUT_DIR must be new or empty (or, with --overwrite, a dataset this command wrote); sizes must be even and at
+    least 16. The dataset is written beside OUT_DIR and renamed into place when complete: nothing partial is left.
+
+    \b
+    Examples:
+      t2v data stills data/stills --num 2000 --split seen
+      t2v data stills data/stills-heldout --num 200 --split heldout --size 64 --fps 16
+    """
+    from t2v.recipes.clip_folder import split_counts
+    from t2v.recipes.stills.dataset import check_dataset_dir, check_size, make_dataset
+    from t2v.tokenizer.data import read_index
+
+    for size in sizes:  # checked before anything is printed or created (make_dataset checks again)
+        check_size(size)
+    check_dataset_dir(out_dir, overwrite)
+    click.echo(f"stills: {num} clips of {frames} frames, {', '.join(f'{w}x{h}' for h, w in sizes)} at "
                f"{', '.join(f'{r:g}' for r in rates)} fps, split={split}, seed={seed} → {out_dir}")
     index = make_dataset(out_dir, num=num, frames=frames, seed=seed, split=split, sizes=sizes, rates=rates,
                          overwrite=overwrite)
