@@ -6,7 +6,9 @@ the videos (and the input video, for extend) to the files; this module only name
 Both ask for a frame size and rate the generator was trained on (`--size`, `--fps`; an untrained one is a one-line
 error listing the trained ones, `--force` conditions on the nearest trained one instead and says so).
 Every output path (each video, each preview) is checked before a model is loaded (tokenizer/outputs.py's rule):
-an existing output is refused unless `--overwrite`, a folder t2v did not write is never replaced.
+an existing output is refused unless `--overwrite`, a folder t2v did not write is never replaced. Those checks,
+the prompts and the pipeline directory come before torch and the models are imported (seconds), so a mistake is
+answered at once. A tqdm bar on stderr counts the frames written (`--quiet`: none).
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from typing import Iterator, Sequence
 
 import click
 
-from t2v.cli.options import PIPELINE, SIZE, device_options, load_pipeline, sampling_config, sampling_options
+from t2v.cli.options import (PIPELINE, SIZE, ProgressBar, check_pipeline, device_options, load_pipeline,
+                             quiet_option, sampling_config, sampling_options)
 
 
 def output_paths(out: str | Path, num_prompts: int, num_samples: int) -> list[list[Path]]:
@@ -135,6 +138,7 @@ def output_options(command):
                      help="Videos per prompt (files OUT_s0, OUT_s1, …)."),
         click.option("--preview", is_flag=True, help="Also write a contact-sheet PNG of the frames beside each "
                      "output."),
+        quiet_option,
     ]
     for option in reversed(options):
         command = option(command)
@@ -156,7 +160,8 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
              seconds: float | None, fps: float | None, force: bool, prompt_options: tuple[str, ...],
              storyboard: Path | None, window: int | None, cfg_scale: float | None, temperature: float | None,
              top_k: int | None, top_p: float | None, steps: int | None, device: str, dtype: str, seed: int,
-             num_samples: int, preview: bool, size: tuple[int, int] | None, prompts_file: Path | None) -> None:
+             num_samples: int, preview: bool, quiet: bool, size: tuple[int, int] | None,
+             prompts_file: Path | None) -> None:
     """Generate videos of any length for PROMPT with PIPELINE: a pipeline directory (made by `t2v recipe run`) or
     the name of one the package ships (`shapes`: no training needed); an existing directory wins.
 
@@ -178,18 +183,19 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
       t2v generate runs/shapes/pipeline -o long.mp4 --frames 1025 \\
           --prompt "a red circle moving left slowly" --prompt "64:a red circle moving up slowly"
     """
-    from t2v.generator.pipeline import GenerationOptions
-
     schedule = prompt_schedule(prompt_options, storyboard)
     if schedule and (prompt or prompts_file):
         raise click.UsageError("give PROMPT/--prompts-file or a schedule (--prompt/--storyboard), not both")
     prompts = [schedule] if schedule else read_prompts(prompt, prompts_file)
+    outputs = output_paths(out, len(prompts), num_samples)
+    check_outputs(outputs, preview, overwrite, resolve_frames(frames, seconds, fps, None))  # before the model loads
+    check_pipeline(pipeline_dir)  # before torch is imported
+    from t2v.generator.pipeline import GenerationOptions
+
     sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale,
                                steps=steps)
     options = GenerationOptions(frames=frames, size=size, fps=fps, force=force, sampling=sampling, seed=seed,
                                 window=window, num_samples=num_samples)
-    outputs = output_paths(out, len(prompts), num_samples)
-    check_outputs(outputs, preview, overwrite, resolve_frames(frames, seconds, fps, None))  # before the model loads
     pipeline = load_pipeline(pipeline_dir, device, dtype)
     options = pipeline.resolve(options)  # the pipeline's size, rate, length and window where none is given
     options = replace(options, frames=resolve_frames(frames, seconds, options.fps, options.frames))
@@ -198,9 +204,9 @@ def generate(pipeline_dir: Path, prompt: str | None, out: str, overwrite: bool, 
     for paths, text in zip(outputs, prompts):
         click.echo(f"{describe_prompt(text)}: {frames} frame{'s' * (frames != 1)} of {width}x{height} at "
                    f"{options.fps:g} fps")
-        with echo_warnings():
+        with echo_warnings(), ProgressBar(frames, "generate", "frame", quiet) as progress:
             written = pipeline.generate_files(text, paths, options, preview=preview_path(paths[0], preview),
-                                              overwrite=overwrite)
+                                              overwrite=overwrite, progress=progress)
         echo_written(written)
 
 
@@ -216,8 +222,8 @@ def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames
            seconds: float | None, fps: float | None, force: bool, prompt_options: tuple[str, ...],
            storyboard: Path | None, window: int | None, cfg_scale: float | None, temperature: float | None,
            top_k: int | None, top_p: float | None, steps: int | None, device: str, dtype: str, seed: int,
-           num_samples: int, preview: bool, size: tuple[int, int] | None, context_frames: int | None,
-           only_new: bool) -> None:
+           num_samples: int, preview: bool, quiet: bool, size: tuple[int, int] | None,
+           context_frames: int | None, only_new: bool) -> None:
     """Continue IN_VIDEO with PIPELINE (a pipeline directory, or the name of a shipped one: `shapes`): its last
     frames are the context, the output holds it followed by the continuation, at IN_VIDEO's size and frame rate (or
     --size / --fps: it is resized and resampled first); those must be ones the generator was trained on (or
@@ -231,23 +237,28 @@ def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames
       t2v extend runs/shapes/pipeline big_clip.mp4 -o longer.mp4 --size 64x64 --fps 8
       t2v extend runs/shapes/pipeline clip.mp4 -o longer.mp4 --frames 64 --overwrite
     """
-    from t2v.generator.pipeline import GenerationOptions
     from t2v.tokenizer.outputs import IMAGE, output_kind
-    from t2v.tokenizer.video_io import probe
 
     schedule = prompt_schedule(prompt_options, storyboard)
-    sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale,
-                               steps=steps)
-    options = GenerationOptions(frames=frames, size=size, fps=fps, force=force, sampling=sampling, seed=seed,
-                                window=window, num_samples=num_samples)  # size, fps None: IN_VIDEO's own
     paths = output_paths(out, 1, num_samples)[0]
     if output_kind(out) == IMAGE and not only_new:
         raise ValueError(f"cannot write {out}: a {Path(out).suffix} file holds one image but the output holds "
                          f"{in_video} and its continuation; use a folder path (no suffix), a video suffix (.mp4, "
                          ".webm, .gif), or --only-new --frames 1")
-    info = probe(in_video)  # a missing or broken IN_VIDEO is refused here, before the model loads
+    if not in_video.exists():  # before torch is imported (probe, below, says the same)
+        raise FileNotFoundError(f"video not found: {in_video}")
+    check_outputs([paths], preview, overwrite, resolve_frames(frames, seconds, fps, None))
+    check_pipeline(pipeline_dir)
+    from t2v.generator.pipeline import GenerationOptions
+    from t2v.tokenizer.video_io import probe
+
+    info = probe(in_video)  # a broken IN_VIDEO is refused here, before the model loads
     rate = fps or info.fps
-    check_outputs([paths], preview, overwrite, resolve_frames(frames, seconds, rate, None))  # before the model loads
+    check_outputs([paths], preview, overwrite, resolve_frames(frames, seconds, rate, None))  # its length at its rate
+    sampling = sampling_config(temperature=temperature, top_k=top_k, top_p=top_p, cfg_scale=cfg_scale,
+                               steps=steps)
+    options = GenerationOptions(frames=frames, size=size, fps=fps, force=force, sampling=sampling, seed=seed,
+                                window=window, num_samples=num_samples)  # size, fps None: IN_VIDEO's own
     pipeline = load_pipeline(pipeline_dir, device, dtype)
     options = replace(options, frames=resolve_frames(frames, seconds, rate, pipeline.info.frames))
     check_outputs([paths], preview, overwrite, options.frames)
@@ -258,8 +269,8 @@ def extend(pipeline_dir: Path, in_video: Path, out: str, overwrite: bool, frames
         click.echo(f"continuing {in_video} with {frames} frames of {width}x{height} at {resolved.fps:g} fps from its "
                    f"last {context}")
 
-    with echo_warnings():
+    with echo_warnings(), ProgressBar(options.frames, "extend", "frame", quiet) as progress:
         written = pipeline.extend_file(in_video, paths, schedule, options, context_frames=context_frames,
                                        only_new=only_new, preview=preview_path(paths[0], preview),
-                                       overwrite=overwrite, on_start=announce)
+                                       overwrite=overwrite, on_start=announce, progress=progress)
     echo_written(written)

@@ -1,6 +1,12 @@
-"""Option parsers shared by the `t2v` commands (pipelines, sizes, sampling settings)."""
+"""Option parsers shared by the `t2v` commands (pipelines, sizes, sampling settings, progress).
+
+Nothing here imports torch at module level: the commands check their arguments and paths before the models'
+modules are imported (`check_pipeline` before `load_pipeline`).
+"""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -41,8 +47,8 @@ SIZE = SizeType()
 
 class PipelineType(click.ParamType):
     """A click type for a pipeline argument: a directory, or the name of a pipeline the package ships (`shapes`);
-    an existing directory wins. Gives a Path; a missing one is reported when the command loads it, after its
-    outputs are checked."""
+    an existing directory wins. Gives a Path; a missing one is reported by `check_pipeline`, which a command calls
+    after checking its outputs."""
 
     name = "PIPELINE"
 
@@ -86,6 +92,19 @@ def device_options(command: Callable) -> Callable:
     return command
 
 
+def check_pipeline(directory: Path) -> None:
+    """Refuse a missing pipeline directory, or one without its pipeline.json, with the message loading it gives,
+    before torch and the models are imported (seconds) rather than after."""
+    from t2v.recipes.shipped import PIPELINE_FILE
+
+    if not directory.is_dir():
+        raise FileNotFoundError(f"pipeline directory not found: {directory} (make one with "
+                                "`t2v recipe run shapes --out DIR`, or name a shipped pipeline: shapes)")
+    if not (directory / PIPELINE_FILE).is_file():
+        raise FileNotFoundError(f"{directory} is not a pipeline directory: no {PIPELINE_FILE} (expected "
+                                f"video_tokenizer, generator, text_tokenizer and {PIPELINE_FILE})")
+
+
 def load_pipeline(directory, device: str, dtype: str):
     """The pipeline in `directory` on the `--device` / `--dtype` asked for (checked before the weights load)."""
     from t2v.core.precision import resolve
@@ -101,3 +120,33 @@ def sampling_config(**values: Any):
     from t2v.generator.sample import SamplingConfig
 
     return SamplingConfig(**{name: value for name, value in values.items() if value is not None})
+
+
+def quiet_option(command: Callable) -> Callable:
+    """-q / --quiet: no progress bar (for scripts; the bar goes to stderr, results to stdout either way)."""
+    return click.option("-q", "--quiet", is_flag=True, help="No progress bar (for scripts).")(command)
+
+
+class ProgressBar:
+    """A tqdm bar on stderr, opened by the first report (`bar(n)`, n items done; n = 0 opens it), so that an error
+    raised before any work prints no bar; none at all when `quiet`. A context manager that closes it."""
+
+    def __init__(self, total: int | None, desc: str, unit: str, quiet: bool = False) -> None:
+        self.total, self.desc, self.unit, self.quiet = total, desc, unit, quiet
+        self.bar = None
+
+    def __call__(self, done: int) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(done)
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

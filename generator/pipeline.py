@@ -313,14 +313,15 @@ class TextToVideo:
     # --- files ---
     def generate_files(self, prompt: Prompt, paths: Sequence[str | Path], options: GenerationOptions | None = None,
                        *, preview: str | Path | None = None, overwrite: bool = False,
-                       **overrides: Any) -> WrittenFiles:
+                       progress: Callable[[int], None] | None = None, **overrides: Any) -> WrittenFiles:
         """Generate the videos of `prompt` (`generate`) and stream video i to `paths[i]` at `options.fps` as its
-        chunks are decoded (format by suffix, `write_videos`); `preview`, a contact sheet of a few frames of each.
+        chunks are decoded (format by suffix, `write_videos`); `preview`, a contact sheet of a few frames of each;
+        `progress(n)` hears each chunk's n frames of each video as they are written (`write_videos`).
         Outputs are checked (`prompt`, size and rate too) before sampling; an existing one is refused unless
         `overwrite`."""
         options = self.resolve(options, **overrides)
         return write_videos(self.generate(prompt, options), paths, options.fps, options.frames, preview,
-                            overwrite=overwrite)
+                            overwrite=overwrite, progress=progress)
 
     def write(self, prompt: Prompt, path: str | Path, options: GenerationOptions | None = None, *,
               overwrite: bool = False, **overrides: Any) -> Path:
@@ -333,7 +334,7 @@ class TextToVideo:
                     options: GenerationOptions | None = None, *, context_frames: int | None = None,
                     only_new: bool = False, preview: str | Path | None = None, overwrite: bool = False,
                     on_start: Callable[[GenerationOptions, int], None] | None = None,
-                    **overrides: Any) -> WrittenFiles:
+                    progress: Callable[[int], None] | None = None, **overrides: Any) -> WrittenFiles:
         """Continue the video file `in_video` into `paths` (one per sample): each holds the input (unless
         `only_new`), then the `options.frames` new frames; `preview`, a contact sheet of the new frames. Input and
         outputs stream, so memory is bounded by the window, not by either video's length.
@@ -342,7 +343,8 @@ class TextToVideo:
            resampled); they go through the check of `generate` (`condition_for`) before any file is written.
         2. Stream the input into every output, keeping only its last `context_length(context_frames)` frames.
         3. Once it is read, `on_start(options, context)` (when given) hears the resolved options and the number of
-           context frames; then those frames are encoded as the context and the continuation streams after them.
+           context frames; then those frames are encoded as the context and the continuation streams after them,
+           `progress(n)` hearing each chunk's n new frames as they are written (`write_videos`).
         """
         asked = replace(options or GenerationOptions(), **overrides)
         info = probe(in_video)
@@ -356,15 +358,15 @@ class TextToVideo:
                 tail.extend(chunk)
                 if not only_new:
                     yield chunk
+            if on_start is not None:  # before write_videos reports the continuation's start (`progress(0)`)
+                on_start(options, len(tail))
 
         def continuation() -> Iterator[np.ndarray]:
-            if on_start is not None:
-                on_start(options, len(tail))
             video = np.stack(tail) if tail else np.zeros((0, *options.size, 3), np.uint8)
             yield from self._continue(video, prompt, options, condition, len(tail))
 
         return write_videos(continuation(), paths, options.fps, options.frames, preview, before=original(),
-                            overwrite=overwrite)
+                            overwrite=overwrite, progress=progress)
 
 
 def read_info(path: Path) -> PipelineInfo:
@@ -402,22 +404,28 @@ def chunked(items: Iterable[torch.Tensor], size: int) -> Iterator[list[torch.Ten
 
 def write_videos(chunks: Iterable[np.ndarray], paths: Sequence[str | Path], fps: float, frames: int,
                  preview: str | Path | None = None, before: Iterable[np.ndarray] = (),
-                 overwrite: bool = False) -> WrittenFiles:
+                 overwrite: bool = False, progress: Callable[[int], None] | None = None) -> WrittenFiles:
     """Stream video i of each uint8 chunk (B, T_i, H, W, 3) to `paths[i]` at `fps` as the chunks come (the `before`
     frames (T, H, W, 3) first, in every file). With `preview`, also a contact sheet (a row per video) of up to 9 of
-    the `frames` frames of the chunks, keeping only those. Existing outputs are replaced only with `overwrite`."""
+    the `frames` frames of the chunks, keeping only those. Existing outputs are replaced only with `overwrite`.
+    `progress(0)` once the files are open and `before` is written (the chunks start), then `progress(T_i)` after
+    each chunk is written."""
     picks, kept, seen = set(frame_picks(frames).tolist()), [], 0
     with ExitStack() as stack:
         writers = [stack.enter_context(VideoWriter(path, fps, overwrite=overwrite)) for path in paths]
         for part in before:
             for writer in writers:
                 writer.write(part)
+        if progress is not None:
+            progress(0)
         for chunk in chunks:
             for writer, video in zip(writers, chunk):
                 writer.write(video)
             if preview is not None:
                 kept += [chunk[:, i] for i in range(chunk.shape[1]) if seen + i in picks]
             seen += chunk.shape[1]
+            if progress is not None:
+                progress(chunk.shape[1])
     written = WrittenFiles([Path(path) for path in paths])
     if preview is not None and kept:
         write_image(preview, contact_sheet(np.stack(kept, axis=1), max_columns=len(kept)), overwrite=overwrite)
