@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -21,6 +22,7 @@ from torch import nn
 from transformers import Qwen2VLTextConfig
 from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLTextModel
 
+from t2v.core import hub
 from t2v.core.atomic import atomic_file
 from t2v.core.checkpoint import load_weights, weights_state
 from t2v.core.config_io import write_config
@@ -203,22 +205,53 @@ class VideoGenerator(nn.Module):
         return self.head(hidden, weight, labels)
 
     # --- checkpoints ---
-    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+    provenance: hub.Provenance | None = None  # what the card tells of the training (from_pretrained reads it)
+
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None, *,
+                        model_card: bool | None = None) -> Path:
         """Write config.json + model.safetensors (each atomically): enough to rebuild the model; `dtype` stores the
-        parameters in it (e.g. torch.float16 to halve the file)."""
+        parameters in it (e.g. torch.float16 to halve the file). `README.md`, the model card (training, config,
+        held-out loss; core/hub.py), is written when `model_card` is True, or by default when the training is
+        known (a generator loaded from a run directory or a carded directory)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = weights_state(self, dtype)
         with atomic_file(directory / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp))
         write_config(directory / CONFIG_FILE, self.config)
+        hub.write_card(directory, self.model_card() if hub.wants_card(model_card, self.provenance) else None)
         return directory
 
+    def model_card(self) -> str:
+        """The generator's model card (README.md): what it was trained on, its config, its held-out loss."""
+        config = self.config
+        facts = {"parameters": hub.parameter_count(sum(p.numel() for p in self.parameters())),
+                 "decoding": config.decoding, "video codes": config.codebook_size,
+                 "caption pieces": config.text_size, "latent grids (h, w)": config.sizes,
+                 "frame rates": config.rates}
+        usage = ("from t2v.generator.model import VideoGenerator\n\n"
+                 f"generator = VideoGenerator.from_pretrained(\"{hub.REPO_PLACEHOLDER}\")\n"
+                 "# prompts → videos: t2v.generator.pipeline.TextToVideo joins it with its video tokenizer and "
+                 "caption tokenizer")
+        summary = (f"The decoder-only transformer of t2v ({config.layers} layers, width {config.hidden}): it predicts "
+                   f"a video's codes ({config.codebook_size} of a video tokenizer's) from a caption, "
+                   f"{'a code at a time' if config.decoding == 'token' else 'a latent frame in a few passes'}, with "
+                   f"3D rotary positions over (t, h, w).")
+        return hub.model_card("video-generator", "t2v video generator", summary, usage,
+                              ["text-to-video", "autoregressive", "video-generation"], facts, config, self.provenance)
+
+    def push_to_hub(self, repo_id: str, dtype: torch.dtype | None = None, **options: Any) -> str:
+        """Upload the saved generator (with its card) to the hub repository `repo_id` (created if missing); the
+        commit's URL. `options`: `huggingface_hub.ModelHubMixin.push_to_hub`'s (commit_message, private, token,
+        branch, create_pr)."""
+        return hub.push(lambda folder: self.save_pretrained(folder, dtype, model_card=True), repo_id, **options)
+
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "VideoGenerator":
-        """Rebuild a generator from a `save_pretrained` directory (or a run directory holding one). A damaged or
-        incomplete file is a one-line ValueError naming it."""
-        directory = Path(directory)
+    def from_pretrained(cls, directory: str | Path, **hub_options: Any) -> "VideoGenerator":
+        """Rebuild a generator from a `save_pretrained` directory (or a run directory holding one), or one published
+        on the hub (`user/repo`: downloaded into the hub's cache; `hub_options`: revision, cache_dir, token,
+        force_download, local_files_only). A damaged or incomplete file is a one-line ValueError naming it."""
+        directory = hub.pretrained_dir(directory, "generator", **hub_options)
         if not (directory / WEIGHTS_FILE).is_file() or not (directory / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"no generator in {directory} (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
@@ -239,6 +272,7 @@ class VideoGenerator(nn.Module):
         except (TypeError, ValueError) as error:
             raise ValueError(f"{config_path}: {error}; {_REPAIR}") from None
         load_weights(model, weights_path, _REPAIR)
+        model.provenance = hub.read_provenance(directory, "video-generator")
         return model.eval()
 
 

@@ -28,7 +28,7 @@ from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from t2v.generator.sample import FrameDecoder, SamplingConfig, Schedule, frame_d
 from t2v.generator.prompts import PromptChange, check_schedule
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import format_grid, format_rates
+from t2v.core import hub
 from t2v.core.atomic import atomic_directory
 from t2v.core.config_io import write_config
 from t2v.tokenizer.layers import ConvCache
@@ -144,19 +145,66 @@ class TextToVideo:
         return self.generator.head.weight.dtype
 
     # --- saving and loading ---
-    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+    provenance: hub.Provenance | None = None  # the pipeline's own scores (a recipe's evaluation), for its card
+
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None, *,
+                        model_card: bool | None = None, scores: Mapping[str, Any] | str | Path | None = None) -> Path:
         """Write the pipeline directory (built under a temporary name, then renamed into place); `dtype` stores the
-        models' parameters in it (e.g. torch.float16: half the size; loading casts back)."""
+        models' parameters in it (e.g. torch.float16: half the size; loading casts back). Model cards (`README.md`
+        of the pipeline and of each model, core/hub.py) are written when `model_card` is True, or by default when
+        something beyond the configs is known: a model's training, or scores (`scores`: a recipe's eval.json or
+        its "scores" mapping; else those of the card the pipeline was loaded with)."""
+        known = (self.provenance or hub.Provenance()).with_scores(scores) if scores is not None else self.provenance
+        card = hub.wants_card(model_card, known, self.video_tokenizer.provenance, self.generator.provenance)
         with atomic_directory(directory) as tmp:
-            self.video_tokenizer.save_pretrained(tmp / "video_tokenizer", dtype)
-            self.generator.save_pretrained(tmp / "generator", dtype)
+            self.video_tokenizer.save_pretrained(tmp / "video_tokenizer", dtype, model_card=card)
+            self.generator.save_pretrained(tmp / "generator", dtype, model_card=card)
             self.text.save(tmp / "text_tokenizer")
             write_config(tmp / PIPELINE_FILE, self.info)
+            hub.write_card(tmp, self.model_card(known) if card else None)
         return Path(directory)
 
+    def model_card(self, known: hub.Provenance | None = None) -> str:
+        """The pipeline's model card (README.md): its parts, how each was trained and scored, its defaults, and
+        the recipe's evaluation of the whole (`known.scores`) where given."""
+        parts = {"video tokenizer": self.video_tokenizer, "generator": self.generator}
+        facts = {"trained sizes (WxH)": ", ".join(map(format_grid, self.trained_sizes)),
+                 "trained rates": format_rates(self.trained_rates), "video codes": self.video_tokenizer.codebook_size,
+                 **{f"{name} parameters": hub.parameter_count(sum(p.numel() for p in part.parameters()))
+                    for name, part in parts.items()},
+                 "default size (WxH)": format_grid(self.info.size), "default frames": self.info.frames,
+                 "default fps": self.info.fps, "default window (latent frames)": self.info.window or "the clip's",
+                 "pipeline.json format": self.info.format_version}
+        usage = ("from t2v.generator.pipeline import TextToVideo\n\n"
+                 f"pipeline = TextToVideo.from_pretrained(\"{hub.REPO_PLACEHOLDER}\")\n"
+                 "pipeline.write(\"a red circle moving left slowly\", \"video.mp4\", frames=33, seed=0)")
+        summary = ("A text-to-video pipeline of t2v: a caption tokenizer, a decoder-only transformer that writes a "
+                   "video's codes a latent frame after another, and the causal 3D VQ-GAN that decodes them; videos of "
+                   "any length stream in bounded memory. Each model has its own card in its folder.")
+        training = "\n\n".join(f"### {name.capitalize()} ({folder}/)\n\n"
+                                f"{hub.training_text(part.provenance or hub.Provenance())}"
+                                for (name, part), folder in zip(parts.items(), PARTS))
+        scores = "\n\n".join(
+            [f"### The pipeline (the recipe's evaluation)\n\n{hub.scores_text(known.scores if known else {})}"]
+            + [f"### {name.capitalize()}\n\n{hub.scores_text(part.provenance.scores if part.provenance else {})}"
+               for name, part in parts.items()])
+        return hub.model_card("pipeline", "t2v text-to-video pipeline", summary, usage,
+                              ["text-to-video", "video-generation", "autoregressive"], facts, None, known,
+                              pipeline_tag="text-to-video", training=training, scores=scores)
+
+    def push_to_hub(self, repo_id: str, dtype: torch.dtype | None = None,
+                    scores: Mapping[str, Any] | str | Path | None = None, **options: Any) -> str:
+        """Upload the saved pipeline (with its cards) to the hub repository `repo_id` (created if missing); the
+        commit's URL. `options`: `huggingface_hub.ModelHubMixin.push_to_hub`'s (commit_message, private, token,
+        branch, create_pr)."""
+        return hub.push(lambda folder: self.save_pretrained(folder, dtype, model_card=True, scores=scores), repo_id,
+                        **options)
+
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "TextToVideo":
-        directory = Path(directory)
+    def from_pretrained(cls, directory: str | Path, **hub_options: Any) -> "TextToVideo":
+        """Load a pipeline directory, or one published on the hub (`user/repo`: downloaded into the hub's cache;
+        `hub_options`: revision, cache_dir, token, force_download, local_files_only)."""
+        directory = hub.pretrained_dir(directory, "pipeline", **hub_options)
         if not directory.is_dir():
             raise FileNotFoundError(f"pipeline directory not found: {directory} (make one with "
                                     "`t2v recipe run shapes --out DIR`, or name a shipped pipeline: shapes)")
@@ -164,9 +212,11 @@ class TextToVideo:
             raise FileNotFoundError(f"{directory} is not a pipeline directory: no {PIPELINE_FILE} (expected "
                                     f"{', '.join(PARTS)} and {PIPELINE_FILE})")
         info = read_info(directory / PIPELINE_FILE)
-        return cls(VideoTokenizer.from_pretrained(directory / "video_tokenizer"),
-                   VideoGenerator.from_pretrained(directory / "generator"),
-                   TextTokenizer.load(directory / "text_tokenizer"), info)
+        pipeline = cls(VideoTokenizer.from_pretrained(directory / "video_tokenizer"),
+                       VideoGenerator.from_pretrained(directory / "generator"),
+                       TextTokenizer.load(directory / "text_tokenizer"), info)
+        pipeline.provenance = hub.read_provenance(directory, "pipeline")
+        return pipeline
 
     # --- sizes and rates ---
     @property

@@ -16,7 +16,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from t2v.core import hub
 from t2v.core.atomic import atomic_file
 from t2v.core.checkpoint import load_weights, weights_state
 from t2v.core.config_io import from_dict, write_config
@@ -265,22 +266,54 @@ class VideoTokenizer(nn.Module):
         return [video[:, :, : 1 + step], *(rest.split(step, dim=2) if rest.shape[2] else [])]
 
     # 4. Checkpoints ------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+    provenance: hub.Provenance | None = None  # what the card tells of the training (from_pretrained reads it)
+
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None, *,
+                        model_card: bool | None = None) -> Path:
         """Write `config.json` + `model.safetensors` into `directory`, each file atomically (temp + rename); `dtype`
-        stores the parameters in it (e.g. torch.float16 to halve the file)."""
+        stores the parameters in it (e.g. torch.float16 to halve the file). `README.md`, the model card (training,
+        config, scores; core/hub.py), is written when `model_card` is True, or by default when the training is
+        known (a tokenizer loaded from a run directory or a carded directory)."""
         directory = Path(directory)
         write_config(directory / "config.json", self.config)
         state = weights_state(self, dtype)
         with atomic_file(directory / "model.safetensors") as tmp:
             save_file(state, str(tmp), metadata={"format": "pt", "kind": "t2v-video-tokenizer"})
+        hub.write_card(directory, self.model_card() if hub.wants_card(model_card, self.provenance) else None)
         return directory
 
+    def model_card(self) -> str:
+        """The tokenizer's model card (README.md): what it was trained on, its config, its held-out scores."""
+        s, t = self.config.spatial_stride, self.config.temporal_stride
+        facts = {"codebook size": self.codebook_size, "parameters": hub.parameter_count(
+                     sum(p.numel() for p in self.parameters())),
+                 "frames → latent frames": f"1 + {t}·k → 1 + k", "pixels per code": f"{s}×{s}"}
+        usage = (f"from t2v.tokenizer.model import VideoTokenizer\n\n"
+                 f"tokenizer = VideoTokenizer.from_pretrained(\"{hub.REPO_PLACEHOLDER}\")\n"
+                 "codes = tokenizer.encode(video)  # (B, 3, T, H, W) in [-1, 1] → (B, t, h, w) codes\n"
+                 "video = tokenizer.decode(codes)")
+        summary = (f"A causal 3D VQ-GAN video tokenizer ({self.config.quantizer.kind.upper()}, {self.codebook_size} "
+                   f"codes) of t2v: videos of any length to a grid of discrete codes (a latent frame per {t} frames, "
+                   f"the first alone; a code per {s}×{s} pixels) and back, chunk by chunk.")
+        config = dataclasses.asdict(self.config)
+        kind = self.config.quantizer.kind
+        config["quantizer"] = {k: v for k, v in config["quantizer"].items() if k == "kind" or k.startswith(f"{kind}_")}
+        return hub.model_card("video-tokenizer", "t2v video tokenizer", summary, usage,
+                              ["video", "video-tokenizer", "vq-gan", kind], facts, config, self.provenance)
+
+    def push_to_hub(self, repo_id: str, dtype: torch.dtype | None = None, **options: Any) -> str:
+        """Upload the saved tokenizer (with its card) to the hub repository `repo_id` (created if missing); the
+        commit's URL. `options`: `huggingface_hub.ModelHubMixin.push_to_hub`'s (commit_message, private, token,
+        branch, create_pr)."""
+        return hub.push(lambda folder: self.save_pretrained(folder, dtype, model_card=True), repo_id, **options)
+
     @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> "VideoTokenizer":
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu", **hub_options: Any) -> "VideoTokenizer":
         """Load a tokenizer saved by `save_pretrained`, or a training run directory (whose config.json holds the
-        whole training config, the model's under "model"). A damaged or incomplete file is a one-line ValueError
-        naming it."""
-        directory = Path(directory)
+        whole training config, the model's under "model"), or one published on the hub (`user/repo`: downloaded
+        into the hub's cache; `hub_options`: revision, cache_dir, token, force_download, local_files_only). A
+        damaged or incomplete file is a one-line ValueError naming it."""
+        directory = hub.pretrained_dir(directory, "tokenizer", **hub_options)
         config_path, weights_path = directory / "config.json", directory / "model.safetensors"
         if not directory.is_dir():
             raise FileNotFoundError(f"tokenizer directory not found: {directory}")
@@ -289,6 +322,7 @@ class VideoTokenizer(nn.Module):
                                     "(train one with `t2v tokenizer train`)")
         model = cls(_read_config(config_path))
         load_weights(model, weights_path, _REPAIR, device=map_location)
+        model.provenance = hub.read_provenance(directory, "video-tokenizer")
         return model.eval()
 
 
