@@ -73,8 +73,7 @@ def pretrained_dir(spec: str | Path, what: str, *, revision: str | None = None, 
         RevisionNotFoundError
 
     repo_id, cut_off = str(spec), local_files_only or offline()
-    fetch = (f"download it while online (`hf download {repo_id} --local-dir DIR`, then pass DIR), or set "
-             f"HF_HUB_OFFLINE=0")
+    fetch = f"`hf download {repo_id} --local-dir DIR` where the hub is reachable, then pass DIR"
     try:
         return Path(huggingface_hub.snapshot_download(
             repo_id, revision=revision, cache_dir=cache_dir, token=token, force_download=force_download,
@@ -87,14 +86,15 @@ def pretrained_dir(spec: str | Path, what: str, *, revision: str | None = None, 
                                 "can read (check the path or id; a private or gated one needs `hf auth login`)") \
             from None
     except LocalEntryNotFoundError:
-        why = ("offline (HF_HUB_OFFLINE or local_files_only)" if cut_off
-               else "the hub could not be reached (no network?)")
-        raise FileNotFoundError(f"{what} {repo_id} was not found locally: no such directory, and not in the hub "
-                                f"cache; {why}: {fetch}") from None
+        why, fix = (("local_files_only is set", "or drop local_files_only") if local_files_only else
+                    ("HF_HUB_OFFLINE is set", "or unset HF_HUB_OFFLINE") if cut_off else
+                    ("the hub could not be reached (no network?)", "or try again online"))
+        raise FileNotFoundError(f"{what} not found locally: {repo_id} is no directory here nor in the hub's cache, "
+                                f"and {why}; download it with {fetch}, {fix}") from None
     except HfHubHTTPError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise FileNotFoundError(f"{what} {repo_id} could not be downloaded from the hub ({first}); try again, or "
-                                f"{fetch}") from None
+                                f"download it with {fetch}") from None
 
 
 def push(save: Callable[[Path], object], repo_id: str, *, commit_message: str = "Upload with t2v",

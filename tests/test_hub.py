@@ -195,8 +195,8 @@ def test_a_hub_id_offline_is_a_one_line_error_saying_how_to_get_it(load, tmp_pat
     with pytest.raises(FileNotFoundError) as error:
         load("someone/not-cached", cache_dir=tmp_path / "cache")
     message = str(error.value)
-    assert "\n" not in message and "someone/not-cached was not found locally" in message
-    assert "offline" in message and "hf download someone/not-cached" in message and "HF_HUB_OFFLINE=0" in message
+    assert "\n" not in message and "not found locally: someone/not-cached is no directory here" in message
+    assert "HF_HUB_OFFLINE is set" in message and "hf download someone/not-cached --local-dir DIR" in message
 
 
 def test_hub_failures_are_one_line(fake_hub, monkeypatch):
@@ -208,7 +208,7 @@ def test_hub_failures_are_one_line(fake_hub, monkeypatch):
                                       response=SimpleNamespace(headers={}, request=None))
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
-    with pytest.raises(FileNotFoundError, match=r"not found locally.*could not be reached") as error:
+    with pytest.raises(FileNotFoundError, match=r"pipeline not found locally.*could not be reached") as error:
         TextToVideo.from_pretrained("someone/pipe")
     assert "\n" not in str(error.value)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", missing)
