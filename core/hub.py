@@ -105,12 +105,12 @@ def push(save: Callable[[Path], object], repo_id: str, *, commit_message: str = 
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id  # `name` → `user/name`
     with tempfile.TemporaryDirectory(prefix="t2v-push-") as tmp:
         folder = Path(tmp) / "model"
         save(folder)
         for card in folder.rglob(CARD_FILE):
             card.write_text(card.read_text(encoding="utf-8").replace(REPO_PLACEHOLDER, repo_id), encoding="utf-8")
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         return str(api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
                                      revision=branch, create_pr=create_pr))
 

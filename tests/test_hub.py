@@ -138,6 +138,9 @@ def test_no_card_without_a_history_unless_asked_and_a_stale_one_goes(text, tmp_p
     (tmp_path / "tok" / CARD_FILE).write_text("# my notes\n")
     tokenizer.save_pretrained(tmp_path / "tok")  # a README the user wrote stays
     assert (tmp_path / "tok" / CARD_FILE).read_text() == "# my notes\n"
+    (tmp_path / "tok" / CARD_FILE).write_text("---\nt2v: [unclosed\n---\n")  # a damaged card: a description only
+    assert card_metadata(tmp_path / "tok" / CARD_FILE) == {} and card_metadata(tmp_path / "none") == {}
+    assert VideoTokenizer.from_pretrained(tmp_path / "tok").provenance is None
 
 
 # 2. Hub ids --------------------------------------------------------------------------------------------------
@@ -249,7 +252,7 @@ def test_push_to_hub_uploads_the_saved_directory_with_its_card(text, monkeypatch
 
         def create_repo(self, repo_id, private=None, exist_ok=False):
             assert exist_ok
-            return SimpleNamespace(repo_id=repo_id)
+            return SimpleNamespace(repo_id=repo_id if "/" in repo_id else f"someone/{repo_id}")
 
         def upload_folder(self, repo_id, folder_path, **options):
             files = sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file())
@@ -268,6 +271,6 @@ def test_push_to_hub_uploads_the_saved_directory_with_its_card(text, monkeypatch
     assert upload["token"] == "secret" and upload["commit_message"] == "first"
     assert 'TextToVideo.from_pretrained("someone/pipe")' in upload["card"] and REPO_PLACEHOLDER not in upload["card"]
     assert "| seen | 8 | 0.75 |" in upload["card"]
-    tiny_model().push_to_hub("someone/tok")
+    tiny_model().push_to_hub("tok")  # the hub puts a bare name under the user's namespace
     assert uploads[1]["files"] == [CARD_FILE, "config.json", "model.safetensors"]
-    assert card_metadata(Path("/nonexistent")) == {}
+    assert uploads[1]["repo_id"] == "someone/tok" and 'from_pretrained("someone/tok")' in uploads[1]["card"]
