@@ -1,8 +1,9 @@
 """`t2v eval RECIPE PIPELINE`: score a pipeline (a directory, or the name of a shipped one) with a recipe's
-evaluation.
+evaluation; `t2v eval fvd REAL_DIR FAKE_DIR --i3d PATH`: the Fréchet Video Distance between two folders of videos.
 
 The recipes with an evaluation come from the recipe registry (t2v.recipes.registry: a recipe has one when it has an
-`evaluate` module); each is a command of this group, built when it is asked for, with the same options.
+`evaluate` module); each is a command of this group, built when it is asked for, with the same options. Commands
+added to the group itself (`fvd`) are listed after them.
 """
 from __future__ import annotations
 
@@ -32,11 +33,13 @@ class RecipeEvaluations(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         from t2v.recipes.registry import EVALUABLE
 
-        return list(EVALUABLE)
+        return [*EVALUABLE, *self.commands]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command:
         from t2v.recipes.registry import evaluation
 
+        if name in self.commands:
+            return self.commands[name]
         try:
             return eval_command(evaluation(name))
         except ValueError as error:  # not a recipe, or one without an evaluation: the ones with one
@@ -45,13 +48,68 @@ class RecipeEvaluations(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The recipes, without importing their evaluations (`t2v eval --help` stays fast)."""
         with formatter.section("Commands"):
-            formatter.write_dl([(name, f"Score a pipeline with the {name} recipe's evaluation.")
+            formatter.write_dl([(name, self.commands[name].get_short_help_str(formatter.width)) if name in
+                                self.commands else (name, f"Score a pipeline with the {name} recipe's evaluation.")
                                 for name in self.list_commands(ctx)])
 
 
 @click.group(name="eval", cls=RecipeEvaluations)
 def evaluate() -> None:
-    """Evaluate a pipeline on a recipe's benchmark."""
+    """Evaluate a pipeline on a recipe's benchmark, or two folders of videos by FVD."""
+
+
+@evaluate.command("fvd")
+@click.argument("real_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("fake_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--i3d", "i3d", type=click.Path(path_type=Path), required=True,
+              help="The I3D: StyleGAN-V's i3d_torchscript.pt (download it from "
+              "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1), a state dict of pytorch-i3d's "
+              "InceptionI3d (e.g. cd-fvd's i3d_pretrained_400.pt), or a folder holding one of them.")
+@click.option("--frames", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Frames of each video (its first ones, at its own rate).")
+@click.option("--size", type=click.IntRange(min=1), default=224, show_default=True,
+              help="Frames are resized to cover SIZE x SIZE and center-cropped.")
+@click.option("--num", type=click.IntRange(min=2), help="Use the first NUM videos of each folder, sorted by path "
+              "(default: all).")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Videos per I3D pass.")
+@click.option("--device", default="auto", show_default=True,
+              help="Where the I3D runs: auto (CUDA when available), cpu, cuda, cuda:N.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report as JSON here.")
+def fvd(real_dir: Path, fake_dir: Path, i3d: Path, frames: int, size: int, num: int | None, batch: int, device: str,
+        out: Path | None) -> None:
+    """Fréchet Video Distance (FVD) between two folders of videos.
+
+    The videos of REAL_DIR and FAKE_DIR (any depth; mp4, webm, gif, …, or frame folders t2v wrote) are compared
+    by I3D features in StyleGAN-V's protocol: the first 16 frames of each video at 224x224 in [-1, 1], the 400
+    Kinetics logits, the Fréchet distance of the two Gaussians. Prints the score with the number of videos, their
+    resolutions and the frames used. Lower is closer; compare scores of equal video counts only (papers use 2,048
+    per folder).
+
+    \b
+    Examples:
+      t2v eval fvd data/real runs/samples --i3d ~/weights/i3d_torchscript.pt
+      t2v eval fvd data/real runs/samples --i3d ~/weights --num 2048 --out fvd.json --device cuda
+    """
+    from tqdm import tqdm
+
+    from t2v.core.atomic import atomic_write_text
+    from t2v.core.precision import resolve_device
+    from t2v.tokenizer.fvd import fvd as measure
+
+    where = resolve_device(device)
+    bars: list[tqdm] = []  # started once the folders and weights are checked and the videos counted
+    try:
+        report = measure(real_dir, fake_dir, i3d, frames=frames, size=size, num=num, batch=batch, device=where,
+                         total=lambda count: bars.append(tqdm(total=count, desc="eval fvd", unit="video")),
+                         progress=lambda count: bars[0].update(count))
+    finally:
+        for bar in bars:
+            bar.close()
+    click.echo(report.format())
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, report.to_json())
+        click.echo(f"report → {out}")
 
 
 def default_out_dir(pipeline_dir: Path) -> Path:
