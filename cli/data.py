@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from t2v.cli.options import SIZE
+from t2v.cli.options import SIZE, ProgressBar, quiet_option
 from t2v.recipes.registry import RECIPES
 
 
@@ -109,19 +109,24 @@ def stills(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], .
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Resample to this frame rate before counting (default: each file's own).")
 @click.option("--allow-skipped", is_flag=True, help="Exit 0 even when files would be skipped (default: exit 1).")
-def check(index: Path, frames: int, fps: float | None, allow_skipped: bool) -> None:
+@quiet_option
+def check(index: Path, frames: int, fps: float | None, allow_skipped: bool, quiet: bool) -> None:
     """Decode every file of an index and report those training would skip (missing, unreadable, too short).
 
-    Exits 1 when any file would be skipped (after the report), unless --allow-skipped.
+    Exits 1 when any file would be skipped (after the report), unless --allow-skipped. A bar on stderr counts the
+    files decoded (--quiet: none); the report goes to stdout.
 
     \b
     Examples:
       t2v data check data/shapes/index.jsonl --frames 17 --fps 8
       t2v data check data/mine/index.jsonl --frames 17 --allow-skipped
     """
-    from t2v.tokenizer.data import check_index
+    if not index.is_file():  # before torch is imported
+        raise FileNotFoundError(f"index not found: {index}")
+    from t2v.tokenizer.data import check_index, open_video_index
 
-    report = check_index(index, num_frames=frames, fps=fps)
+    with ProgressBar(len(open_video_index(index)), "check", "file", quiet) as progress:
+        report = check_index(index, num_frames=frames, fps=fps, progress=progress)
     click.echo(report.format())
     if report.skipped and not allow_skipped:
         click.echo(f"Error: {len(report.skipped)} of {report.total} files would be skipped: fix or remove them, or "

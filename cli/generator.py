@@ -31,16 +31,25 @@ def train(recipe: str, shards: Path | None, out_dir: Path | None, overrides: tup
       t2v generator train shapes --resume runs/shapes-generator-00001
       torchrun --nproc_per_node=2 -m t2v.cli.main generator train shapes --out runs/ddp
     """
-    from t2v.generator import memory
-    from t2v.generator.train import check_inputs, train as run_training
     from t2v.generator.config import GeneratorTrainConfig
     from t2v.recipes.registry import generator_config
 
+    def check(config: GeneratorTrainConfig) -> None:
+        from t2v.generator.train import check_inputs  # torch and the model: after the recipe and overrides
+
+        check_inputs(config)
+
+    def estimate(config: GeneratorTrainConfig) -> str:
+        from t2v.generator import memory
+
+        return memory.estimate(config).format()
+
     overrides = (f"data.shards={shards}", *overrides) if shards is not None else overrides
     config, run_dir = resolve_training(GeneratorTrainConfig, generator_config, "generator", recipe, variant,
-                                       overrides, out_dir, resume_dir, dry_run, check_inputs,
-                                       lambda config: memory.estimate(config).format())
+                                       overrides, out_dir, resume_dir, dry_run, check, estimate)
     if dry_run:
         return
+    from t2v.generator.train import train as run_training
+
     result = run_training(config, run_dir, resume=resume_dir is not None)
     click.echo(f"done: {result.summary()}\ngenerator saved in {run_dir}")

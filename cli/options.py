@@ -94,9 +94,13 @@ def device_options(command: Callable) -> Callable:
 
 def check_pipeline(directory: Path) -> None:
     """Refuse a missing pipeline directory, or one without its pipeline.json, with the message loading it gives,
-    before torch and the models are imported (seconds) rather than after."""
+    before torch and the models are imported (seconds) rather than after. A hub id (`user/repo`, no folder here) is
+    left to loading, which downloads it or says why it cannot."""
+    from t2v.core.hub import is_hub_id
     from t2v.recipes.shipped import PIPELINE_FILE
 
+    if not directory.is_dir() and is_hub_id(directory):
+        return
     if not directory.is_dir():
         raise FileNotFoundError(f"pipeline directory not found: {directory} (make one with "
                                 "`t2v recipe run shapes --out DIR`, or name a shipped pipeline: shapes)")
@@ -128,8 +132,8 @@ def quiet_option(command: Callable) -> Callable:
 
 
 class ProgressBar:
-    """A tqdm bar on stderr, opened by the first report (`bar(n)`, n items done; n = 0 opens it), so that an error
-    raised before any work prints no bar; none at all when `quiet`. A context manager that closes it."""
+    """A tqdm bar on stderr, opened by the first report (`bar(n)`: n more items done), so that an error raised before
+    any item is done is the one line on stderr; none at all when `quiet`. A context manager that closes it."""
 
     def __init__(self, total: int | None, desc: str, unit: str, quiet: bool = False) -> None:
         self.total, self.desc, self.unit, self.quiet = total, desc, unit, quiet

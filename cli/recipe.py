@@ -52,12 +52,12 @@ def run(name: str, out_dir: Path, quick: bool, variant: str, dry_run: bool, devi
       t2v generate runs/shapes/pipeline "a red circle moving left slowly" -o red_circle.mp4
     """
     from t2v.core.config_io import dump_yaml
-    from t2v.core.precision import resolve
     from t2v.recipes.registry import run_module
 
-    resolve(device, dtype)  # a bad --device or --dtype: the one-line error before anything runs
-
     module = run_module(name)  # a recipe that cannot run end to end: a one-line error naming those that can
+    from t2v.core.precision import resolve
+
+    resolve(device, dtype)  # a bad --device or --dtype: the one-line error before anything runs
     config = module.run_config(quick, variant)
     click.echo(f"recipe {name} {variant}{' (quick)' if quick else ''} → {out_dir}")
     if dry_run:

@@ -30,13 +30,12 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
       torchrun --nproc_per_node=2 -m t2v.cli.main tokenizer train shapes --out runs/ddp
     """
     from t2v.recipes.registry import tokenizer_config
-    from t2v.tokenizer import memory
     from t2v.tokenizer.config import TokenizerTrainConfig
-    from t2v.tokenizer.drawn import load_draw_function
-    from t2v.tokenizer.train import train as run_training
 
     def check(config: TokenizerTrainConfig) -> None:
         if config.data.drawn:
+            from t2v.tokenizer.drawn import load_draw_function
+
             load_draw_function(config.data.drawn)
             return
         if not config.data.index:
@@ -46,11 +45,17 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
                                     f"with `t2v data shapes {Path(config.data.index).parent} --num 2000`, or "
                                     f"--set data.index=PATH)")
 
+    def estimate(config: TokenizerTrainConfig) -> str:
+        from t2v.tokenizer import memory
+
+        return memory.estimate(config).format()
+
     config, run_dir = resolve_training(TokenizerTrainConfig, tokenizer_config, "tokenizer", recipe, variant,
-                                       overrides, out_dir, resume_dir, dry_run, check,
-                                       lambda config: memory.estimate(config).format())
+                                       overrides, out_dir, resume_dir, dry_run, check, estimate)
     if dry_run:
         return
+    from t2v.tokenizer.train import train as run_training
+
     result = run_training(config, run_dir, resume=resume_dir is not None)
     if result is not None:
         click.echo(f"done: {result.summary()}\ntokenizer saved in {run_dir}")
@@ -85,13 +90,8 @@ def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple
       t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 rec_frames/ --no-side-by-side
       t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 clip_rec.mp4 --device cpu --dtype bfloat16
     """
-    from t2v.core.precision import resolve
-    from t2v.tokenizer.model import VideoTokenizer
     from t2v.tokenizer.outputs import check_outputs, output_kind
-    from t2v.tokenizer.reconstruct import reconstruct_file
-    from t2v.tokenizer.video_io import probe
 
-    where, precision = resolve(device, dtype)  # an unknown or missing device: a one-line error before any work
     output_kind(out_video)  # a path with no name, an unknown suffix or `out.mp4/`: a one-line error
     if no_side_by_side:
         side_by_side = None
@@ -102,6 +102,13 @@ def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple
         raise ValueError(f"--side-by-side {side_by_side} is OUT_VIDEO itself: give it another path")
     if not in_video.exists():
         raise FileNotFoundError(f"video not found: {in_video}")
+    check_outputs([out_video, side_by_side], overwrite=overwrite)  # the paths alone, before torch is imported
+    from t2v.core.precision import resolve
+    from t2v.tokenizer.model import VideoTokenizer
+    from t2v.tokenizer.reconstruct import reconstruct_file
+    from t2v.tokenizer.video_io import probe
+
+    where, precision = resolve(device, dtype)  # an unknown or missing device: a one-line error before any work
     known = [count for count in (probe(in_video).num_frames, frames) if count]  # bounds on the frames written
     check_outputs([out_video, side_by_side], overwrite=overwrite, frames=min(known, default=None))  # before loading
     model = VideoTokenizer.from_pretrained(tokenizer_dir)
@@ -145,6 +152,10 @@ def encode(tokenizer_dir: Path, index: Path, out_dir: Path, sizes: tuple[tuple[i
     """
     import os
 
+    if out_dir.exists():  # the paths first: before torch is imported
+        raise FileExistsError(f"{out_dir} already exists: choose a new output directory or remove it")
+    if not index.exists():
+        raise FileNotFoundError(f"index not found: {index}")
     import torch
 
     from t2v.core.precision import resolve
@@ -158,8 +169,6 @@ def encode(tokenizer_dir: Path, index: Path, out_dir: Path, sizes: tuple[tuple[i
     where, precision = resolve(device, dtype)
     if where.type == "cuda" and where.index is None and world > 1:  # one GPU per rank
         where = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if out_dir.exists():
-        raise FileExistsError(f"{out_dir} already exists: choose a new output directory or remove it")
     rows = open_video_index(index)
     if not len(rows):
         raise ValueError(f"{index} is empty")

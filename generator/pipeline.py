@@ -408,10 +408,10 @@ class TextToVideo:
                 tail.extend(chunk)
                 if not only_new:
                     yield chunk
-            if on_start is not None:  # before write_videos reports the continuation's start (`progress(0)`)
-                on_start(options, len(tail))
 
         def continuation() -> Iterator[np.ndarray]:
+            if on_start is not None:
+                on_start(options, len(tail))
             video = np.stack(tail) if tail else np.zeros((0, *options.size, 3), np.uint8)
             yield from self._continue(video, prompt, options, condition, len(tail))
 
@@ -458,16 +458,13 @@ def write_videos(chunks: Iterable[np.ndarray], paths: Sequence[str | Path], fps:
     """Stream video i of each uint8 chunk (B, T_i, H, W, 3) to `paths[i]` at `fps` as the chunks come (the `before`
     frames (T, H, W, 3) first, in every file). With `preview`, also a contact sheet (a row per video) of up to 9 of
     the `frames` frames of the chunks, keeping only those. Existing outputs are replaced only with `overwrite`.
-    `progress(0)` once the files are open and `before` is written (the chunks start), then `progress(T_i)` after
-    each chunk is written."""
+    `progress(T_i)` after each chunk is written."""
     picks, kept, seen = set(frame_picks(frames).tolist()), [], 0
     with ExitStack() as stack:
         writers = [stack.enter_context(VideoWriter(path, fps, overwrite=overwrite)) for path in paths]
         for part in before:
             for writer in writers:
                 writer.write(part)
-        if progress is not None:
-            progress(0)
         for chunk in chunks:
             for writer, video in zip(writers, chunk):
                 writer.write(video)

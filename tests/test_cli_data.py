@@ -22,14 +22,16 @@ def test_shapes_then_check(tmp_path):
     assert f"seen {seen}" in result.output
 
     result = runner.invoke(cli, ["data", "check", str(out / "index.jsonl"), "--frames", "5"])
-    assert result.exit_code == 0 and result.output == "6/6 ok, 0 skipped\n"
+    assert result.exit_code == 0 and result.stdout == "6/6 ok, 0 skipped\n"
+    assert "6/6 [" in result.stderr  # the progress bar's last state: every file decoded
     (out / rows[0]["path"]).write_bytes(b"broken")
-    result = runner.invoke(cli, ["data", "check", str(out / "index.jsonl"), "--frames", "5"])
+    result = runner.invoke(cli, ["data", "check", str(out / "index.jsonl"), "--frames", "5", "--quiet"])
     assert result.exit_code == 1, result.output  # a file would be skipped
     assert result.stdout.splitlines()[0] == "5/6 ok, 1 skipped" and len(result.stdout.splitlines()) == 2
     assert rows[0]["path"].split("/")[-1] in result.stdout and "unreadable" in result.stdout
     assert result.stderr == "Error: 1 of 6 files would be skipped: fix or remove them, or pass --allow-skipped\n"
-    allowed = runner.invoke(cli, ["data", "check", str(out / "index.jsonl"), "--frames", "5", "--allow-skipped"])
+    allowed = runner.invoke(cli, ["data", "check", str(out / "index.jsonl"), "--frames", "5", "--allow-skipped",
+                                  "-q"])
     assert allowed.exit_code == 0 and allowed.stdout == result.stdout and allowed.stderr == ""
     result = runner.invoke(cli, ["data", "check", str(out / "index.jsonl"), "--frames", "6"])
     assert result.exit_code == 1

@@ -204,3 +204,30 @@ def test_extend_checks_its_outputs_first(pipeline_dir, tmp_path, monkeypatch, ca
                              "1", "--only-new"], monkeypatch, capsys)
     assert code == 0, err
     assert read_video(tmp_path / "next.png")[0].shape[0] == 1
+
+
+# --------------------------------------------------------------------------------------------- progress
+def test_generate_and_extend_show_a_progress_bar_unless_quiet(pipeline_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "red.mp4"
+    code, stdout, err = run_main(["generate", str(pipeline_dir), RED, "-o", str(out), "--frames", "9"], monkeypatch,
+                                 capsys)
+    assert code == 0, err
+    assert "generate: 100%" in err and "9/9 [" in err and "9/9" not in stdout  # the bar: stderr only
+    code, stdout, err = run_main(["extend", str(pipeline_dir), str(out), "-o", str(tmp_path / "more.mp4"), "--frames",
+                                  "8"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "extend: 100%" in err and "8/8 [" in err and stdout.startswith("continuing ")  # the new frames
+    for command, source in (("generate", RED), ("extend", str(out))):
+        code, stdout, err = run_main([command, str(pipeline_dir), source, "-o", str(tmp_path / f"q_{command}.mp4"),
+                                      "--frames", "8", "--quiet"], monkeypatch, capsys)
+        assert code == 0 and err == "" and "→" in stdout, err
+
+
+def test_progress_hears_each_decoded_chunk(text, tmp_path):
+    pipeline = tiny_pipeline(text)
+    reports: list[int] = []
+    pipeline.generate_files(RED, [tmp_path / "long.mp4"], frames=33, progress=reports.append)
+    assert sum(reports) == 33 and len(reports) > 1  # a chunk of latent frames at a time, as they are written
+    reports.clear()
+    pipeline.extend_file(tmp_path / "long.mp4", [tmp_path / "more.mp4"], RED, frames=20, progress=reports.append)
+    assert sum(reports) == 20 and len(reports) > 1

@@ -27,7 +27,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -361,8 +361,10 @@ class CheckReport:
     __str__ = format
 
 
-def check_index(index_path: str | os.PathLike, *, num_frames: int, fps: float | None = None) -> CheckReport:
-    """Decode every row's whole range and report rows that cannot give `num_frames` frames."""
+def check_index(index_path: str | os.PathLike, *, num_frames: int, fps: float | None = None,
+                progress: Callable[[int], None] | None = None) -> CheckReport:
+    """Decode every row's whole range and report rows that cannot give `num_frames` frames; `progress(1)` after
+    each row."""
     rows = open_video_index(index_path).rows()
     skipped: dict[str, str] = {}
     for row in rows:
@@ -377,4 +379,6 @@ def check_index(index_path: str | os.PathLike, *, num_frames: int, fps: float | 
             skipped[name] = f"missing: {error}"
         except ValueError as error:
             skipped[name] = f"unreadable: {error}"
+        if progress is not None:
+            progress(1)
     return CheckReport(total=len(rows), ok=len(rows) - len(skipped), skipped=skipped)

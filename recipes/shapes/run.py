@@ -236,9 +236,13 @@ def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], No
     reports: dict[str, dict] = {}
 
     def evaluate() -> None:
+        from tqdm import tqdm
+
         eval_config = dataclasses.replace(config.eval, frames=frames)
         pipeline = TextToVideo.from_pretrained(pipeline_dir).to(where, precision)
-        reports.update(evaluate_pipeline(pipeline, eval_config, out / "eval"))
+        total = eval_config.num * len(eval_config.splits) * len(eval_config.conditions(pipeline))
+        with tqdm(total=total, desc="eval shapes", unit="video", dynamic_ncols=True) as bar:  # stderr, as t2v eval's
+            reports.update(evaluate_pipeline(pipeline, eval_config, out / "eval", progress=bar.update))
 
     stage("eval", False, evaluate)
     log(format_table(reports))
