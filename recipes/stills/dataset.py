@@ -130,9 +130,11 @@ def _patterns() -> list[tuple[str, re.Pattern]]:
     return out
 
 
-def draw_caption(rng: np.random.Generator, split: str) -> Caption:
-    """A caption of `split`: the motion uniform over KINDS, then its direction, then the photos."""
-    kind = KINDS[int(rng.integers(len(KINDS)))]
+def draw_caption(rng: np.random.Generator, split: str, kind: str | None = None) -> Caption:
+    """A caption of `split`: the motion uniform over KINDS (or `kind`), then its direction, then the photos."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown motion {kind!r}: use one of {', '.join(KINDS)}")
+    kind = KINDS[int(rng.integers(len(KINDS)))] if kind is None else kind
     choices = DIRECTIONS.get(kind, (None,))
     direction = choices[int(rng.integers(len(choices)))]
     names = photos.names_of_split(split)
