@@ -37,9 +37,10 @@ LICENSE = "mit"  # the project's; edit the card's front matter to publish weight
 REPO_PLACEHOLDER = "<hub id or folder>"  # the card's usage line; `push` writes the repository's id instead
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 # The training settings a card lists first (dotted keys of a run's config.json; the rest are under "details").
-_HEADLINE = ("name", "steps", "batch_size", "grad_accum", "image_steps", "decoder_steps", "data.index", "data.drawn",
-             "data.shards", "data.train_split", "data.eval_split", "data.size", "data.num_frames", "data.fps",
-             "data.window", "optim.lr", "precision", "zero_stage", "seed", "tokenizer_dir")
+_HEADLINE = ("recipe", "command", "shipped", "name", "steps", "batch_size", "grad_accum", "image_steps",
+             "decoder_steps", "data.index", "data.drawn", "data.shards", "data.train_split", "data.eval_split",
+             "data.size", "data.num_frames", "data.fps", "data.window", "optim.lr", "precision", "zero_stage", "seed",
+             "tokenizer_dir")
 
 
 # 1. Hub ids and downloads ------------------------------------------------------------------------------------
@@ -247,6 +248,8 @@ def training_text(known: Provenance) -> str:
     headline = {key: settings[key] for key in _HEADLINE if settings.get(key) not in (None, "", [])}
     if known.trained_steps is not None:
         headline["exported at step"] = known.trained_steps
+    if set(settings) <= set(headline):
+        return table(headline, ("setting", "value"))
     return "\n".join([table(headline, ("setting", "value")), "",
                       "<details><summary>The run's whole training config</summary>", "", "```json",
                       json.dumps(plain(known.training), indent=2), "```", "", "</details>"])
@@ -274,9 +277,10 @@ def table(rows: Mapping[str, Any], header: tuple[str, str] = ("", "")) -> str:
 
 
 def cell(value: Any) -> str:
-    """A value as a table cell: floats to 4 significant digits, lists compactly, `|` escaped."""
+    """A value as a table cell: whole floats as integers, others to 4 significant digits, lists compactly, `|`
+    escaped."""
     if isinstance(value, float):
-        text = "n/a" if math.isnan(value) else f"{value:.4g}"
+        text = "n/a" if not math.isfinite(value) else str(int(value)) if value.is_integer() else f"{value:.4g}"
     elif isinstance(value, (list, tuple, dict)):
         text = json.dumps(plain(value), separators=(", ", ": "))
     else:

@@ -274,3 +274,14 @@ def test_push_to_hub_uploads_the_saved_directory_with_its_card(text, monkeypatch
     tiny_model().push_to_hub("tok")  # the hub puts a bare name under the user's namespace
     assert uploads[1]["files"] == [CARD_FILE, "config.json", "model.safetensors"]
     assert uploads[1]["repo_id"] == "someone/tok" and 'from_pretrained("someone/tok")' in uploads[1]["card"]
+
+
+def test_the_shipped_pipeline_carries_cards_with_its_evaluation():
+    from t2v.recipes.shipped import shipped_pipelines
+
+    directory = shipped_pipelines()["shapes"]
+    for folder in (directory, directory / "video_tokenizer", directory / "generator"):
+        assert front_matter(folder)["library_name"] == "t2v", folder
+    pipeline = TextToVideo.from_pretrained(directory)
+    assert pipeline.provenance.scores["seen"]["num"] == 256  # `t2v eval shapes shapes --num 256`
+    assert pipeline.generator.provenance.training["command"] == "t2v recipe run shapes --out RUN"
