@@ -6,8 +6,10 @@ common_metrics_on_video_quality's StyleGAN-V path is the same, cd-fvd's I3D path
 - frames resized to cover 224×224 (`size`) and center-cropped (tokenizer/video_io.py's `resize_and_crop`: bilinear,
   antialiased when shrinking), scaled to [-1, 1];
 - features: the 400 Kinetics logits of I3D (the layer before the softmax, averaged over time), from StyleGAN-V's
-  TorchScript `i3d_torchscript.pt` called with `rescale=False, resize=False, return_features=True` (the frames are
-  already resized and scaled), or from a state dict of pytorch-i3d's `InceptionI3d` (tokenizer/i3d.py);
+  TorchScript `i3d_torchscript.pt` called with `rescale=False, resize=False, return_features=True`, or from a state
+  dict of pytorch-i3d's `InceptionI3d` (tokenizer/i3d.py). StyleGAN-V's trainer passes uint8 frames with
+  `rescale=True, resize=True` and lets the TorchScript scale and resize them; its authors' check against the
+  TensorFlow FVD (fvd-comparison) and common_metrics_on_video_quality resize and scale first, as here;
 - each set's mean and population covariance (sums in float64, as StyleGAN-V's `FeatureStats`), and
   FVD = |μ₁ − μ₂|² + tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½) with scipy.linalg.sqrtm, keeping the real part.
 FVD depends on the number of videos (the covariance of N < 400 videos is rank-deficient and the score is biased
