@@ -30,10 +30,11 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
     gradients, weight 1: natural pictures' edges and textures blur without it); no salience weighting (it is for
     objects on black), no LPIPS (its AlexNet weights are not on disk here) and no GAN. Clips are drawn in memory
     at every step (`data.drawn`): a new clip for every item, from the seen photographs only; evaluation on 64
-    clips of the held-out ones. Two phases, each with its own warmup and cosine: 600 steps of 16 single frames at
-    lr 5e-4, then 600 steps of 4 clips at 2e-4 (the clip phase starts from the image weights inflated to 3D).
-    Measured on this 2-core CPU: 1.7 s an image step, 3.4 s a clip step: about 51 minutes in all (the README,
-    "Training the tokenizer").
+    clips of the held-out ones. Two phases, each with its own warmup and cosine: 900 steps of 16 single frames at
+    lr 5e-4, then 280 steps of 4 clips at 2e-4 (the clip phase starts from the image weights inflated to 3D).
+    Measured on the 2-core CPU this was written on (2026-12-07, other work sharing it at times): 1.0 s an image step,
+    6.5 s a clip step (the quieter steps of short runs; busy, up to 17 s), so about 15 + 30 minutes of steps and
+    two evaluations of about a minute each: under 50 minutes when the machine is not shared.
     """
     config = TokenizerTrainConfig(
         name="stills",
@@ -44,7 +45,7 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
         data=DataConfig(drawn=DRAW_CLIPS, train_split="seen", eval_split="heldout", num_frames=17, size=(128, 128),
                         eval_clips=64, num_workers=1),
         optim=OptimConfig(lr=5e-4, clip_lr=2e-4, discriminator_lr=1e-4, warmup_steps=100, min_lr_ratio=0.1),
-        steps=1200, batch_size=4, image_steps=600, image_batch_size=16, eval_every=600, checkpoint_every=200,
+        steps=1180, batch_size=4, image_steps=900, image_batch_size=16, eval_every=590, checkpoint_every=200,
     )
     return choose(VARIANTS, "stills", variant).tokenizer(config)
 
@@ -74,8 +75,8 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
 
 
 def quick_tokenizer(config: TokenizerTrainConfig) -> TokenizerTrainConfig:
-    """`quick`: 150 steps in all: 100 of single frames, 50 of clips (a few minutes: a check of the setup)."""
-    return dataclasses.replace(config, steps=150, image_steps=100, eval_every=150, checkpoint_every=50,
+    """`quick`: 230 steps in all: 200 of single frames, 30 of clips (about 8 minutes: a check of the setup)."""
+    return dataclasses.replace(config, steps=230, image_steps=200, eval_every=230, checkpoint_every=115,
                                optim=dataclasses.replace(config.optim, warmup_steps=20))
 
 
@@ -93,7 +94,7 @@ def codes64k_tokenizer(config: TokenizerTrainConfig) -> TokenizerTrainConfig:
 
 VARIANTS = {
     "default": DEFAULT,
-    "quick": Variant("minutes on a 2-core CPU: 150 tokenizer and 300 generator steps, a check of the setup",
+    "quick": Variant("minutes on a 2-core CPU: 230 tokenizer and 300 generator steps, a check of the setup",
                      quick_tokenizer, quick_generator),
     "codes64k": Variant("a codebook of 64,000 FSQ codes (8, 8, 8, 5, 5, 5) instead of 15,360", codes64k_tokenizer),
 }
