@@ -208,6 +208,8 @@ def test_recipe_configs_resolve(monkeypatch, capsys):
     assert generator.model.codebook_size == int(np.prod(config.model.quantizer.fsq_levels))
     wide = registry.generator_config("stills", "codes64k")
     assert wide.model.codebook_size == 64_000
+    small = registry.tokenizer_config("stills", "size64")
+    assert small.data.size == (64, 64) and small.model == config.model
     code, stdout, err = run_main(["tokenizer", "train", "stills", "--dry-run"], monkeypatch, capsys)
     assert code == 0, err
     assert "t2v.recipes.stills.dataset:draw_clips" in stdout and "memory per GPU" in stdout
