@@ -97,16 +97,11 @@ def check_pipeline(directory: Path) -> None:
     before torch and the models are imported (seconds) rather than after. A hub id (`user/repo`, no folder here) is
     left to loading, which downloads it or says why it cannot."""
     from t2v.core.hub import is_hub_id
-    from t2v.recipes.shipped import PIPELINE_FILE
+    from t2v.generator.layout import check_pipeline_dir
 
     if not directory.is_dir() and is_hub_id(directory):
         return
-    if not directory.is_dir():
-        raise FileNotFoundError(f"pipeline directory not found: {directory} (make one with "
-                                "`t2v recipe run shapes --out DIR`, or name a shipped pipeline: shapes)")
-    if not (directory / PIPELINE_FILE).is_file():
-        raise FileNotFoundError(f"{directory} is not a pipeline directory: no {PIPELINE_FILE} (expected "
-                                f"video_tokenizer, generator, text_tokenizer and {PIPELINE_FILE})")
+    check_pipeline_dir(directory)
 
 
 def load_pipeline(directory, device: str, dtype: str):

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 import numpy as np
 import torch
 
+from t2v.generator.layout import PARTS, PIPELINE_FILE, check_pipeline_dir
 from t2v.generator.model import VideoGenerator, read_json
 from t2v.generator.sample import FrameDecoder, SamplingConfig, Schedule, frame_decoder, sample_frames
 from t2v.generator.prompts import PromptChange, check_schedule
@@ -47,9 +48,7 @@ from t2v.tokenizer.frames import to_pixels, to_uint8
 from t2v.tokenizer.video_io import (VideoWriter, contact_sheet, frame_picks, iter_video, probe, resize_and_crop,
                                     write_image)
 
-PIPELINE_FILE = "pipeline.json"
 FORMAT_VERSION = 1
-PARTS = ("video_tokenizer", "generator", "text_tokenizer")
 _REPAIR = "copy the pipeline directory again, or re-export it (`t2v recipe run shapes --out DIR` writes one)"
 Prompt = Union[str, list[str], list[PromptChange]]
 
@@ -205,12 +204,7 @@ class TextToVideo:
         """Load a pipeline directory, or one published on the hub (`user/repo`: downloaded into the hub's cache;
         `hub_options`: revision, cache_dir, token, force_download, local_files_only)."""
         directory = hub.pretrained_dir(directory, "pipeline", **hub_options)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"pipeline directory not found: {directory} (make one with "
-                                    "`t2v recipe run shapes --out DIR`, or name a shipped pipeline: shapes)")
-        if not (directory / PIPELINE_FILE).is_file():
-            raise FileNotFoundError(f"{directory} is not a pipeline directory: no {PIPELINE_FILE} (expected "
-                                    f"{', '.join(PARTS)} and {PIPELINE_FILE})")
+        check_pipeline_dir(directory)
         info = read_info(directory / PIPELINE_FILE)
         pipeline = cls(VideoTokenizer.from_pretrained(directory / "video_tokenizer"),
                        VideoGenerator.from_pretrained(directory / "generator"),

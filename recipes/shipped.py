@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import t2v.recipes
+from t2v.generator.layout import PIPELINE_FILE  # what makes a folder a pipeline
 
 PIPELINE_FOLDER = "pipeline"  # recipes/<name>/pipeline/
-PIPELINE_FILE = "pipeline.json"  # what makes a folder a pipeline (t2v.generator.pipeline writes it)
 
 
 def shipped_pipelines() -> dict[str, Path]:
