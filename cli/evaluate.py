@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from t2v.cli.options import PIPELINE, SIZE, device_options, load_pipeline, sampling_config, sampling_options
+from t2v.cli.options import (PIPELINE, SIZE, check_pipeline, device_options, load_pipeline, sampling_config,
+                             sampling_options)
 
 HELP = """{summary}.
 
@@ -147,11 +148,12 @@ def eval_command(evaluation) -> click.Command:
                 sizes: tuple[tuple[int, int], ...], rates: tuple[float, ...], per_condition: bool,
                 cfg_scale: float | None, temperature: float | None, top_k: int | None, top_p: float | None,
                 steps: int | None, device: str, dtype: str, seed: int) -> None:
+        if per_condition and (sizes or rates):
+            raise click.UsageError("give --per-variant or --size/--fps, not both")
+        check_pipeline(pipeline_dir)  # a missing pipeline: the one-line error before torch is imported
         from tqdm import tqdm
 
         pipeline = load_pipeline(pipeline_dir, device, dtype)
-        if per_condition and (sizes or rates):
-            raise click.UsageError("give --per-variant or --size/--fps, not both")
         if per_condition:
             sizes, rates = tuple(pipeline.trained_sizes), tuple(pipeline.trained_rates)
         config = evaluation.config(num=num, splits=splits or evaluation.splits, seed=seed, sizes=sizes, rates=rates,

@@ -231,3 +231,11 @@ def test_progress_hears_each_decoded_chunk(text, tmp_path):
     reports.clear()
     pipeline.extend_file(tmp_path / "long.mp4", [tmp_path / "more.mp4"], RED, frames=20, progress=reports.append)
     assert sum(reports) == 20 and len(reports) > 1
+
+
+def test_eval_refuses_a_missing_pipeline_before_loading_models(tmp_path, monkeypatch, capsys):
+    import t2v.cli.evaluate as evaluate_cli
+
+    monkeypatch.setattr(evaluate_cli, "load_pipeline", lambda *args: pytest.fail("loaded before the check"))
+    code, _, err = run_main(["eval", "shapes", str(tmp_path / "none")], monkeypatch, capsys)
+    assert code == 2 and "pipeline directory not found" in err and err.count("\n") == 1, err
