@@ -61,6 +61,21 @@ class PipelineType(click.ParamType):
 PIPELINE = PipelineType()
 
 
+class TokenizerType(click.ParamType):
+    """A click type for a video tokenizer argument: a directory, or the name of one the package ships (`stills`;
+    a shipped pipeline's name gives its video tokenizer); an existing directory wins. Gives a Path."""
+
+    name = "TOKENIZER"
+
+    def convert(self, value, param, ctx):  # noqa: D102 - click API
+        from t2v.recipes.shipped import resolve_tokenizer
+
+        return resolve_tokenizer(value)
+
+
+TOKENIZER = TokenizerType()
+
+
 def sampling_options(command: Callable) -> Callable:
     """--cfg, --temperature, --top-k, --top-p, --steps; unset ones keep `SamplingConfig`'s defaults (shown in
     --help)."""

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from t2v.cli.options import SIZE, device_options
+from t2v.cli.options import SIZE, TOKENIZER, device_options
 from t2v.cli.runs import resolve_training, training_options
 
 
@@ -24,7 +24,7 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
     \b
     Examples:
       t2v tokenizer train shapes                   # shapes clips drawn in memory: no dataset to make first
-      t2v tokenizer train shapes --variant quick --set steps=100 --set image_steps=40 --set decoder_steps=20 --out runs/try
+      t2v tokenizer train shapes --variant quick --set steps=100 --out runs/try
       t2v tokenizer train shapes --set model.quantizer.fsq_levels=[8,5,5,5] --dry-run
       t2v tokenizer train shapes --resume runs/shapes-tokenizer-00001
       torchrun --nproc_per_node=2 -m t2v.cli.main tokenizer train shapes --out runs/ddp
@@ -62,7 +62,7 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
 
 
 @tokenizer.command()
-@click.argument("tokenizer_dir", type=click.Path(path_type=Path))
+@click.argument("tokenizer_dir", metavar="TOKENIZER", type=TOKENIZER)
 @click.argument("in_video", type=click.Path(path_type=Path))
 @click.argument("out_video", type=click.Path())
 @click.option("--size", type=SIZE, help="Resize (short side) and center-crop to WxH first; default: the video's size.")
@@ -76,7 +76,8 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
 def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple[int, int] | None,
                 frames: int | None, side_by_side: str | None, no_side_by_side: bool, overwrite: bool, device: str,
                 dtype: str) -> None:
-    """Encode and decode IN_VIDEO with a trained tokenizer; write OUT_VIDEO and print PSNR and SSIM.
+    """Encode and decode IN_VIDEO with TOKENIZER (a trained tokenizer's directory, or the name of one the package
+    ships: a shipped pipeline's name gives its video tokenizer); write OUT_VIDEO and print PSNR and SSIM.
 
     Any length: frames are streamed through the tokenizer in chunks, so memory does not grow with the video.
     The output format follows OUT_VIDEO's suffix (.mp4, .webm, .gif; .png/.jpg for a one-frame input; no suffix
@@ -85,6 +86,7 @@ def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple
 
     \b
     Examples:
+      t2v tokenizer reconstruct shapes clip.mp4 clip_rec.mp4 --size 64x64      # the shipped shapes tokenizer
       t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 clip_rec.mp4 --size 64x64
       t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 clip_rec.mp4 --overwrite
       t2v tokenizer reconstruct runs/shapes-tokenizer-00001 clip.mp4 rec_frames/ --no-side-by-side
@@ -120,7 +122,7 @@ def reconstruct(tokenizer_dir: Path, in_video: Path, out_video: str, size: tuple
 
 
 @tokenizer.command()
-@click.argument("tokenizer_dir", type=click.Path(path_type=Path))
+@click.argument("tokenizer_dir", metavar="TOKENIZER", type=TOKENIZER)
 @click.argument("index", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--size", "sizes", type=SIZE, multiple=True,

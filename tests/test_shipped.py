@@ -91,3 +91,37 @@ if __name__ == "__main__":
     REFERENCE.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(REFERENCE, video=reference_video(TextToVideo.from_pretrained(resolve_pipeline("shapes"))))
     print(f"reference → {REFERENCE}")
+
+
+def test_tokenizers_ship_by_name_a_recipes_own_first(tmp_path, monkeypatch):
+    import t2v.recipes
+    from conftest import tiny_model
+    from t2v.recipes import shipped
+    from t2v.tokenizer.model import VideoTokenizer
+
+    assert shipped.resolve_tokenizer("shapes") == shipped_pipelines()["shapes"] / "video_tokenizer"
+    assert shipped.resolve_tokenizer(str(tmp_path)) == tmp_path  # an existing directory wins
+    assert shipped.resolve_tokenizer("nothing-here") == Path("nothing-here")  # loading says it is missing
+    root = tmp_path / "recipes"
+    (root / "toy").mkdir(parents=True)
+    monkeypatch.setattr(t2v.recipes, "__path__", [str(root), *t2v.recipes.__path__])
+    source = tiny_model().save_pretrained(tmp_path / "run")
+    target = shipped.ship_tokenizer(source, "toy")
+    assert target == root / "toy" / "tokenizer" and shipped.resolve_tokenizer("toy") == target
+    with safe_open(str(target / "model.safetensors"), "pt") as handle:
+        assert "F16" in {handle.get_slice(name).get_dtype() for name in handle.keys()}
+    loaded = VideoTokenizer.from_pretrained(target)
+    assert loaded.codebook_size == VideoTokenizer.from_pretrained(source).codebook_size
+
+
+def test_reconstruct_takes_a_shipped_tokenizer_by_name(tmp_path, monkeypatch, capsys):
+    clip = tmp_path / "clip.mp4"
+    frames = np.zeros((9, 64, 64, 3), np.uint8)
+    frames[:, 20:40, 10:30] = (255, 0, 0)
+    from t2v.tokenizer.video_io import write_video
+
+    write_video(clip, frames, fps=8)
+    code, out, err = run_main(["tokenizer", "reconstruct", "shapes", str(clip), str(tmp_path / "rec.mp4"),
+                               "--no-side-by-side"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "PSNR" in out and read_video(tmp_path / "rec.mp4")[0].shape == (9, 64, 64, 3)
