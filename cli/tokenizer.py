@@ -24,7 +24,8 @@ def train(recipe: str, out_dir: Path | None, overrides: tuple[str, ...], variant
     \b
     Examples:
       t2v tokenizer train shapes                   # shapes clips drawn in memory: no dataset to make first
-      t2v tokenizer train shapes --variant quick --set steps=100 --out runs/try
+      t2v tokenizer train shapes --variant quick --set steps=100 --set image_steps=40 --set decoder_steps=20 \\
+          --out runs/try
       t2v tokenizer train shapes --set model.quantizer.fsq_levels=[8,5,5,5] --dry-run
       t2v tokenizer train shapes --resume runs/shapes-tokenizer-00001
       torchrun --nproc_per_node=2 -m t2v.cli.main tokenizer train shapes --out runs/ddp
