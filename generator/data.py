@@ -38,7 +38,7 @@ from torch.utils.data import Dataset
 from t2v.generator.attention import PREFIX
 from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import Vocab, first_slot
-from t2v.tokenizer.index import CHUNK, chunked_where
+from t2v.core.chunks import ROW_CHUNK, chunked_where
 from t2v.tokenizer.shards import ShardReader
 
 IGNORE = -100
@@ -121,7 +121,7 @@ class TokenSequences(Dataset):
             raise ValueError(f"shards in {self.reader.directory} have {self.reader.meta['codebook_size']} codes, "
                              f"the generator's vocabulary {vocab.codebook_size}: encode with the matching tokenizer")
         reader = self.reader
-        in_split = reader.select(split)  # clip numbers; the index is memory-mapped columns, read CHUNK rows at a time
+        in_split = reader.select(split)  # clip numbers; the index: memory-mapped columns, read by chunks
         rates = reader.rates()
         if np.isnan(rates[in_split]).any():
             unknown_rate = int(in_split[int(np.argmax(np.isnan(rates[in_split])))])
@@ -129,8 +129,8 @@ class TokenSequences(Dataset):
                              "meta.json): re-encode it with `t2v tokenizer encode`, which records each clip's fps")
         grids, known_rates = _Memo(lambda key: vocab.knows_grid(split_key(key))), _Memo(vocab.knows_rate)
         rows, windows, keys, long_enough = [], [], [], False
-        for begin in range(0, len(in_split), CHUNK):
-            clips = in_split[begin: begin + CHUNK]
+        for begin in range(0, len(in_split), ROW_CHUNK):
+            clips = in_split[begin: begin + ROW_CHUNK]
             shapes = np.asarray(reader.shapes()[clips], dtype=np.int64)
             grid_keys = shapes[:, 1] << 32 | shapes[:, 2]
             long = shapes[:, 0] >= window

@@ -64,7 +64,7 @@ from t2v.core.lr_schedule import lr_factor
 from t2v.core.precision import compute_dtype
 from t2v.core.runlog import RunLog, truncate_metrics
 from t2v.core.step_loader import step_loader
-from t2v.tokenizer.index import CHUNK
+from t2v.core.chunks import ROW_CHUNK
 from t2v.tokenizer.shards import ShardReader
 from t2v.core.state_io import load_state, save_state
 
@@ -193,8 +193,8 @@ def train_captions(reader: ShardReader, split: str | None, limit: int = MAX_TEXT
 def trained_tables(reader: ShardReader, split: str | None) -> tuple[list[list[int]], list[float]]:
     """The latent grids (h, w) and frame rates of the training clips, sorted: the generator's size and rate tables."""
     clips, all_rates, rates, grids = reader.select(split), reader.rates(), set(), set()
-    for start in range(0, len(clips), CHUNK):  # column-wise, a chunk at a time: no clip-long temporaries
-        part = clips[start: start + CHUNK]
+    for start in range(0, len(clips), ROW_CHUNK):  # column-wise, a chunk at a time: no clip-long temporaries
+        part = clips[start: start + ROW_CHUNK]
         rates.update(np.unique(all_rates[part]).tolist())
         grids.update(map(tuple, np.unique(np.asarray(reader.shapes()[part])[:, 1:], axis=0).tolist()))
     if any(math.isnan(rate) for rate in rates):

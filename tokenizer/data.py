@@ -34,7 +34,8 @@ import torch
 
 from t2v.core.step_loader import worker_context
 from t2v.tokenizer.frames import to_pixels
-from t2v.tokenizer.index import CHUNK, VideoIndex, chunked_where
+from t2v.core.chunks import ROW_CHUNK, chunked_where
+from t2v.tokenizer.index import VideoIndex
 from t2v.tokenizer.index import read_index, write_index  # noqa: F401 - imported from here before index.py
 from t2v.tokenizer.packed import (bytes_file, clip_file, clip_name, decode_json, iter_samples, key_number,
                                   open_packed_index, packed_info, reader_shares, video_member)
@@ -70,16 +71,16 @@ def open_video_index(path: str | os.PathLike) -> VideoIndex:
 
 def bucket_numbers(index: VideoIndex, ids: np.ndarray, buckets: Sequence[tuple[int, int]]) -> np.ndarray:
     """The bucket of each row `ids` of `index` (int16): `nearest_bucket` of its "size" field, asked once per
-    distinct size (rows taken `CHUNK` at a time); a row without one is probed (`row_size`)."""
+    distinct size (rows taken `ROW_CHUNK` at a time); a row without one is probed (`row_size`)."""
     numbers = np.zeros(len(ids), dtype=np.int16)
     known_sizes: dict[int, int] = {}  # h << 32 | w → bucket
-    for start in range(0, len(ids), CHUNK):
-        sizes, known = index.sizes(ids[start: start + CHUNK])
+    for start in range(0, len(ids), ROW_CHUNK):
+        sizes, known = index.sizes(ids[start: start + ROW_CHUNK])
         keys = sizes[:, 0].astype(np.int64) << 32 | sizes[:, 1].astype(np.int64)
         distinct, inverse = np.unique(keys[known], return_inverse=True)
         table = np.array([known_sizes.setdefault(int(key), nearest_bucket((int(key) >> 32, int(key) & 0xFFFFFFFF),
                                                                           buckets)) for key in distinct], np.int16)
-        chunk = numbers[start: start + CHUNK]
+        chunk = numbers[start: start + ROW_CHUNK]
         chunk[known] = table[inverse.reshape(-1)] if len(distinct) else 0
         for k in np.flatnonzero(~known):
             chunk[k] = nearest_bucket(row_size(index.row(ids[start + k])), buckets)

@@ -35,10 +35,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from t2v.core.atomic import atomic_file, durable_replace, fsync_tree, temp_sibling
+from t2v.core.chunks import chunked_where
 
 COLUMNS_VERSION = 2
 _BUFFER = 65_536  # values gathered before a column's write
-CHUNK = 1 << 16  # rows a column-wise computation takes at a time: its temporary arrays stay small at any size
 _STALE_TEMP_SECONDS = 3600.0  # a temporary build older than this was left by a killed process
 
 
@@ -167,15 +167,6 @@ class _Writer:
 def _dtype(field: Field) -> np.dtype:
     return np.dtype("<i4" if field.kind in ("category", "int32") or field.kind.startswith("ints") else
                     "<f8" if field.kind == "float" else "<i8")
-
-
-def chunked_where(n: int, mask: Callable[[int, int], np.ndarray]) -> np.ndarray:
-    """The positions where `mask(start, stop)` holds, over rows [0, n) taken `CHUNK` at a time (int32 below 2**31
-    rows): `np.flatnonzero` without an n-long temporary."""
-    dtype = np.int32 if n < 2**31 else np.int64
-    pieces = [(np.flatnonzero(mask(start, min(start + CHUNK, n))) + start).astype(dtype)
-              for start in range(0, n, CHUNK)]
-    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype)
 
 
 def build_columns(rows: Iterable[dict], directory: Path, fields: Sequence[Field], source: dict) -> int:

@@ -25,7 +25,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from t2v.core.atomic import atomic_directory
-from t2v.tokenizer.index import CHUNK, Columns, Field, Rows, open_columns, write_columns_beside
+from t2v.core.chunks import ROW_CHUNK
+from t2v.tokenizer.index import Columns, Field, Rows, open_columns, write_columns_beside
 
 FORMAT_VERSION = 1
 SHARD_NAME = "shard_{:05d}.bin"
@@ -264,10 +265,10 @@ def iter_shard_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 def _check_extents(directory: Path, shards: list[str], columns: Columns, maps: list[np.memmap]) -> None:
     """Every row of index.jsonl names its shard, offset and shape, and lies inside its shard file (a truncated
-    shard is found here, not when a clip is read). Column-wise, `CHUNK` rows at a time."""
+    shard is found here, not when a clip is read). Column-wise, `ROW_CHUNK` rows at a time."""
     lengths = np.array([len(m) for m in maps] or [0], dtype=np.int64)
-    for start in range(0, len(columns), CHUNK):
-        stop = min(start + CHUNK, len(columns))
+    for start in range(0, len(columns), ROW_CHUNK):
+        stop = min(start + ROW_CHUNK, len(columns))
         shard, offset = columns.array("shard")[start:stop], columns.array("offset")[start:stop]
         shape = np.asarray(columns.array("shape")[start:stop], dtype=np.int64)
         known = np.ones(stop - start, dtype=bool)
@@ -355,8 +356,8 @@ class ShardReader:
         if self._rates is None:
             fallback = float(self.meta.get("fps") or "nan")
             rates = np.empty(len(self), dtype=np.float64)
-            for start in range(0, len(self), CHUNK):
-                stop = min(start + CHUNK, len(self))
+            for start in range(0, len(self), ROW_CHUNK):
+                stop = min(start + ROW_CHUNK, len(self))
                 part = np.where(self.columns.has("fps")[start:stop].astype(bool),
                                 self.columns.array("fps")[start:stop], np.nan)
                 part[~(part > 0)] = fallback  # a row's 0 or null falls back, as fps()
