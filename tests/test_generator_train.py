@@ -258,7 +258,8 @@ RANK_SCRIPT = textwrap.dedent('''
     from safetensors.torch import save_file
 
     from t2v.generator.config import GeneratorConfig, GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
-    from t2v.generator.train import Trainer, gathered, train
+    from t2v.generator.engine import gathered
+    from t2v.generator.train import Trainer, train
 
     shards, stage, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     first_ids = []
