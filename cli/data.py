@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -16,20 +17,34 @@ def data() -> None:
     """Make and check datasets."""
 
 
+def dataset_options(default_size: str, split_help: str) -> Callable:
+    """OUT_DIR and the options of a command writing a recipe's clips (`t2v data shapes`, `t2v data stills`)."""
+    options = [
+        click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path)),
+        click.option("--num", type=click.IntRange(min=1), required=True, help="Number of clips to write."),
+        click.option("--frames", type=click.IntRange(min=1), default=17, show_default=True, help="Frames per clip."),
+        click.option("--size", "sizes", type=SIZE, multiple=True, default=[default_size], show_default=True,
+                     help="Frame size: N or WxH; repeatable (the clips take each size and rate in turn)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same dataset)."),
+        click.option("--split", type=click.Choice(["seen", "heldout", "all"]), default="all", show_default=True,
+                     help=split_help),
+        click.option("--fps", "rates", type=click.FloatRange(min=0, min_open=True), multiple=True, default=[8.0],
+                     show_default=True, help="Frame rate of the clips (the motion per second is the same at any "
+                     "rate); repeatable."),
+        click.option("--overwrite", is_flag=True, help="Replace OUT_DIR whole when it holds a dataset this command "
+                     "wrote (any other non-empty folder is never replaced)."),
+    ]
+
+    def decorate(command: Callable) -> Callable:
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
 @data.command("shapes")
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--num", type=click.IntRange(min=1), required=True, help="Number of clips to write.")
-@click.option("--frames", type=click.IntRange(min=1), default=17, show_default=True, help="Frames per clip.")
-@click.option("--size", "sizes", type=SIZE, multiple=True, default=["64"], show_default=True,
-              help="Frame size: N or WxH; repeatable (the clips take each size and rate in turn).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same dataset).")
-@click.option("--split", type=click.Choice(["seen", "heldout", "all"]), default="all", show_default=True,
-              help="Which captions to draw from (held-out compositions or the others).")
-@click.option("--fps", "rates", type=click.FloatRange(min=0, min_open=True), multiple=True, default=[8.0],
-              show_default=True, help="Frame rate of the clips (the motion per second is the same at any rate); "
-              "repeatable.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR whole when it holds a dataset this command wrote "
-              "(any other non-empty folder is never replaced).")
+@dataset_options(default_size="64", split_help="Which captions to draw from (held-out compositions or the "
+                 "others).")
 def shapes(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], ...], seed: int, split: str,
            rates: tuple[float, ...], overwrite: bool) -> None:
     """Write the synthetic `shapes` dataset: OUT_DIR/videos/*.mp4 and OUT_DIR/index.jsonl.
@@ -43,36 +58,12 @@ def shapes(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], .
       t2v data shapes data/multi --num 2000 --size 64 --size 96x64 --fps 8 --fps 16
       t2v data shapes data/shapes --num 4000 --overwrite
     """
-    from t2v.recipes.clip_folder import split_counts
-    from t2v.recipes.shapes.dataset import check_dataset_dir, check_size, make_dataset
-    from t2v.tokenizer.data import read_index
-
-    for size in sizes:  # checked before anything is printed or created (make_dataset checks again)
-        check_size(size)
-    check_dataset_dir(out_dir, overwrite)
-    click.echo(f"shapes: {num} clips of {frames} frames, {', '.join(f'{w}x{h}' for h, w in sizes)} at "
-               f"{', '.join(f'{r:g}' for r in rates)} fps, split={split}, seed={seed} → {out_dir}")
-    index = make_dataset(out_dir, num=num, frames=frames, seed=seed, split=split, sizes=sizes, rates=rates,
-                         overwrite=overwrite)
-    counts = split_counts(read_index(index))
-    click.echo(f"index: {index}")
-    click.echo("clips per split: " + ", ".join(f"{name} {count}" for name, count in sorted(counts.items())))
+    write_clip_dataset("shapes", out_dir, num, frames, sizes, seed, split, rates, overwrite)
 
 
 @data.command("stills")
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--num", type=click.IntRange(min=1), required=True, help="Number of clips to write.")
-@click.option("--frames", type=click.IntRange(min=1), default=17, show_default=True, help="Frames per clip.")
-@click.option("--size", "sizes", type=SIZE, multiple=True, default=["128"], show_default=True,
-              help="Frame size: N or WxH; repeatable (the clips take each size and rate in turn).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same dataset).")
-@click.option("--split", type=click.Choice(["seen", "heldout", "all"]), default="all", show_default=True,
-              help="Which photographs to draw from (the held-out ones or the others).")
-@click.option("--fps", "rates", type=click.FloatRange(min=0, min_open=True), multiple=True, default=[8.0],
-              show_default=True, help="Frame rate of the clips (the motion per second is the same at any rate); "
-              "repeatable.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR whole when it holds a dataset this command wrote "
-              "(any other non-empty folder is never replaced).")
+@dataset_options(default_size="128", split_help="Which photographs to draw from (the held-out ones or the "
+                 "others).")
 def stills(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], ...], seed: int, split: str,
            rates: tuple[float, ...], overwrite: bool) -> None:
     """Write the `stills` dataset (camera motion over the photographs scikit-image and scikit-learn ship):
@@ -86,17 +77,26 @@ def stills(out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], .
       t2v data stills data/stills --num 2000 --split seen
       t2v data stills data/stills-heldout --num 200 --split heldout --size 64 --fps 16
     """
+    write_clip_dataset("stills", out_dir, num, frames, sizes, seed, split, rates, overwrite)
+
+
+def write_clip_dataset(recipe: str, out_dir: Path, num: int, frames: int, sizes: tuple[tuple[int, int], ...],
+                       seed: int, split: str, rates: tuple[float, ...], overwrite: bool) -> None:
+    """`t2v data shapes` / `stills`: check the sizes and OUT_DIR, say what is written, write it through the
+    recipe's `make_dataset`, report the clips per split."""
+    import importlib
+
     from t2v.recipes.clip_folder import split_counts
-    from t2v.recipes.stills.dataset import check_dataset_dir, check_size, make_dataset
     from t2v.tokenizer.data import read_index
 
+    dataset = importlib.import_module(f"t2v.recipes.{recipe}.dataset")
     for size in sizes:  # checked before anything is printed or created (make_dataset checks again)
-        check_size(size)
-    check_dataset_dir(out_dir, overwrite)
-    click.echo(f"stills: {num} clips of {frames} frames, {', '.join(f'{w}x{h}' for h, w in sizes)} at "
+        dataset.check_size(size)
+    dataset.check_dataset_dir(out_dir, overwrite)
+    click.echo(f"{recipe}: {num} clips of {frames} frames, {', '.join(f'{w}x{h}' for h, w in sizes)} at "
                f"{', '.join(f'{r:g}' for r in rates)} fps, split={split}, seed={seed} → {out_dir}")
-    index = make_dataset(out_dir, num=num, frames=frames, seed=seed, split=split, sizes=sizes, rates=rates,
-                         overwrite=overwrite)
+    index = dataset.make_dataset(out_dir, num=num, frames=frames, seed=seed, split=split, sizes=sizes, rates=rates,
+                                 overwrite=overwrite)
     counts = split_counts(read_index(index))
     click.echo(f"index: {index}")
     click.echo("clips per split: " + ", ".join(f"{name} {count}" for name, count in sorted(counts.items())))

@@ -74,10 +74,7 @@ def ship(pipeline_dir: str | Path, name: str) -> Path:
 
     from t2v.generator.pipeline import TextToVideo
 
-    recipe_folder = Path(t2v.recipes.__path__[0]) / name
-    if not recipe_folder.is_dir():
-        raise FileNotFoundError(f"no recipe folder {recipe_folder}: ship into a recipe of this checkout")
-    target = recipe_folder / PIPELINE_FOLDER
+    target = _recipe_folder(name) / PIPELINE_FOLDER
     TextToVideo.from_pretrained(pipeline_dir).save_pretrained(target, dtype=torch.float16)
     return target
 
@@ -89,12 +86,17 @@ def ship_tokenizer(tokenizer_dir: str | Path, name: str) -> Path:
 
     from t2v.tokenizer.model import VideoTokenizer
 
-    recipe_folder = Path(t2v.recipes.__path__[0]) / name
-    if not recipe_folder.is_dir():
-        raise FileNotFoundError(f"no recipe folder {recipe_folder}: ship into a recipe of this checkout")
-    target = recipe_folder / TOKENIZER_FOLDER
+    target = _recipe_folder(name) / TOKENIZER_FOLDER
     VideoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(target, dtype=torch.float16)
     return target
+
+
+def _recipe_folder(name: str) -> Path:
+    """This checkout's `recipes/<name>/`, which a maintainer ships into."""
+    folder = Path(t2v.recipes.__path__[0]) / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no recipe folder {folder}: ship into a recipe of this checkout")
+    return folder
 
 
 if __name__ == "__main__":
