@@ -213,7 +213,7 @@ def toy_recipe():
     """The recipe's stages at toy sizes: seconds on a CPU (the smoke run)."""
     from t2v.generator.config import GeneratorConfig
     from t2v.recipes.shapes import generator_config, tokenizer_config
-    from t2v.recipes.shapes.evaluate import ShapesEvalConfig
+    from t2v.recipes.evaluation import EvalConfig
     from t2v.recipes.shapes.run import RecipeRunConfig
     from t2v.tokenizer.config import QuantizerConfig, preset
 
@@ -229,7 +229,7 @@ def toy_recipe():
         model=GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, max_text_len=12))
     generator = dataclasses.replace(generator, data=dataclasses.replace(generator.data, window=2, num_workers=0))
     return RecipeRunConfig(tokenizer, generator, num_clips=8, long_clips=2, long_frames=9, heldout_clips=2,
-                           eval=ShapesEvalConfig(num=2, batch=2, save_videos=1))
+                           eval=EvalConfig(num=2, batch=2, save_videos=1))
 
 
 def run_part(name: str, part: Callable[[], dict], results: dict, failures: list[str]) -> None:

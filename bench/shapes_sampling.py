@@ -21,7 +21,8 @@ from report import add_device_arguments, device_of, write_report  # bench/ is th
 
 from t2v.generator.pipeline import TextToVideo
 from t2v.generator.sample import SamplingConfig
-from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
+from t2v.recipes.evaluation import EvalConfig
+from t2v.recipes.shapes.evaluate import evaluate_pipeline
 from t2v.recipes.shipped import resolve_pipeline
 
 DEFAULT_GRID = [SamplingConfig(temperature=temperature, top_k=top_k, cfg_scale=cfg)
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{'speed':>6} {'s':>5}")
     for sampling in args.setting or DEFAULT_GRID:
         started = time.time()
-        config = ShapesEvalConfig(num=args.num, seed=args.seed, sampling=sampling, frames=pipeline.info.frames)
+        config = EvalConfig(num=args.num, seed=args.seed, sampling=sampling, frames=pipeline.info.frames)
         scores = evaluate_pipeline(pipeline, config)
         mean = {name: (scores["seen"][name] + scores["heldout"][name]) / 2
                 for name in ("object", "color", "shape", "direction", "speed")}

@@ -135,9 +135,10 @@ def test_dry_run_prints_the_resolved_configs_and_layout_and_creates_nothing(tmp_
 
 def test_eval_commands_come_from_the_registry_with_the_same_options(monkeypatch, capsys):
     evaluation = registry.evaluation("shapes")
-    from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
+    from t2v.recipes.evaluation import EvalConfig
+    from t2v.recipes.shapes.evaluate import evaluate_pipeline
 
-    assert evaluation.config is ShapesEvalConfig and evaluation.evaluate is evaluate_pipeline
+    assert evaluation.config is EvalConfig and evaluation.evaluate is evaluate_pipeline
     assert evaluation.splits == ("seen", "heldout")
     from t2v.cli.evaluate import evaluate
 

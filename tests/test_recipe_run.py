@@ -8,7 +8,7 @@ from conftest import run_main, tiny_config
 from t2v.generator.config import GeneratorConfig
 from t2v.generator.pipeline import TextToVideo
 from t2v.recipes.shapes import generator_config, tokenizer_config
-from t2v.recipes.shapes.evaluate import ShapesEvalConfig
+from t2v.recipes.evaluation import EvalConfig
 from t2v.recipes.shapes.run import MULTI_RATES, MULTI_SIZES, RecipeRunConfig, multi_config, run_config, run_recipe
 from t2v.tokenizer.shards import ShardReader
 
@@ -24,7 +24,7 @@ def toy_run_config() -> RecipeRunConfig:
         model=GeneratorConfig(layers=2, hidden=64, heads=2, kv_heads=2, intermediate=128, max_text_len=12))
     generator = dataclasses.replace(generator, data=dataclasses.replace(generator.data, window=2))
     return RecipeRunConfig(tokenizer, generator, num_clips=8, long_clips=2, long_frames=9, heldout_clips=2,
-                           eval=ShapesEvalConfig(num=2, batch=2, save_videos=1))
+                           eval=EvalConfig(num=2, batch=2, save_videos=1))
 
 
 def test_recipe_run_makes_a_scored_pipeline_and_resumes(tmp_path):

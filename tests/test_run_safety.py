@@ -326,14 +326,14 @@ def test_held_out_files_skipped_by_the_evaluation_are_in_the_summary(shapes_inde
 def test_the_recipe_resumes_a_stage_with_a_checkpoint_and_restarts_one_without(finished_run, tmp_path):
     import shutil
 
-    from t2v.recipes.shapes.run import _resumable
+    from t2v.recipes.run_stages import resumable
 
     shutil.copytree(finished_run, tmp_path / "with")
     (tmp_path / "killed").mkdir()
     (tmp_path / "killed" / "config.json").write_text("{}")  # a stage killed before its first checkpoint
-    assert _resumable(tmp_path / "with") and (tmp_path / "with" / "model.safetensors").is_file()
-    assert not _resumable(tmp_path / "killed") and not (tmp_path / "killed").exists()
-    assert not _resumable(tmp_path / "never")
+    assert resumable(tmp_path / "with") and (tmp_path / "with" / "model.safetensors").is_file()
+    assert not resumable(tmp_path / "killed") and not (tmp_path / "killed").exists()
+    assert not resumable(tmp_path / "never")
 
 
 def test_a_resume_at_the_final_step_redoes_a_stale_export(finished_run, shapes_index, tmp_path):

@@ -43,11 +43,12 @@ class TruePipeline:
 def test_eval_per_variant_scores_each_size_and_rate_with_the_rate_told_to_the_verifier(tmp_path):
     import json
 
-    from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
+    from t2v.recipes.evaluation import EvalConfig
+    from t2v.recipes.shapes.evaluate import evaluate_pipeline
 
     pipeline = TruePipeline()
-    config = ShapesEvalConfig(num=3, batch=3, splits=("seen", "heldout"), sizes=[(64, 64), (64, 96)], rates=[8, 16],
-                              save_videos=1)
+    config = EvalConfig(num=3, batch=3, splits=("seen", "heldout"), sizes=[(64, 64), (64, 96)], rates=[8, 16],
+                        save_videos=1)
     reports = evaluate_pipeline(pipeline, config, tmp_path)
     variants = ["64x64 8fps", "64x64 16fps", "96x64 8fps", "96x64 16fps"]
     assert list(reports) == ["seen", "heldout", *(f"{s} {v}" for s in ("seen", "heldout") for v in variants),
@@ -59,7 +60,7 @@ def test_eval_per_variant_scores_each_size_and_rate_with_the_rate_told_to_the_ve
     assert {(tuple(v["size"]), v["fps"]) for v in saved["videos"]} == set(pipeline.calls)
     assert (tmp_path / "eval.txt").read_text().count("\n") == 1 + len(reports)
     assert len(list(tmp_path.glob("seen_96x64_16fps_000_pass_*.gif"))) == 1
-    single = evaluate_pipeline(TruePipeline(), ShapesEvalConfig(num=2, splits=("seen",)))
+    single = evaluate_pipeline(TruePipeline(), EvalConfig(num=2, splits=("seen",)))
     assert list(single) == ["seen"]  # one variant: a row per split, as before
 
 

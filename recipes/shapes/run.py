@@ -1,10 +1,5 @@
-"""`t2v recipe run shapes`: every stage of the project on the shapes dataset, from nothing to a scored pipeline.
-
-OUT holds one entry per stage (`LAYOUT`, printed by `--dry-run`): tokenizer/, tokens/, generator/, pipeline/
-(`t2v generate OUT/pipeline "…"`), eval/, and run.json (each stage's wall time). No video file is written: the
-tokenizer draws its clips in memory at every step, and the encode stage draws the generator's. A stage whose output
-is complete is skipped, an interrupted training resumes: running the command again after a crash continues where it
-stopped.
+"""`t2v recipe run shapes`: every stage of the project on the shapes dataset, from nothing to a scored pipeline
+(the stages and OUT's layout: t2v.recipes.run_stages).
 
 Variants (`VARIANTS`, named derivations of the run config): `default` (64×64 clips at 8 fps) and `multi`: clips at
 64×64 and 96×64 (WxH), each at 8 and 16 fps (the same motion per second); the tokenizer is the default one, the
@@ -16,101 +11,18 @@ shapes recipe end to end", "Several sizes and frame rates").
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import json
-import shutil
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-import numpy as np
-
-from t2v.generator.model import VideoGenerator
-from t2v.generator.pipeline import PipelineInfo, TextToVideo
-from t2v.generator.text import TextTokenizer
-from t2v.generator.train import train as train_generator
-from t2v.generator.config import GeneratorTrainConfig
 from t2v.recipes import choose, shapes
+from t2v.recipes.run_stages import LAYOUT, RecipeRunConfig, run_stages
 from t2v.recipes.shapes import generator_config, tokenizer_config
-from t2v.recipes.shapes.dataset import FPS, draw_clips
-from t2v.recipes.shapes.evaluate import ShapesEvalConfig, evaluate_pipeline
+from t2v.recipes.shapes.evaluate import evaluate_pipeline
 from t2v.recipes.shapes.verify import format_table
-from t2v.core.atomic import atomic_write_text
-from t2v.core.precision import resolve
-from t2v.tokenizer.encode import encode_clips
-from t2v.tokenizer.model import VideoTokenizer
-from t2v.tokenizer.train import train as train_tokenizer
-from t2v.tokenizer.config import TokenizerTrainConfig
 
-
-LAYOUT = {  # OUT/<entry>: what it holds
-    "tokenizer/": "the video tokenizer run",
-    "tokens/": "the generator's clips, drawn in memory and encoded to token shards",
-    "generator/": "the generator run (DeepSpeed)",
-    "pipeline/": "the TextToVideo directory (`t2v generate OUT/pipeline \"…\"`)",
-    "eval/": "eval.json, eval.txt and sample GIFs of seen and held-out captions",
-    "run.json": "wall time of each stage",
-}
-SOURCE = "shapes clips drawn by t2v.recipes.shapes.dataset.draw_clips (the recipe's encode stage)"
+__all__ = ["LAYOUT", "RecipeRunConfig", "run_config", "run_recipe", "VARIANTS"]
 MULTI_SIZES = [(64, 64), (64, 96)]  # (H, W): 64x64 and 96x64 (WxH)
 MULTI_RATES = [8.0, 16.0]
-
-
-@dataclass
-class RecipeRunConfig:
-    """Every stage's config: the tokenizer's and the generator's (`resolve` sets their paths), the clips the
-    generator learns from (drawn in memory and encoded: `num_clips` of seen captions, the long clips whose windows
-    are cut at random offsets so that it learns to continue videos of any length, and `heldout_clips` for its
-    held-out loss), the clips' sizes and rates, and the evaluation."""
-
-    tokenizer: TokenizerTrainConfig
-    generator: GeneratorTrainConfig
-    num_clips: int = 4000
-    long_clips: int = 1000
-    long_frames: int = 129
-    heldout_clips: int = 256
-    eval: ShapesEvalConfig = field(default_factory=lambda: ShapesEvalConfig(num=256))  # videos per split
-    sizes: list[tuple[int, int]] = field(default_factory=list)  # (H, W) of the clips, in turn; empty: tokenizer's
-    rates: list[float] = field(default_factory=list)  # frame rates of the clips, in turn; empty: 8 fps
-
-    def __post_init__(self) -> None:
-        if any(min(size) < 1 for size in self.sizes) or any(rate <= 0 for rate in self.rates):
-            raise ValueError(f"sizes and rates must be positive, got {self.sizes}, {self.rates}")
-
-    @property
-    def clip_sizes(self) -> list[tuple[int, int]]:
-        return [tuple(size) for size in self.sizes] or [tuple(self.tokenizer.data.size)]
-
-    @property
-    def clip_rates(self) -> list[float]:
-        return list(self.rates) or [FPS]
-
-    def resolve(self, out: str | Path) -> RecipeRunConfig:
-        """This config with every stage's paths under `out` (`LAYOUT`): the generator trains on out/tokens with the
-        tokenizer of out/tokenizer (the tokenizer draws its clips in memory)."""
-        out = Path(out)
-        generator = dataclasses.replace(self.generator, tokenizer_dir=str(out / "tokenizer"), data=dataclasses.replace(
-            self.generator.data, shards=str(out / "tokens")))
-        return dataclasses.replace(self, generator=generator)
-
-    def generator_clips(self) -> tuple[Iterator[tuple[dict, np.ndarray]], int]:
-        """The clips the generator learns from and their number: for each (size, rate) condition in turn its share
-        of the seen clips, of the held-out ones and of the long ones (one condition at a time, so the encoder
-        batches them)."""
-        conditions = [(size, rate) for size in self.clip_sizes for rate in self.clip_rates]
-        frames = self.tokenizer.data.num_frames
-        parts = [(self.num_clips, frames, "seen", 0), (self.heldout_clips, frames, "heldout", 1),
-                 (self.long_clips, self.long_frames, "seen", 2)]
-        draws, total = [], 0
-        for count, length, split, seed in parts:
-            for k, (size, rate) in enumerate(conditions):
-                share = count // len(conditions) + (k < count % len(conditions))
-                if share:
-                    draws.append(draw_clips(num=share, frames=length, size=size, fps=rate, split=split,
-                                            seed=1000 * seed + k))
-                    total += share
-        return itertools.chain(*draws), total
 
 
 def run_config(quick: bool, variant: str = "default") -> RecipeRunConfig:
@@ -170,82 +82,8 @@ def multi_config(config: RecipeRunConfig, sizes: list[tuple[int, int]] | None = 
                                rates=list(rates))
 
 
-def _resumable(run_dir: Path) -> bool:
-    """Whether the stage's run directory holds a checkpoint to resume; a run killed before its first checkpoint is
-    removed (it is this recipe's own directory and holds nothing a resume could use), so the stage starts again."""
-    if (run_dir / "checkpoints" / "latest").is_file():
-        return True
-    shutil.rmtree(run_dir, ignore_errors=True)
-    return False
-
-
 def run_recipe(out: str | Path, config: RecipeRunConfig, log: Callable[[str], None] = print, device: str = "auto",
                dtype: str = "auto") -> dict[str, dict]:
-    """Run every stage into `out`; returns the evaluation scores per split. The trainers take the launcher's device
-    (CUDA when available); the encode stage runs on `device` in fp32 (codes are discrete: a bf16 encoder would move
-    some across a rounding boundary), the evaluation on `device` in `dtype` (names as `--device` / `--dtype`).
-
-    1. Train the video tokenizer on clips drawn at every step (resumes an interrupted run).
-    2. Draw the generator's clips and encode them to token shards.
-    3. Train the generator with DeepSpeed (resumes an interrupted run).
-    4. Assemble the pipeline directory.
-    5. Generate videos for seen and held-out captions and score them with the verifier.
-    """
-    where, precision = resolve(device, dtype)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    timing_path = out / "run.json"
-    timings: dict[str, float] = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
-
-    def stage(name: str, done: bool, work: Callable[[], object]) -> None:
-        if done:
-            log(f"[{name}] already done, skipped")
-            return
-        log(f"[{name}] …")
-        started = time.time()
-        work()
-        timings[name] = round(time.time() - started, 1)
-        atomic_write_text(timing_path, json.dumps(timings, indent=2))
-        log(f"[{name}] done in {timings[name]:.0f} s")
-
-    tokenizer_dir, tokens = out / "tokenizer", out / "tokens"
-    generator_dir, pipeline_dir = out / "generator", out / "pipeline"
-
-    resolved = config.resolve(out)  # the stages' paths under OUT
-    tokenizer_cfg, generator_cfg = resolved.tokenizer, resolved.generator
-    size, frames = config.clip_sizes[0], tokenizer_cfg.data.num_frames
-
-    def encode() -> None:
-        clips, total = config.generator_clips()
-        log(encode_clips(VideoTokenizer.from_pretrained(tokenizer_dir), clips, tokens, source=SOURCE,
-                         total=total, device=str(where)).summary())
-
-    stage("tokenizer", "tokenizer" in timings,
-          lambda: train_tokenizer(tokenizer_cfg, tokenizer_dir, resume=_resumable(tokenizer_dir)))
-    stage("encode", (tokens / "meta.json").is_file(), encode)
-    stage("generator", "generator" in timings,
-          lambda: train_generator(generator_cfg, generator_dir, resume=_resumable(generator_dir)))
-
-    def assemble() -> None:
-        pipeline = TextToVideo(VideoTokenizer.from_pretrained(tokenizer_dir),
-                               VideoGenerator.from_pretrained(generator_dir), TextTokenizer.load(generator_dir),
-                               PipelineInfo(fps=config.clip_rates[0], size=size, frames=frames))
-        pipeline.save_pretrained(pipeline_dir)
-
-    stage("pipeline", (pipeline_dir / "pipeline.json").is_file(), assemble)
-    reports: dict[str, dict] = {}
-
-    def evaluate() -> None:
-        from tqdm import tqdm
-
-        eval_config = dataclasses.replace(config.eval, frames=frames)
-        pipeline = TextToVideo.from_pretrained(pipeline_dir).to(where, precision)
-        total = eval_config.num * len(eval_config.splits) * len(eval_config.conditions(pipeline))
-        with tqdm(total=total, desc="eval shapes", unit="video", dynamic_ncols=True) as bar:  # stderr, as t2v eval's
-            reports.update(evaluate_pipeline(pipeline, eval_config, out / "eval", progress=bar.update))
-
-    stage("eval", False, evaluate)
-    log(format_table(reports))
-    log(f"wall time: {sum(timings.values()):.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
-    return reports
-
+    """Run every stage into `out` (t2v.recipes.run_stages.run_stages) and score the pipeline with the shapes
+    verifier; returns the scores per split."""
+    return run_stages("shapes", out, config, evaluate_pipeline, format_table, log, device, dtype)

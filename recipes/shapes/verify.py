@@ -31,6 +31,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
+from t2v.recipes import evaluation
 from t2v.recipes.shapes.dataset import (
     DIRECTIONS, FPS, PALETTE, SHAPES, SPEEDS, Caption, box_size, scale, shape_mask,
 )
@@ -222,11 +223,4 @@ def score(checks: Sequence[VideoCheck]) -> dict:
 def format_table(reports: Mapping[str, dict]) -> str:
     """Plain-text table: a row per split (e.g. seen, heldout), accuracies in %, the overall one's standard error
     (± points: two runs differing by less than about twice it are not told apart), then n."""
-    columns = (*ATTRIBUTES, "overall", "overall_stderr")
-    width = max([5, *map(len, reports)])
-    lines = [f"{'split':<{width}} " + " ".join(f"{'±' if c == 'overall_stderr' else c:>9}" for c in columns)
-             + f" {'n':>6}"]
-    for split, report in reports.items():
-        cells = ["-" if report.get(c) is None else f"{100 * report[c]:.1f}" for c in columns]
-        lines.append(f"{split:<{width}} " + " ".join(f"{c:>9}" for c in cells) + f" {report.get('num', 0):>6}")
-    return "\n".join(lines)
+    return evaluation.format_table(dict(reports), (*ATTRIBUTES, "overall"))
