@@ -1,8 +1,9 @@
 """Reconstruct a video file through the tokenizer, streaming: memory stays bounded whatever the length.
 
-Steps: 1. probe the input and choose the size (it must fit the spatial stride) 2. read frames in chunks, resize
-and crop 3. regroup into the tokenizer's chunk sizes 4. encode and decode each chunk through the causal caches
-5. write the reconstruction (and a side-by-side) as the chunks come, accumulating PSNR and SSIM.
+Steps: 1. probe the input and choose the size (padded up to the spatial stride's multiple, cropped back after)
+2. read frames in chunks, resize and crop 3. regroup into the tokenizer's chunk sizes 4. encode and decode each
+chunk through the causal caches 5. write the reconstruction (and a side-by-side) as the chunks come, accumulating
+PSNR and SSIM.
 """
 from __future__ import annotations
 
@@ -43,10 +44,13 @@ def reconstruct_file(model: VideoTokenizer, in_path: str | Path, out_path: str |
     """Encode and decode `in_path` chunk by chunk, writing `out_path` (and `side_by_side`: original | output);
     an existing output is refused before any work unless `overwrite` (see tokenizer/outputs.py). The model runs
     on `device` in `dtype`; the metrics are computed in float32."""
-    # 1. Size: the file's own unless given; it must be divisible by the spatial stride.
+    # 1. Size: the file's own unless given. A side the spatial stride does not divide is padded (edge pixels
+    # repeated) up to its next multiple for the tokenizer, and the reconstruction cropped back: any video works.
     info = probe(in_path)
     height, width = size if size is not None else (info.height, info.width)
-    model.latent_shape(1, height, width)
+    stride_s = model.config.spatial_stride
+    pad_h, pad_w = -height % stride_s, -width % stride_s
+    model.latent_shape(1, height + pad_h, width + pad_w)
     fps = info.fps
     model = model.to(device=device, dtype=dtype).eval()
     stride, chunk_latents = model.config.temporal_stride, model.config.chunk_latent_frames
@@ -64,8 +68,10 @@ def reconstruct_file(model: VideoTokenizer, in_path: str | Path, out_path: str |
                                                  max_frames=max_frames):
             # 4. One chunk through both causal caches.
             video = to_pixels(chunk, device)  # (1, 3, T, H, W), float32 for the metrics
-            output = model.decode_chunk(model.encode_chunk(video.to(dtype), encoder_cache), decoder_cache).float()
-            video, output = video[:, :, :real], output[:, :, :real]
+            padded = (to_pixels(np.pad(chunk, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge"), device)
+                      if pad_h or pad_w else video)
+            output = model.decode_chunk(model.encode_chunk(padded.to(dtype), encoder_cache), decoder_cache).float()
+            video, output = video[:, :, :real], output[:, :, :real, :height, :width]
             # 5. Stream out, accumulate metrics on the uint8 frames actually written.
             written = to_uint8(output[0])
             writer.write(written)
