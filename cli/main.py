@@ -16,6 +16,7 @@ from t2v.cli.evaluate import evaluate
 from t2v.cli.generate import extend, generate
 from t2v.cli.generator import generator
 from t2v.cli.recipe import recipe
+from t2v.cli.serve import serve
 from t2v.cli.tokenizer import tokenizer
 
 # Errors a user can fix (bad path, bad video, bad size, bad config): shown as one line, no traceback.
@@ -47,6 +48,7 @@ cli.add_command(generator)
 cli.add_command(generate)
 cli.add_command(extend)
 cli.add_command(evaluate)
+cli.add_command(serve)
 
 
 # core/atomic.py's temporary siblings, `.<name>.<random>.tmp[suffix]`: an error names the output instead
