@@ -5,7 +5,7 @@ Reports held-out PSNR and SSIM, codebook usage and perplexity, encode and decode
 wall time when it trains), and the PSNR of two reconstructions that learn nothing on the same clips, so a reader can
 tell learning from averaging: each frame down-sampled by the tokenizer's spatial stride (area) and up-sampled again
 (bilinear), and each frame's mean colour. Prints a table and writes JSON, plus a GIF of originals (left) and
-reconstructions (right) for docs/RESULTS.md.
+reconstructions (right) for docs/RESULTS.md, and a PNG of its first, middle and last frames side by side.
 
     python bench/tokenizer.py --tokenizer runs/stills-tokenizer --videos data/stills-heldout --size 128 128
     python bench/tokenizer.py                      # train the shapes recipe's tokenizer, then measure it
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num", type=int, default=2000, help="clips to generate if the dataset is missing")
     parser.add_argument("--run", default="bench/runs/tokenizer", help="run directory (replaced)")
     parser.add_argument("--out", default="bench/results", help="where the JSON and the GIF go")
-    parser.add_argument("--name", default="tokenizer", help="file names: NAME.json, NAME_reconstructions.gif")
+    parser.add_argument("--name", default="tokenizer", help="file names: NAME.json, NAME_reconstructions.gif/.png")
     parser.add_argument("--eval-clips", type=int, default=256, help="held-out clips for the final metrics")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     add_device_arguments(parser)
@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     gif = out_dir / f"{args.name}_reconstructions.gif"
     write_video(gif, np.concatenate(rows, axis=1), fps=8, overwrite=True)
+    png = out_dir / f"{args.name}_reconstructions.png"  # the first, middle and last frames, side by side
+    frames = np.concatenate(rows, axis=1)
+    write_video(png, np.concatenate(list(frames[[0, len(frames) // 2, -1]]), axis=1)[None], fps=8, overwrite=True)
 
     report = {
         "date": time.strftime("%Y-%m-%d"),
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n| metric | value |\n|---|---|")
     for key, value in report.items():
         print(f"| {key} | {value} |")
-    print(f"\nJSON: {out_dir / (args.name + '.json')}; picture: {gif}")
+    print(f"\nJSON: {out_dir / (args.name + '.json')}; pictures: {gif}, {png}")
     return report
 
 

@@ -9,7 +9,7 @@ import torch
 
 from conftest import load_bench, tiny_model
 from t2v.tokenizer.metrics import downsampled, mean_colour, psnr
-from t2v.tokenizer.video_io import write_video
+from t2v.tokenizer.video_io import read_video, write_video
 
 
 def test_reference_reconstructions():
@@ -38,5 +38,8 @@ def test_bench_measures_a_given_tokenizer_on_a_folder_of_videos(tmp_path, monkey
         assert report[key] > 0, key
     assert json.loads((tmp_path / "out" / "t.json").read_text())["eval_clips"] == 3
     assert (tmp_path / "out" / "t_reconstructions.gif").is_file()
+    picture = read_video(tmp_path / "out" / "t_reconstructions.png")[0]
+    gif = read_video(tmp_path / "out" / "t_reconstructions.gif")[0]
+    assert picture.shape[0] == 1 and picture.shape[2] == 3 * gif.shape[2]  # three frames side by side
     with pytest.raises(SystemExit):
         bench.main(["--tokenizer", str(tokenizer)])  # --videos missing: a usage error
