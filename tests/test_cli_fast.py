@@ -46,6 +46,9 @@ def test_generate_on_a_missing_directory_never_imports_torch(tmp_path):
     (["tokenizer", "train", "nope"], "unknown recipe 'nope'"),
     (["generator", "train", "nope"], "unknown recipe 'nope'"),
     (["recipe", "run", "nope", "--out", "{tmp}/run"], "unknown recipe 'nope'"),
+    (["serve", "{tmp}/none"], "pipeline directory not found: {tmp}/none"),
+    (["serve", "{tmp}"], "is not a pipeline directory: no pipeline.json"),
+    (["serve", "shapes", "--port", "0"], "Invalid value for '--port': 0 is not in the range 1<=x<=65535"),
 ])
 def test_bad_arguments_are_refused_before_torch(tmp_path, args, message):
     args = [arg.format(tmp=tmp_path) for arg in args]
@@ -55,7 +58,30 @@ def test_bad_arguments_are_refused_before_torch(tmp_path, args, message):
     assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("args", [["--help"], ["generate", "--help"], ["extend", "--help"], ["data", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["generate", "--help"], ["extend", "--help"], ["data", "--help"],
+                                  ["serve", "--help"]])
 def test_help_never_imports_torch(tmp_path, args):
     last, out, _ = run_fresh(args, tmp_path)
     assert last == "exit=0 torch=False" and "Usage: t2v" in out
+
+
+def test_serve_refuses_a_port_in_use_and_a_file_as_out_dir_before_torch_and_gradio(tmp_path):
+    import socket
+
+    (tmp_path / "file").write_text("")
+    # the same run, also telling whether gradio was imported
+    script = MAIN.replace("torch={'torch' in sys.modules}", "torch={'torch' in sys.modules} gradio={'gradio' in "
+                          "sys.modules}")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for args, message in [(["--port", port], f"cannot serve on 127.0.0.1:{port}: address already in use; "
+                                                 "choose another --port"),
+                              (["--out-dir", str(tmp_path / "file")], f"--out-dir {tmp_path / 'file'} is a file")]:
+            done = subprocess.run([sys.executable, "-c", script, "serve", "shapes", *args], cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.stderr.startswith("Error: ") and done.stderr.count("\n") == 1, done.stderr
+            assert message in done.stderr, done.stderr
+            assert done.stdout.splitlines()[-1] == "exit=2 torch=False gradio=False"
+    assert [path.name for path in tmp_path.iterdir()] == ["file"]
