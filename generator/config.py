@@ -64,6 +64,12 @@ class GeneratorConfig:
     # frame earlier, marked as a guess by the MASK vector (next-block prediction's input; MASK alone in a video's
     # first latent frame), or "mask", the MASK vector alone.
     query_input: str = "previous"
+    # A frozen pretrained text encoder to condition on instead of the caption pieces: a directory holding a
+    # `transformers` T5 encoder or CLIP text model and its tokenizer (text_encoder.py); empty: the caption tokenizer.
+    # Its last hidden states, projected to `hidden`, take the caption slots of the prefix. Its width (hidden size)
+    # sizes the projection: training reads it from the directory.
+    text_encoder: str = ""
+    text_encoder_width: int = 0
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -82,6 +88,9 @@ class GeneratorConfig:
         if self.code_levels and math.prod(self.code_levels) != self.codebook_size:
             raise ValueError(f"code_levels {self.code_levels} make {math.prod(self.code_levels)} codes, the codebook "
                              f"has {self.codebook_size}: set them to the tokenizer's FSQ levels (or empty)")
+        if self.text_encoder_width < 0:
+            raise ValueError(f"text_encoder_width must be 0 (read from the encoder) or positive, got "
+                             f"{self.text_encoder_width}")
         check_vocab(self.text_size, self.codebook_size, self.max_text_len, self.sizes, self.rates)
 
     @property

@@ -30,7 +30,7 @@ from t2v.generator.attention import causal_mask
 from t2v.generator.cache import KVCache
 from t2v.generator.config import GeneratorConfig
 from t2v.generator.loss import linear_cross_entropy
-from t2v.generator.vocab import PAD
+from t2v.generator.vocab import NULL, PAD
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -122,6 +122,15 @@ class VideoGenerator(nn.Module):
         levels = config.code_levels
         self.digits_in = CodeDigits(levels, config.hidden) if levels else None
         self.digits_out = CodeDigits(levels, config.hidden) if levels else None
+        self.text_in = self.null_text = None
+        if config.text_encoder:  # a frozen encoder's states in the caption slots (text_encoder.py)
+            if config.text_encoder_width < 1:
+                raise ValueError(f"text_encoder_width is unknown for the text encoder {config.text_encoder}: build "
+                                 "the config with text_encoder.with_encoder(config), which reads it")
+            self.text_in = nn.Linear(config.text_encoder_width, config.hidden)
+            nn.init.normal_(self.text_in.weight, std=0.02)
+            nn.init.zeros_(self.text_in.bias)
+            self.null_text = nn.Parameter(torch.randn(config.max_text_len, config.hidden) * 0.02)
 
     def output_weight(self) -> torch.Tensor:
         """(C, hidden) output vectors of the codes: the head's rows plus their factorized digit vectors. Without
@@ -171,10 +180,29 @@ class VideoGenerator(nn.Module):
         like = torch.empty(0, dtype=dtype or weight.dtype, device=weight.device)  # the library reads its dtype only
         return self.decoder.rotary_emb(like, positions.to(weight.device))
 
+    def caption_slots(self, ids: torch.Tensor, hidden: torch.Tensor, text: torch.Tensor | None,
+                      text_mask: torch.Tensor | None) -> torch.Tensor:
+        """The embeddings (B, L, hidden) of ids (B, L) that begin with the prefix, with its caption slots read from
+        a text encoder: its states `text` (B, max_text_len, width) projected where `text_mask` is True (elsewhere
+        the PAD embedding stays), and the learned null caption in the rows whose prefix holds NULL."""
+        slots = slice(1, 1 + self.config.max_text_len)
+        null = (ids[:, 1] == NULL)[:, None, None]
+        caption = self.null_text.to(hidden.dtype).expand(ids.shape[0], -1, -1)
+        if text is not None:
+            real = text_mask.to(hidden.device)[..., None].bool()
+            states = torch.where(real, text.to(device=hidden.device, dtype=self.text_in.weight.dtype), 0)
+            caption = torch.where(null, caption, torch.where(real, self.text_in(states).to(hidden.dtype),
+                                                             hidden[:, slots]))
+        elif not null.all():
+            raise ValueError("this generator reads a text encoder's states in its caption slots: pass text= and "
+                             "text_mask= (TextEncoder.encode), or the null caption")
+        return torch.cat([hidden[:, :slots.start], caption, hidden[:, slots.stop:]], dim=1)
+
     def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None, cache: KVCache | None = None,
                 logits_from: int = 0, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
                 attention: torch.Tensor | None = None, keep: int | None = None,
-                guesses: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+                guesses: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                text: torch.Tensor | None = None, text_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, L - logits_from, codebook_size) for ids (B, L) at positions (3, L) or (B, 3, L), or at the
         precomputed `rotary` of those positions.
 
@@ -183,7 +211,9 @@ class VideoGenerator(nn.Module):
         them (default: all; the others, queries, are written past its end and forgotten). Where `guesses` (B, L) is
         True the id is a guess of a query place (the code one latent frame earlier), marked by the MASK vector.
         With `labels` (B, L - logits_from; IGNORE where none) the mean cross-entropy instead of the logits, never
-        materialising them whole (loss.py).
+        materialising them whole (loss.py). A generator that reads a text encoder takes its states `text` (B,
+        max_text_len, width) and `text_mask` (B, max_text_len) with the ids that begin with the prefix (those of an
+        empty cache: `caption_slots`).
         """
         length = ids.shape[1]
         rotary = rotary if rotary is not None else self.rotary(positions)
@@ -196,6 +226,8 @@ class VideoGenerator(nn.Module):
             hidden = hidden + self.digits_in(codes) * video[..., None]
         if guesses is not None:
             hidden = hidden + guesses[..., None] * self.decoder.embed_tokens.weight[self.vocab.mask_id]
+        if self.text_in is not None and past == 0:
+            hidden = self.caption_slots(ids, hidden, text, text_mask)
         for layer in self.decoder.layers:
             hidden = layer(hidden, attention_mask=mask, position_embeddings=rotary, cache=cache)
         if cache is not None:
@@ -229,6 +261,8 @@ class VideoGenerator(nn.Module):
                  "decoding": config.decoding, "video codes": config.codebook_size,
                  "caption pieces": config.text_size, "latent grids (h, w)": config.sizes,
                  "frame rates": config.rates}
+        if config.text_encoder:
+            facts["text encoder"] = f"frozen, {config.text_encoder_width}-wide states projected into the prefix"
         usage = ("from t2v.generator.model import VideoGenerator\n\n"
                  f"generator = VideoGenerator.from_pretrained(\"{hub.REPO_PLACEHOLDER}\")\n"
                  "# prompts → videos: t2v.generator.pipeline.TextToVideo joins it with its video tokenizer and "
