@@ -1,6 +1,7 @@
 """A pipeline directory's layout and its check, without torch (the CLI checks its arguments before heavy imports).
 
-`TextToVideo.save_pretrained` writes `video_tokenizer/`, `generator/`, `text_tokenizer/` and `pipeline.json`;
+`TextToVideo.save_pretrained` writes `video_tokenizer/`, `generator/`, `text_tokenizer/` and `pipeline.json` (and
+`text_encoder/` for a generator that reads a frozen text encoder);
 `check_pipeline_dir` is the one place that says what a folder missing them lacks.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pathlib import Path
 
 PIPELINE_FILE = "pipeline.json"
 PARTS = ("video_tokenizer", "generator", "text_tokenizer")
+ENCODER_PART = "text_encoder"  # the copy of a frozen text encoder, for a generator that reads one
 
 
 def check_pipeline_dir(directory: Path) -> None:

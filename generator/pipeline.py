@@ -2,7 +2,10 @@
 
 The one module that joins the video tokenizer and the generator. A pipeline directory holds
 `video_tokenizer/`, `generator/`, `text_tokenizer/` (each its own `save_pretrained` output) and `pipeline.json`
-(format version, default frame rate, size, length and sampling window). Frame counts are rounded up to what the
+(format version, default frame rate, size, length and sampling window); for a generator that reads a frozen text
+encoder (text_encoder.py), also `text_encoder/`, a copy of it, which loading prefers to the directory the generator's
+config names (the pipeline is self-contained). Such a pipeline turns prompts into the encoder's states once per
+prompt (`conditions`), and its caption tokenizer is unused. Frame counts are rounded up to what the
 tokenizer's temporal stride allows (1 + s·k) and the decoded video is trimmed back; every such conversion (frames ↔
 latent frames, frame sizes ↔ latent grids) is asked of the video tokenizer, never recomputed here.
 
@@ -33,11 +36,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 import numpy as np
 import torch
 
-from t2v.generator.layout import PARTS, PIPELINE_FILE, check_pipeline_dir
+from t2v.generator.layout import ENCODER_PART, PARTS, PIPELINE_FILE, check_pipeline_dir
 from t2v.generator.model import VideoGenerator, read_json
-from t2v.generator.sample import FrameDecoder, SamplingConfig, Schedule, frame_decoder, sample_frames
+from t2v.generator.sample import FrameDecoder, Prefixes, SamplingConfig, Schedule, frame_decoder, sample_frames
 from t2v.generator.prompts import PromptChange, check_schedule
 from t2v.generator.text import TextTokenizer
+from t2v.generator.text_encoder import TextEncoder
 from t2v.generator.vocab import format_grid, format_rates
 from t2v.core import hub
 from t2v.core.atomic import atomic_directory
@@ -101,10 +105,11 @@ class WrittenFiles:
 
 
 class TextToVideo:
-    """A video tokenizer, a generator and a caption tokenizer that together turn prompts into videos."""
+    """A video tokenizer, a generator and a caption tokenizer (or the generator's frozen text encoder) that together
+    turn prompts into videos."""
 
     def __init__(self, video_tokenizer: VideoTokenizer, generator: VideoGenerator, text: TextTokenizer,
-                 info: PipelineInfo | None = None) -> None:
+                 info: PipelineInfo | None = None, text_encoder: TextEncoder | None = None) -> None:
         if video_tokenizer.codebook_size != generator.config.codebook_size:
             raise ValueError(f"video tokenizer has {video_tokenizer.codebook_size} codes but the generator predicts "
                              f"{generator.config.codebook_size}: they were not trained together")
@@ -114,25 +119,46 @@ class TextToVideo:
         self.video_tokenizer = video_tokenizer.eval()
         self.generator = generator.eval()
         self.text = text
+        self.text_encoder = self._encoder(generator, text_encoder)
         self.info = info or PipelineInfo()
         self.condition_for(tuple(self.info.size), self.info.fps)  # the defaults must be trained ones
 
+    @staticmethod
+    def _encoder(generator: VideoGenerator, encoder: TextEncoder | None) -> TextEncoder | None:
+        """The text encoder the generator reads: `encoder` (left where it is: `.to` moves it with the models), or the
+        one in the directory its config names."""
+        config = generator.config
+        if not config.text_encoder:
+            if encoder is not None:
+                raise ValueError("a text encoder was given, but the generator reads the caption tokenizer's pieces "
+                                 "(its config names no text_encoder)")
+            return None
+        encoder = encoder or TextEncoder.load(config.text_encoder, config.max_text_len)
+        if encoder.width != config.text_encoder_width or encoder.tokens.max_len != config.max_text_len:
+            raise ValueError(f"the text encoder of {encoder.directory} gives {encoder.width}-wide states for "
+                             f"{encoder.tokens.max_len} slots, the generator reads {config.text_encoder_width}-wide "
+                             f"ones for {config.max_text_len}: they were not trained together")
+        return encoder
+
     @classmethod
     def assemble(cls, tokenizer_dir: str | Path, generator: VideoGenerator, text: TextTokenizer, fps: float,
-                 grid: tuple[int, int, int]) -> "TextToVideo":
-        """A pipeline around a trained tokenizer directory and an in-memory generator; its default size and length
-        are those of a training clip's latent `grid` (t, h, w)."""
+                 grid: tuple[int, int, int], text_encoder: TextEncoder | None = None) -> "TextToVideo":
+        """A pipeline around a trained tokenizer directory and an in-memory generator (and its text encoder, if
+        any); its default size and length are those of a training clip's latent `grid` (t, h, w)."""
         video_tokenizer = VideoTokenizer.from_pretrained(tokenizer_dir)
         t, h, w = grid
         info = PipelineInfo(fps=fps, size=video_tokenizer.frame_size((h, w)), frames=video_tokenizer.num_frames(t))
-        return cls(video_tokenizer, generator, text, info)
+        return cls(video_tokenizer, generator, text, info, text_encoder)
 
     # --- device and dtype ---
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "TextToVideo":
-        """Move both models to `device` and/or cast their weights to `dtype` (as a diffusers pipeline's `.to`);
-        returns the pipeline. The tokenizer's quantizer and the generator's rotary frequencies stay fp32."""
+        """Move the models (and the text encoder) to `device` and/or cast their weights to `dtype` (as a diffusers
+        pipeline's `.to`); returns the pipeline. The tokenizer's quantizer and the generator's rotary frequencies stay
+        fp32."""
         self.video_tokenizer.to(device=device, dtype=dtype)
         self.generator.to(device=device, dtype=dtype)
+        if self.text_encoder is not None:
+            self.text_encoder.to(device, dtype)
         return self
 
     @property
@@ -159,6 +185,8 @@ class TextToVideo:
             self.video_tokenizer.save_pretrained(tmp / "video_tokenizer", dtype, model_card=card)
             self.generator.save_pretrained(tmp / "generator", dtype, model_card=card)
             self.text.save(tmp / "text_tokenizer")
+            if self.text_encoder is not None:
+                self.text_encoder.save(tmp / ENCODER_PART)
             write_config(tmp / PIPELINE_FILE, self.info)
             hub.write_card(tmp, self.model_card(known) if card else None)
         return Path(directory)
@@ -206,8 +234,10 @@ class TextToVideo:
         directory = hub.pretrained_dir(directory, "pipeline", **hub_options)
         check_pipeline_dir(directory)
         info = read_info(directory / PIPELINE_FILE)
-        pipeline = cls(VideoTokenizer.from_pretrained(directory / "video_tokenizer"),
-                       VideoGenerator.from_pretrained(directory / "generator"),
+        generator = VideoGenerator.from_pretrained(directory / "generator")
+        if generator.config.text_encoder and (directory / ENCODER_PART).is_dir():  # its own copy, not the recorded one
+            generator.config.text_encoder = str((directory / ENCODER_PART).resolve())
+        pipeline = cls(VideoTokenizer.from_pretrained(directory / "video_tokenizer"), generator,
                        TextTokenizer.load(directory / "text_tokenizer"), info)
         pipeline.provenance = hub.read_provenance(directory, "pipeline")
         return pipeline
@@ -266,18 +296,26 @@ class TextToVideo:
     # --- generation ---
     def prefixes(self, prompts: list[str | None], grid: tuple[int, int], fps: float) -> torch.Tensor:
         """Caption prefixes (B, P) of the prompts (None: the null caption, no conditioning) for a trained latent
-        grid (h, w) and rate."""
+        grid (h, w) and rate; with a text encoder, their caption slots are PAD (the states fill them: `conditions`)."""
         vocab = self.generator.vocab
-        return torch.stack([vocab.prefix(None if prompt is None else self.text.encode(prompt), grid, fps)
-                            for prompt in prompts])
+        encoded = self.text_encoder is not None
+        return torch.stack([vocab.prefix(None if prompt is None else [] if encoded else self.text.encode(prompt),
+                                         grid, fps) for prompt in prompts])
+
+    def conditions(self, prompts: list[str | None], grid: tuple[int, int], fps: float) -> Prefixes:
+        """`prefixes`, with the text encoder's states of each prompt (computed here, once) when there is one."""
+        ids = self.prefixes(prompts, grid, fps)
+        if self.text_encoder is None:
+            return Prefixes(ids)
+        return Prefixes(ids, *self.text_encoder.encode(prompts))
 
     def _schedule(self, prompt: Prompt | None, frames: int, continuation: bool, condition: tuple[tuple[int, int],
                   float], copies: int = 1) -> Schedule:
         """(latent frame, caption prefixes) of a prompt, a list of prompts or a list of `PromptChange` at a trained
         (grid, rate) `condition`; each video `copies` times (samples of one prompt side by side). A change applies
         from the first latent frame whose pixels start at or after its frame."""
-        def prefixes(prompts: list[str | None]) -> torch.Tensor:
-            return self.prefixes(prompts, *condition).repeat_interleave(copies, dim=0)
+        def prefixes(prompts: list[str | None]) -> Prefixes:
+            return self.conditions(prompts, *condition).map(lambda tensor: tensor.repeat_interleave(copies, dim=0))
 
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], PromptChange):
             changes = check_schedule(prompt, frames)

@@ -22,7 +22,8 @@ frame in all. A prompt change prefills the cache again (caption rows + the windo
 
 Classifier-free guidance runs the conditional and the null caption (same size and rate ids: `Vocab.null_prefix`)
 as one batch of 2B rows: both halves receive the same sampled codes, and the logits are mixed as
-`null + scale · (cond − null)` before sampling.
+`null + scale · (cond − null)` before sampling. A generator that reads a text encoder takes its captions as
+`Prefixes` (the ids and the encoder's states, computed once per prompt); its null rows read the learned null caption.
 """
 from __future__ import annotations
 
@@ -121,6 +122,25 @@ def next_codes(logits: torch.Tensor, config: SamplingConfig, rng: torch.Generato
 
 
 @dataclass
+class Prefixes:
+    """Caption prefixes of B rows: ids (B, P) and, for a generator that reads a text encoder (text_encoder.py), its
+    states `text` (B, max_text_len, width) and `text_mask` (B, max_text_len) of each row's caption."""
+
+    ids: torch.Tensor
+    text: torch.Tensor | None = None
+    text_mask: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, prefixes: "torch.Tensor | Prefixes") -> "Prefixes":
+        """`prefixes`, or ids (B, P) alone as `Prefixes`."""
+        return prefixes if isinstance(prefixes, Prefixes) else cls(prefixes)
+
+    def map(self, fn) -> "Prefixes":
+        """`fn` applied to each tensor (ids, states, mask)."""
+        return Prefixes(fn(self.ids), *(None if t is None else fn(t) for t in (self.text, self.text_mask)))
+
+
+@dataclass
 class Pending:
     """Ids the next forward pass appends to the cache before anything else: `ids` (R, n) for every cache row, at
     rotary (cos, sin) (1, n, head_dim) each. The prefill leaves its last block pending and the top loop a drawn
@@ -135,12 +155,15 @@ def for_rows(ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
     return ids.repeat(cache.batch // ids.shape[0], 1)
 
 
-def prefill(model: VideoGenerator, rows: torch.Tensor, cache: KVCache,
+def prefill(model: VideoGenerator, rows: torch.Tensor | Prefixes, cache: KVCache,
             context: torch.Tensor | None = None, first: int = 0) -> Pending:
-    """Run `[BOS][caption][SIZE][FPS][BOV]` rows (R, P), followed by the codes (B, c, h, w) of `context` latent
-    frames at window slots first … first+c-1 when given (`vocab.first_slot`: 0 when the context opens the video),
-    into an empty cache, all but the last block, which is returned pending: the last id for a token-by-token
-    generator, the last context frame (or BOV) for one that sees a whole frame at once."""
+    """Run `[BOS][caption][SIZE][FPS][BOV]` rows (R, P) (with their encoder states: `Prefixes`), followed by the
+    codes (B, c, h, w) of `context` latent frames at window slots first … first+c-1 when given (`vocab.first_slot`:
+    0 when the context opens the video), into an empty cache, all but the last block, which is returned pending:
+    the last id for a token-by-token generator, the last context frame (or BOV) for one that sees a whole frame at
+    once."""
+    prefixes = Prefixes.of(rows)
+    rows = prefixes.ids
     vocab = model.vocab
     positions = vocab.prefix_positions()
     frame = torch.full((vocab.prefix_len,), PREFIX)
@@ -157,7 +180,8 @@ def prefill(model: VideoGenerator, rows: torch.Tensor, cache: KVCache,
         mask = None
         if model.config.decoding != "token":
             mask = layout_mask(frame[None, :cached], torch.zeros(1, cached, dtype=torch.bool)).to(rows.device)
-        model(rows[:, :cached], positions[:, :cached].to(rows.device), cache, logits_from=cached, attention=mask)
+        model(rows[:, :cached], positions[:, :cached].to(rows.device), cache, logits_from=cached, attention=mask,
+              text=prefixes.text, text_mask=prefixes.text_mask)
     return Pending(rows[:, cached:], model.rotary(positions[:, cached:]))
 
 
@@ -186,15 +210,17 @@ def roll(model: VideoGenerator, cache: KVCache, frame_ids: int, shift: bool = Tr
         cache.rotate_keys(start, cos[0, 0], sin[0, 0])
 
 
-def cache_rows(prefixes: torch.Tensor, vocab: Vocab, config: SamplingConfig) -> torch.Tensor:
-    """The rows the model runs: the captions, followed by as many null captions (same size and rate ids) when
-    guidance is on."""
+def cache_rows(prefixes: Prefixes, vocab: Vocab, config: SamplingConfig) -> Prefixes:
+    """The rows the model runs: the captions, followed by as many null captions (same size and rate ids; their
+    encoder states, unread, the captions') when guidance is on."""
     if not config.guided:
         return prefixes
-    return torch.cat([prefixes, vocab.null_prefix(prefixes)], dim=0)
+    rows = prefixes.map(lambda tensor: torch.cat([tensor, tensor], dim=0))
+    rows.ids[len(prefixes.ids):] = vocab.null_prefix(prefixes.ids)
+    return rows
 
 
-Schedule = list[tuple[int, torch.Tensor]]  # (first latent frame, caption prefixes (B, P)), by frame
+Schedule = list[tuple[int, "torch.Tensor | Prefixes"]]  # (first latent frame, caption prefixes (B, P)), by frame
 
 
 class FrameDecoder(Protocol):
@@ -322,18 +348,19 @@ def frame_decoder(model: VideoGenerator, steps: int | None = None, grid: tuple[i
 
 
 @torch.inference_mode()
-def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid: tuple[int, int, int],
+def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Prefixes | Schedule, grid: tuple[int, int, int],
                   config: SamplingConfig, rng: torch.Generator | None = None, window: int | None = None,
                   context: torch.Tensor | None = None,
                   decode_frame: FrameDecoder | None = None) -> Iterator[torch.Tensor]:
     """Sample `grid` = (t, h, w) new latent frames; yield codes (B, h, w) per latent frame.
 
     `prompts` is the caption prefixes (B, P) (their size ids name `grid`'s (h, w) or, forced, the nearest trained
-    one), or a schedule [(0, prefixes), (frame, prefixes), …] that changes them at those latent frames. `context`
-    (B, c, h, w) is a video's codes to go on from. `window` W (a number of latent frames) bounds the cache to W
-    latent frames whatever t is (default: all of them, no roll); `kept`, the `Window` of that size, tracks the frames
-    the cache holds. `decode_frame` is the decoding strategy (`FrameDecoder`; default: the one the generator was
-    trained for, with `config.steps` passes per frame: `frame_decoder`).
+    one; `Prefixes` with the encoder's states for a generator that reads a text encoder), or a schedule
+    [(0, prefixes), (frame, prefixes), …] that changes them at those latent frames. `context` (B, c, h, w) is a
+    video's codes to go on from. `window` W (a number of latent frames) bounds the cache to W latent frames whatever
+    t is (default: all of them, no roll); `kept`, the `Window` of that size, tracks the frames the cache holds.
+    `decode_frame` is the decoding strategy (`FrameDecoder`; default: the one the generator was trained for, with
+    `config.steps` passes per frame: `frame_decoder`).
 
     For each latent frame:
     1. Prompt change (always at frame 0): prefill the rows (captions, then null captions under guidance) with the
@@ -352,20 +379,21 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
     vocab = model.vocab
     device = model.head.weight.device
     decode_frame = decode_frame or frame_decoder(model, config.steps, (h, w))
-    schedule = [(0, prompts)] if isinstance(prompts, torch.Tensor) else sorted(prompts, key=lambda item: item[0])
+    single = isinstance(prompts, (torch.Tensor, Prefixes))
+    schedule = [(0, prompts)] if single else sorted(prompts, key=lambda item: item[0])
     if not schedule or schedule[0][0] != 0:
         raise ValueError("a prompt schedule must start at frame 0")
     frames = [] if context is None else list(context.to(device).unbind(1))  # codes (B, h, w) per frame
     size = window or len(frames) + t  # W
     # The frames the cache keeps (the `Window` of W latent frames) and the rotary table of its slots 0 … W.
     kept = Window(size, (h, w), model.rotary(vocab.video_positions(0, size + 1, h, w)), frames)
-    changes = {frame: prefixes.to(device) for frame, prefixes in schedule}
+    changes = {frame: Prefixes.of(prefixes).map(lambda tensor: tensor.to(device)) for frame, prefixes in schedule}
     cache = None
     for frame in range(t):
         # 1. Prompt change: the cache starts again from the caption rows and the window's frames.
         if frame in changes:
             rows = cache_rows(changes[frame], vocab, config)
-            cache = cache or model.new_cache(rows.shape[0], vocab.prefix_len + kept.size * h * w)
+            cache = cache or model.new_cache(rows.ids.shape[0], vocab.prefix_len + kept.size * h * w)
             cache.truncate(0)
             kept.refill()
             pending = prefill(model, rows, cache, kept.codes(), kept.first)
@@ -384,7 +412,7 @@ def sample_frames(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid:
         yield codes
 
 
-def sample_codes(model: VideoGenerator, prompts: torch.Tensor | Schedule, grid: tuple[int, int, int],
+def sample_codes(model: VideoGenerator, prompts: torch.Tensor | Prefixes | Schedule, grid: tuple[int, int, int],
                  config: SamplingConfig, rng: torch.Generator | None = None, window: int | None = None,
                  context: torch.Tensor | None = None, decode_frame: FrameDecoder | None = None) -> torch.Tensor:
     """All latent frames at once: codes (B, t, h, w)."""
