@@ -22,6 +22,10 @@ schedule, at least one) hidden: read as MASK, or (`query_input` "previous") as t
 frame earlier, flagged as a guess; the loss is on those, each predicted at its own index (labels not shifted), and
 the items carry each id's latent frame, query and guess flags, from which the trainer builds the mask.
 
+With a text encoder (`encoder_tokens`, text_encoder.py) the prefix's caption slots hold PAD (NULL first for a
+dropped caption) and the item carries the caption's encoder tokens, `text_ids` and `text_mask` (max_text_len each,
+tokenized when drawn), which the training step runs through the frozen encoder.
+
 Clips whose grid or rate the vocabulary has no id for are left out (an eval split may hold some); `buckets` groups
 the items by latent grid, so a batch drawn from one bucket holds sequences of one length (with a window, or clips
 of one length).
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +45,9 @@ from t2v.generator.text import TextTokenizer
 from t2v.generator.vocab import Vocab, first_slot
 from t2v.core.chunks import ROW_CHUNK, chunked_where
 from t2v.tokenizer.shards import ShardReader
+
+if TYPE_CHECKING:
+    from t2v.generator.text_encoder import EncoderTokenizer
 
 IGNORE = -100
 
@@ -110,12 +118,13 @@ class _Memo:
 
 
 class TokenSequences(Dataset):
-    """Sequences of the shard rows of `split` (all rows when None), captions encoded with `text`; `decoding` (the
-    generator's) chooses their layout."""
+    """Sequences of the shard rows of `split` (all rows when None), captions encoded with `text`, or with
+    `encoder_tokens` for a generator that reads a text encoder; `decoding` (the generator's) chooses their layout."""
 
     def __init__(self, shards: str | Path | ShardReader, text: TextTokenizer, vocab: Vocab, split: str | None = None,
                  caption_dropout: float = 0.0, seed: int = 0, window: int = 0, context_noise: float = 0.0,
-                 window_weight: float = 0.0, decoding: str = "token", previous: bool = False) -> None:
+                 window_weight: float = 0.0, decoding: str = "token", previous: bool = False,
+                 encoder_tokens: EncoderTokenizer | None = None) -> None:
         self.reader = shards if isinstance(shards, ShardReader) else ShardReader.open(shards)
         if self.reader.meta["codebook_size"] != vocab.codebook_size:
             raise ValueError(f"shards in {self.reader.directory} have {self.reader.meta['codebook_size']} codes, "
@@ -148,7 +157,7 @@ class TokenSequences(Dataset):
         # (items,) relative draw rates
         self.weights = np.power(np.concatenate(windows).astype(np.float64), window_weight)
         self.vocab = vocab
-        self.text = text
+        self.text, self.encoder_tokens = text, encoder_tokens
         self.caption_dropout = caption_dropout
         self.seed = seed
         self.epoch = 0
@@ -181,7 +190,7 @@ class TokenSequences(Dataset):
         if self.window:
             start = int(rng.integers(codes.shape[0] - self.window + 1))
             codes = codes[start: start + self.window]  # (W, h, w)
-        pieces = None if drop else self.pieces(index)
+        pieces = None if drop else [] if self.encoder_tokens is not None else self.pieces(index)
         ids = self.vocab.sequence(pieces, codes, self.reader.fps(row))
         labels = shift_labels(ids, self.vocab)
         noisy_ids = ids
@@ -193,5 +202,10 @@ class TokenSequences(Dataset):
         if self.decoding != "token":
             frames, frame_ids = codes.shape[0], math.prod(codes.shape[1:])
             masked = masked_share(self.decoding, frames, frame_ids, rng)
-            return query_sequence(ids, positions, frames, frame_ids, self.vocab, masked, noisy_ids, self.previous)
-        return {"ids": noisy_ids, "labels": labels, "positions": positions}
+            item = query_sequence(ids, positions, frames, frame_ids, self.vocab, masked, noisy_ids, self.previous)
+        else:
+            item = {"ids": noisy_ids, "labels": labels, "positions": positions}
+        if self.encoder_tokens is not None:
+            text_ids, text_mask = self.encoder_tokens([None if drop else self.caption(index)])
+            item.update(text_ids=text_ids[0], text_mask=text_mask[0])
+        return item

@@ -175,6 +175,11 @@ def resolve(config: GeneratorTrainConfig) -> tuple[GeneratorConfig, TrainingSequ
                  "model may have fewer)")
     model = dataclasses.replace(config.model, text_size=data.text_vocab_size, max_text_len=data.max_text_len,
                                 codebook_size=codebook, sizes=[list(grid) for grid in grids])
+    if model.text_encoder:  # the projection's width from the encoder's config.json (its frozen weights: not counted)
+        from t2v.generator.text_encoder import with_encoder
+
+        model = with_encoder(model)
+        notes.append(f"text encoder {model.text_encoder}: its projection counted, its frozen weights not")
     grid = max(grids, key=lambda hw: hw[0] * hw[1])
     frames = None
     if data.window:

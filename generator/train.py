@@ -23,6 +23,12 @@ Notable choices:
 - A step whose gradients hold NaN or inf is skipped (DeepSpeed's ZeRO optimizers do it; `SkippingAdamW` does it
   without ZeRO), counted, and more than `max_skipped_steps` in a row stop the run (core/guard.py).
 
+- With a text encoder (`model.text_encoder`, text_encoder.py) each rank holds it frozen beside the engine (its
+  weights in no checkpoint): micro-batches carry the captions' encoder tokens, and the step runs the encoder on them
+  without autograd before the generator's forward (on the fly: nothing to precompute or store, any dataset size).
+  The caption tokenizer is still trained and saved (its pieces' rows then unused), so a run directory and the
+  pipelines assembled from it keep one layout.
+
 Steps of a run: 1. the caption tokenizer (trained on rank 0, loaded by all) 2. the resolved config.json 3. the
 engine 4. per step: draw micro-batches, forward, cross-entropy on video ids, backward, step; log, checkpoint, sample.
 """
@@ -49,6 +55,7 @@ from t2v.generator.data import IGNORE, TokenSequences
 from t2v.generator.config import GeneratorTrainConfig
 from t2v.generator.model import VideoGenerator
 from t2v.generator.text import TextTokenizer, normalize
+from t2v.generator.text_encoder import TextEncoder, check_encoder_dir, with_encoder
 from t2v.generator.config import RATE_TOLERANCE
 from t2v.generator.vocab import PAD
 from t2v.core import distributed, rundir
@@ -99,6 +106,8 @@ def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         n = len(item["ids"])
         for name, tensor in batch.items():
             tensor[row, ..., :n] = item[name]
+    if "text_ids" in items[0]:  # a text encoder's tokens: max_text_len each
+        batch.update({name: torch.stack([item[name] for item in items]) for name in ("text_ids", "text_mask")})
     return batch
 
 
@@ -134,22 +143,27 @@ def draw_step(dataset: TokenSequences, config: GeneratorTrainConfig, rank: int,
     return [draw_micro_batch(dataset, config, rank, step, micro) for micro in range(config.grad_accum)]
 
 
-def sequence_loss(model: Any, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+def sequence_loss(model: Any, batch: dict[str, torch.Tensor], device: torch.device,
+                  encoder: TextEncoder | None = None) -> torch.Tensor:
     """Cross-entropy on the video ids of a collated batch (the labelled ids: from BOV on, or the query frames), by
-    `model` (a VideoGenerator or its DeepSpeed engine) on `device`."""
+    `model` (a VideoGenerator or its DeepSpeed engine) on `device`; the batch's captions through the frozen
+    `encoder` first when it carries encoder tokens."""
     start = int((batch["labels"] != IGNORE).any(dim=0).nonzero()[0])  # on the host: no device sync
     batch = {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
     mask = layout_mask(batch["frame"], batch["query"]) if "frame" in batch else None
+    text = encoder.states(batch["text_ids"], batch["text_mask"]) if "text_ids" in batch else None
     return model(batch["ids"], batch["positions"], logits_from=start, attention=mask, guesses=batch.get("guess"),
-                 labels=batch["labels"][:, start:])  # generator/loss.py: no full logits
+                 labels=batch["labels"][:, start:], text=text,
+                 text_mask=batch.get("text_mask"))  # generator/loss.py: no full logits
 
 
 @torch.no_grad()
-def held_out_loss(model: Any, data: TokenSequences, clips: int, batch_size: int, device: torch.device) -> float:
+def held_out_loss(model: Any, data: TokenSequences, clips: int, batch_size: int, device: torch.device,
+                  encoder: TextEncoder | None = None) -> float:
     """Mean `sequence_loss` over the first `clips` items of `data`, `batch_size` at a time (the logged eval_loss)."""
     count = min(clips, len(data))
-    losses = [sequence_loss(model, collate([data[i] for i in range(start, min(start + batch_size, count))]), device)
-              for start in range(0, count, batch_size)]
+    losses = [sequence_loss(model, collate([data[i] for i in range(start, min(start + batch_size, count))]), device,
+                            encoder) for start in range(0, count, batch_size)]
     return float(torch.stack(losses).mean())
 
 
@@ -171,6 +185,8 @@ def check_inputs(config: GeneratorTrainConfig) -> ShardReader:
         raise ValueError(f"model.code_levels {levels} are not the FSQ levels of the tokenizer of {shards} "
                          f"({reader.fsq_levels() or 'not FSQ'}): --set model.code_levels=[…] "
                          f"to its levels, or [] for plain code embeddings")
+    if config.model.text_encoder:
+        check_encoder_dir(config.model.text_encoder)
     return reader
 
 
@@ -226,8 +242,9 @@ class Trainer:
         # 2. the resolved config: vocabulary sizes from the text model and the shards, which also give the latent
         # grids and frame rates of the training clips (the size and rate tables)
         sizes, rates = trained_tables(reader, config.data.train_split)
-        model = dataclasses.replace(config.model, text_size=self.text.size, max_text_len=config.data.max_text_len,
-                                    codebook_size=int(reader.meta["codebook_size"]), sizes=sizes, rates=rates)
+        model = with_encoder(dataclasses.replace(config.model, text_size=self.text.size, sizes=sizes, rates=rates,
+                                                 max_text_len=config.data.max_text_len,
+                                                 codebook_size=int(reader.meta["codebook_size"])))
         self.config = config = dataclasses.replace(config, model=model)
         # 3. the engine
         self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else \
@@ -239,15 +256,20 @@ class Trainer:
             model.decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.engine = make_engine(model, config, self.bf16)
         self.vocab = config.model.vocab
+        self.encoder = None  # the frozen text encoder, if any: beside the engine, out of its checkpoints
+        if config.model.text_encoder:
+            self.encoder = TextEncoder.load(config.model.text_encoder, config.model.max_text_len).to(
+                self.device, torch.bfloat16 if self.bf16 else None)
+        tokens = self.encoder.tokens if self.encoder is not None else None
         data, decoding = config.data, config.model.decoding
         previous = config.model.query_input == "previous"
         self.dataset = TokenSequences(reader, self.text, self.vocab, data.train_split, data.caption_dropout,
                                       config.seed, data.window, data.context_noise, data.window_weight, decoding,
-                                      previous)
+                                      previous, tokens)
         split = config.data.eval_split
         has_eval = split is not None and len(reader.select(split)) > 0
         self.eval_set = TokenSequences(reader, self.text, self.vocab, split, window=data.window, decoding=decoding,
-                                       previous=previous) if has_eval else None
+                                       previous=previous, encoder_tokens=tokens) if has_eval else None
         self.step = 0
         self.guard = NonFiniteGuard(config.max_skipped_steps)
         if resume:
@@ -260,7 +282,7 @@ class Trainer:
         return self.run_dir / "checkpoints"
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sequence_loss(self.engine, batch, self.engine.device)
+        return sequence_loss(self.engine, batch, self.engine.device, self.encoder)
 
     def evaluate(self) -> float | None:
         """Mean loss on the first `eval_clips` clips of the eval split (captions kept), the same on every rank."""
@@ -268,7 +290,7 @@ class Trainer:
             return None
         self.engine.eval()
         return held_out_loss(self.engine, self.eval_set, self.config.data.eval_clips, self.config.batch_size,
-                             self.engine.device)
+                             self.engine.device, self.encoder)
 
     def train_step(self, micro_batches: list[dict[str, torch.Tensor]], want_norm: bool) -> dict[str, float]:
         """One optimizer step over the micro-batches; the loss is the cross-entropy on video ids."""
@@ -421,7 +443,8 @@ class Trainer:
         saved = rng_state()
         reader, row = self.dataset.reader, self.dataset.rows[0]
         grid = reader.rows[row]["shape"]  # latent grid of a training clip, and its rate
-        pipeline = TextToVideo.assemble(self.config.tokenizer_dir, generator, self.text, reader.fps(row), tuple(grid))
+        pipeline = TextToVideo.assemble(self.config.tokenizer_dir, generator, self.text, reader.fps(row), tuple(grid),
+                                        self.encoder)
         pipeline.to(self.device)  # fp32: a sample shows the weights, not a rounding of them
         with atomic_directory(self.run_dir / "samples" / f"step_{self.step:08d}") as tmp:
             for number, prompt in enumerate(self.config.sample_prompts):
