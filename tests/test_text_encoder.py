@@ -8,6 +8,7 @@ import json
 import shutil
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -17,6 +18,7 @@ from t2v.generator.config import GeneratorConfig, GeneratorDataConfig, Generator
 from t2v.generator.data import TokenSequences
 from t2v.generator.model import VideoGenerator
 from t2v.generator.pipeline import PipelineInfo, TextToVideo
+from t2v.generator.prompts import PromptChange
 from t2v.generator.sample import Prefixes, SamplingConfig, cache_rows, sample_codes
 from t2v.generator.text_encoder import TextEncoder, check_encoder_dir, with_encoder
 from t2v.generator.tiny_encoder import TinyEncoderConfig, save_tiny_encoder
@@ -133,17 +135,19 @@ def test_cached_greedy_sampling_with_states_equals_the_uncached_argmax(encoders,
     assert rows.ids[1, 1] == NULL and (both[0] - both[1]).abs().max() > 1e-4  # NULL; cond and uncond differ
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_few_steps_through_the_encoder_lower_the_loss(encoders, text, tmp_path, kind):
-    """Plain AdamW on micro-batches drawn as training draws them: the encoder frozen, its states on the fly."""
+@pytest.mark.parametrize("kind, decoding, fall", [("t5", "token", 0.8), ("clip", "masked", 0.97)])
+def test_a_few_steps_through_the_encoder_lower_the_loss(encoders, text, tmp_path, kind, decoding, fall):
+    """Plain AdamW on micro-batches drawn as training draws them: the encoder frozen, its states on the fly (a
+    "masked" generator's loss, on a share of each frame's codes, falls more slowly: 4.16 to 3.89 in 12 steps)."""
     shards = tiny_shards(tmp_path / "shards", clips=24)
     model = encoder_generator(text, encoders[kind])
-    config = dataclasses.replace(model.config, sizes=[[4, 4]], rates=[8.0], max_text_len=10)
+    config = dataclasses.replace(model.config, sizes=[[4, 4]], rates=[8.0], max_text_len=10, decoding=decoding)
     torch.manual_seed(0)
     model = VideoGenerator(config).train()
     encoder = TextEncoder.load(encoders[kind], config.max_text_len)
     frozen = {name: p.clone() for name, p in encoder.model.named_parameters()}
-    data = TokenSequences(shards, text, config.vocab, caption_dropout=0.2, encoder_tokens=encoder.tokens)
+    data = TokenSequences(shards, text, config.vocab, caption_dropout=0.2, encoder_tokens=encoder.tokens,
+                          decoding=decoding)
     item = data[0]
     assert item["ids"][2: 1 + config.max_text_len].eq(0).all() and item["text_ids"].shape == (10,)
     train_config = GeneratorTrainConfig(batch_size=8, grad_accum=1)
@@ -156,10 +160,14 @@ def test_a_few_steps_through_the_encoder_lower_the_loss(encoders, text, tmp_path
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
+    assert sum(losses[-3:]) / 3 < fall * sum(losses[:3]) / 3, losses
     assert model.text_in.weight.grad.abs().sum() > 0 and model.null_text.grad.abs().sum() > 0
     assert all(torch.equal(p, frozen[name]) for name, p in encoder.model.named_parameters())
     assert collate([data[0], data[1]])["text_mask"].dtype == torch.bool
+    states, mask = encoder.encode([RED])
+    prefix = Prefixes(config.vocab.prefix([], (4, 4), 8)[None], states, mask)
+    codes = sample_codes(model.eval(), prefix, (2, 4, 4), SamplingConfig(), torch.Generator().manual_seed(0))
+    assert codes.shape == (1, 2, 4, 4) and 0 <= codes.min() and codes.max() < 64
 
 
 def test_training_run_records_the_encoder_and_saves_none_of_its_weights(encoders, tmp_path):
@@ -195,6 +203,11 @@ def test_guided_pipeline_samples_and_survives_a_round_trip_without_the_original_
     assert red.shape == (1, 5, 16, 16, 3)
     assert not (red == pipeline(BLUE, sampling=guided)).all()
     assert not (red == pipeline(RED, sampling=SamplingConfig(temperature=0, cfg_scale=1.0))).all()
+    long_red = pipeline(RED, frames=9, sampling=guided)  # 3 latent frames in a window of 2: it rolls
+    story = np.concatenate(list(pipeline.generate([PromptChange(0, RED), PromptChange(4, BLUE)], frames=9,
+                                                  sampling=guided)), axis=1)  # the prompt changes: prefilled again
+    assert story.shape == long_red.shape == (1, 9, 16, 16, 3)
+    assert (story[:, :1] == long_red[:, :1]).all() and not (story == long_red).all()
     saved = pipeline.save_pretrained(tmp_path / "pipeline")
     assert {p.name for p in (saved / "text_encoder").iterdir()} >= {"config.json", "model.safetensors",
                                                                      "tokenizer.json"}
@@ -208,3 +221,15 @@ def test_guided_pipeline_samples_and_survives_a_round_trip_without_the_original_
     with pytest.raises(ValueError, match="reads the caption tokenizer's pieces"):
         TextToVideo(tiny_model(), tiny_generator(text_size=text.size), text,
                     text_encoder=TextEncoder.load(encoders["clip"], 10))
+
+
+def test_the_command_makes_a_tiny_encoder_whose_tokenizer_knows_the_shard_captions(tmp_path, capsys):
+    from t2v.generator.tiny_encoder import main
+
+    shards = tiny_shards(tmp_path / "shards", clips=24)
+    main([str(tmp_path / "clip"), "--shards", str(shards), "--kind", "clip"])
+    assert "--set model.text_encoder=" in capsys.readouterr().out
+    encoder = TextEncoder.load(tmp_path / "clip", max_len=10)
+    assert encoder.model.config.model_type == "clip_text_model" and encoder.width == 32
+    words = encoder.tokens.tokenizer(RED, add_special_tokens=False)["input_ids"]
+    assert len(words) == len(RED.split())  # merges made whole words of the captions' vocabulary
