@@ -142,7 +142,7 @@ def generate_tab(pipeline, out_dir: Path, concurrency: int, max_frames: int | No
                 stop = gr.Button("Stop", elem_id="gen-stop")
         with gr.Column():
             outputs = result_panel("gen")
-    event = start.click(generate, [text, storyboard, *controls.inputs()], outputs, show_progress="minimal",
+    event = start.click(generate, [text, storyboard, *controls.inputs()], outputs, show_progress="hidden",
                         concurrency_id="generation", concurrency_limit=concurrency)
     stop.click(_stopped, None, outputs[0], cancels=[event], queue=False)
 
@@ -175,7 +175,7 @@ def extend_tab(pipeline, out_dir: Path, concurrency: int, max_frames: int | None
                 stop = gr.Button("Stop", elem_id="ext-stop")
         with gr.Column():
             outputs = result_panel("ext")
-    event = start.click(extend, [video, text, only_new, *controls.inputs()], outputs, show_progress="minimal",
+    event = start.click(extend, [video, text, only_new, *controls.inputs()], outputs, show_progress="hidden",
                         concurrency_id="generation", concurrency_limit=concurrency)
     stop.click(_stopped, None, outputs[0], cancels=[event], queue=False)
 
