@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 import gradio as gr
 
+from t2v.generator.sample import SamplingConfig
 from t2v.serve.inputs import FRAMES, SECONDS, Length, choices, page_options, parse_rate, read_prompt
 from t2v.serve.stream import Update, extend_updates, generate_updates, output_path
 
@@ -89,7 +90,8 @@ def option_controls(pipeline, prefix: str, own: bool) -> Controls:
                           elem_id=f"{prefix}-fps")
     with gr.Row():
         seed = gr.Number(0, label="Seed", precision=0, elem_id=f"{prefix}-seed")
-        guidance = gr.Slider(0, 10, value=2.0, step=0.5, label="Guidance (1 = off)", elem_id=f"{prefix}-guidance")
+        guidance = gr.Slider(0, 10, value=SamplingConfig().cfg_scale, step=0.5, label="Guidance (1 = off)",
+                             elem_id=f"{prefix}-guidance")
     info = gr.Markdown(Length(pipeline.info.frames).describe(None if own else pipeline.info.fps),
                        elem_id=f"{prefix}-length-info")
 
