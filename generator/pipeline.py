@@ -80,6 +80,8 @@ class GenerationOptions:
     seed: int = 0  # the same seed gives the same videos
     window: int | None = None  # latent frames the sampler keeps (None: `TextToVideo.window`)
     num_samples: int = 1  # videos of each prompt, side by side
+    decode_every: int | None = None  # latent frames decoded (and yielded) at a time (None: the tokenizer's chunk;
+    # 1: pixels as soon as each latent frame is sampled, as a page streaming frames wants; the same pixels)
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.frames < 1:
@@ -90,6 +92,8 @@ class GenerationOptions:
             raise ValueError(f"the window must hold at least 2 latent frames, got {self.window}")
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be ≥ 1, got {self.num_samples}")
+        if self.decode_every is not None and self.decode_every < 1:
+            raise ValueError(f"decode_every must be ≥ 1 latent frame, got {self.decode_every}")
         if self.size is not None:
             self.size = tuple(self.size)
         if self.sampling is None:
@@ -326,9 +330,10 @@ class TextToVideo:
     @torch.no_grad()
     def _stream(self, schedule: Schedule, grid: tuple[int, int, int], options: GenerationOptions,
                 strategy: FrameDecoder, context: torch.Tensor | None = None) -> Iterator[np.ndarray]:
-        """Sample latent frames and decode them a tokenizer chunk at a time through its causal cache: uint8 chunks
-        (B, T_i, H, W, 3), `options.frames` frames in all (`options` resolved). With `context` codes the decoder
-        first runs over them (their pixels are not yielded), so the continuation joins them."""
+        """Sample latent frames and decode them `options.decode_every` at a time (default: a tokenizer chunk) through
+        its causal cache: uint8 chunks (B, T_i, H, W, 3), `options.frames` frames in all (`options` resolved). With
+        `context` codes the decoder first runs over them (their pixels are not yielded), so the continuation joins
+        them."""
         device = self.device
         tokenizer_device = self.video_tokenizer.device
         rng = torch.Generator(device=device).manual_seed(options.seed)
@@ -337,7 +342,7 @@ class TextToVideo:
         cache, left = ConvCache(), options.frames
         if context is not None:
             self.video_tokenizer.decode_chunk(context.to(tokenizer_device), cache)
-        for codes in chunked(latents, self.video_tokenizer.config.chunk_latent_frames):
+        for codes in chunked(latents, options.decode_every or self.video_tokenizer.config.chunk_latent_frames):
             video = self.video_tokenizer.decode_chunk(torch.stack(codes, dim=1).to(tokenizer_device), cache)
             chunk = np.stack([to_uint8(v) for v in video])[:, :left]  # (B, T_i, H, W, 3)
             left -= chunk.shape[1]

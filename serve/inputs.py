@@ -119,4 +119,5 @@ def page_options(pipeline, length: Length, size: str | None, fps: str | float | 
     sampling = SamplingConfig() if guidance is None else replace(SamplingConfig(), cfg_scale=float(guidance))
     rate = parse_rate(fps)
     frames = length.frames(rate or video_fps or pipeline.info.fps, max_frames)
-    return GenerationOptions(frames=frames, size=parse_size(size), fps=rate, sampling=sampling, seed=int(seed))
+    return GenerationOptions(frames=frames, size=parse_size(size), fps=rate, sampling=sampling, seed=int(seed),
+                             decode_every=1)  # the page shows each latent frame's pixels as soon as it is sampled

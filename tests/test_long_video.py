@@ -73,6 +73,12 @@ def test_generate_streams_chunks_with_a_bounded_cache(pipeline, monkeypatch):
     assert [c.shape[1] for c in rest] == [16, 10]
     assert capacities == [pipeline.generator.vocab.prefix_len + 2 * 2 * 2]  # the window of 2 latent frames
     assert np.array_equal(np.concatenate([first, *rest], axis=1), pipeline(RED, frames=39, seed=3))
+    each = [chunk.shape[1] for chunk in pipeline.generate(RED, frames=39, seed=3, decode_every=1)]
+    assert each == [1] + [4] * 9 + [2]  # a chunk per latent frame, as soon as it is sampled: the same pixels
+    joined = np.concatenate(list(pipeline.generate(RED, frames=39, seed=3, decode_every=1)), axis=1)
+    assert np.abs(joined.astype(int) - pipeline(RED, frames=39, seed=3)).max() <= 1
+    with pytest.raises(ValueError, match="decode_every must be ≥ 1"):
+        pipeline.generate(RED, frames=39, decode_every=0)
 
 
 def test_extend_yields_exactly_the_frames_asked_for(pipeline):

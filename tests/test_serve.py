@@ -32,16 +32,16 @@ def test_each_decoded_chunk_is_an_update_and_the_mp4_appears_only_when_whole(pip
     for update in generate_updates(pipeline, PROMPT, options(pipeline, 33), path):
         assert path.exists() == (update.video is not None)  # no partial file at the final name
         updates.append(update)
-    # 33 frames = 9 latent frames: chunks of 4, 4 and 1 latent frames (13, 16 and 4 frames), then the file
+    # 33 frames = 9 latent frames, each decoded as soon as it is sampled (1 frame, then 4 each), then the file
     assert [(u.frames.shape, u.done, u.total, u.count) for u in updates] == [
-        ((13, 16, 16, 3), 13, 33, 1), ((16, 16, 16, 3), 29, 33, 2), ((4, 16, 16, 3), 33, 33, 3),
-        ((4, 16, 16, 3), 33, 33, 3)]
-    assert [u.video for u in updates] == [None, None, None, path]
-    assert updates[0].frame.shape == (16, 16, 3) and np.array_equal(updates[0].frame, updates[0].frames[-1])
-    assert updates[0].strip().shape == (16, 9 * 18 - 2, 3)  # 9 of the chunk's 13 frames, 2-pixel gaps
+        ((1, 16, 16, 3), 1, 33, 1), *(((4, 16, 16, 3), 1 + 4 * k, 33, k + 1) for k in range(1, 9)),
+        ((4, 16, 16, 3), 33, 33, 9)]
+    assert [u.video for u in updates] == [None] * 9 + [path]
+    assert updates[1].frame.shape == (16, 16, 3) and np.array_equal(updates[1].frame, updates[1].frames[-1])
+    assert updates[1].strip().shape == (16, 4 * 18 - 2, 3)  # the update's 4 frames, 2-pixel gaps
 
     expected = pipeline(PROMPT, options(pipeline, 33))[0]  # the same seed: the same frames
-    assert np.array_equal(np.concatenate([u.frames for u in updates[:3]]), expected)
+    assert np.array_equal(np.concatenate([u.frames for u in updates[:9]]), expected)
     written, fps = read_video(path)
     assert written.shape == (33, 16, 16, 3) and fps == 8
     gray, want = written.mean(axis=-1), expected.mean(axis=-1)  # H.264 of those frames (its 4:2:0 colour aside)
@@ -51,7 +51,7 @@ def test_each_decoded_chunk_is_an_update_and_the_mp4_appears_only_when_whole(pip
 def test_a_stopped_generation_leaves_no_file(pipeline, tmp_path):
     path = tmp_path / "video.mp4"
     updates = generate_updates(pipeline, PROMPT, options(pipeline, 33), path)
-    assert next(updates).done == 13
+    assert next(updates).done == 1
     updates.close()  # what the page's Stop (or a closed tab) does to the stream
     assert list(tmp_path.iterdir()) == []
 
@@ -106,7 +106,9 @@ def test_extend_streams_the_new_frames_after_the_upload(pipeline, tmp_path):
     path = tmp_path / "longer.mp4"
     updates = list(extend_updates(pipeline, tmp_path / "clip.mp4", None, options(pipeline, 17, size=OWN, fps=OWN),
                                   path))
-    assert [(u.frames.shape[0], u.done, u.total) for u in updates] == [(16, 16, 17), (1, 17, 17), (1, 17, 17)]
+    # 17 new frames continue 4 latent frames of 4 frames, then a fifth cut to its first frame; then the file
+    assert [(u.frames.shape[0], u.done, u.total) for u in updates] == [(4, 4, 17), (4, 8, 17), (4, 12, 17),
+                                                                       (4, 16, 17), (1, 17, 17), (1, 17, 17)]
     assert updates[-1].video == path
     written, fps = read_video(path)
     assert written.shape == (9 + 17, 16, 16, 3) and fps == 8  # the upload, then 17 new frames
@@ -135,9 +137,9 @@ def test_the_page_shows_each_update_then_the_file(pipeline, tmp_path):
     shown = list(views(generate_updates(pipeline, PROMPT, options(pipeline, 33), output_path(tmp_path)),
                        "Generating"))
     assert [row[0] for row in shown] == [
-        "**Generating…** sampling the first frames", "**Generating…** frame 13 of 33 (update 1)",
-        "**Generating…** frame 29 of 33 (update 2)", "**Generating…** frame 33 of 33 (update 3)",
-        f"**Done:** 33 frames in 3 updates → `{next(tmp_path.glob('video-*.mp4')).name}`"]
+        "**Generating…** sampling the first frames",
+        *(f"**Generating…** frame {1 + 4 * k} of 33 (update {k + 1})" for k in range(9)),
+        f"**Done:** 33 frames in 9 updates → `{next(tmp_path.glob('video-*.mp4')).name}`"]
     assert all(row[1].shape == (16, 16, 3) for row in shown[1:])
     assert shown[-1][3] == shown[-1][4] == str(next(tmp_path.glob("video-*.mp4")))  # the video and its download
     assert shown[1][3] == gr.skip()  # not re-sent while generating
