@@ -61,8 +61,10 @@ def test_the_stills_recipe_runs_end_to_end_with_its_own_evaluation():
     assert "stills" in RUNNABLE and evaluation("stills").evaluate is evaluate_pipeline
     run = run_module("stills")
     config = run.run_config(quick=False)
-    assert config.long_clips == 0 and config.eval.num == 256 and config.clip_sizes == [(128, 128)]
+    assert config.long_clips == 0 and config.eval.num == 256 and config.clip_sizes == [(64, 64)]
+    assert config.tokenizer.data.size == (128, 128)  # the tokenizer trains at 128, codes 64x64 clips too
+    assert run.run_config(quick=False, variant="size128").clip_sizes == [(128, 128)]
     clips, total = run.run_config(quick=True).generator_clips()
     assert total == 664
     fields, clip = next(clips)
-    assert clip.shape == (17, 128, 128, 3) and fields["split"] == "seen"
+    assert clip.shape == (17, 64, 64, 3) and fields["split"] == "seen"

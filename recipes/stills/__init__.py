@@ -51,14 +51,13 @@ def tokenizer_config(variant: str = "default") -> TokenizerTrainConfig:
 
 
 def generator_config(variant: str = "default") -> GeneratorTrainConfig:
-    """Generator for the stills token shards (`TOKENS_DIR`: clips of `t2v data stills` encoded by the tokenizer,
-    e.g. `t2v tokenizer encode RUN data/stills/index.jsonl data/stills-tokens`): 5 latent frames of 16×16 codes,
-    1,280 video ids a clip, after a caption of up to 24 text ids.
+    """Generator for the stills token shards (`TOKENS_DIR`: clips encoded by the tokenizer, e.g. by `t2v recipe run
+    stills`, whose clips are 64×64 by default: 5 latent frames of 8×8 codes, 320 video ids a clip, after a caption
+    of up to 24 text ids).
 
     The tiny preset (4 layers, 256 wide), code vectors factorized over the tokenizer's FSQ digits (`code_levels`),
-    8 sequences a step (about 10,400 ids), 2,000 steps (`quick`: 300); not yet timed. The text vocabulary size is
-    a placeholder: training sets it from the caption tokenizer it trains, and the size and rate tables from the
-    shards.
+    16 sequences a step (about 5,600 ids), 900 steps (`quick`: 300). The text vocabulary size is a placeholder:
+    training sets it from the caption tokenizer it trains, and the size and rate tables from the shards.
     """
     levels = tokenizer_config(variant).model.quantizer.fsq_levels
     config = GeneratorTrainConfig(
@@ -67,9 +66,9 @@ def generator_config(variant: str = "default") -> GeneratorTrainConfig:
         data=GeneratorDataConfig(shards=TOKENS_DIR, train_split="seen", eval_split="heldout", caption_dropout=0.1,
                                  text_vocab_size=128, max_text_len=24),
         optim=GeneratorOptimConfig(lr=1e-3, weight_decay=0.05, warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0),
-        steps=2000, batch_size=8, grad_accum=1, zero_stage=0, log_every=10, checkpoint_every=500,
-        sample_every=1000, sample_prompts=["the camera pans left over a cup of coffee",
-                                           "the camera zooms in on a rocket"],
+        steps=900, batch_size=16, grad_accum=1, zero_stage=0, log_every=10, checkpoint_every=300,
+        sample_every=450, sample_prompts=["the camera pans left over a cup of coffee",
+                                          "the camera zooms in on a rocket"],
     )
     return choose(VARIANTS, "stills", variant).generator(config)
 
