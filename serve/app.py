@@ -139,14 +139,10 @@ def generate_tab(pipeline, out_dir: Path, concurrency: int, max_frames: int | No
             storyboard = gr.File(label="or a storyboard (YAML/JSON list of {at, prompt})", type="filepath",
                                  file_types=[".yaml", ".yml", ".json"], height=80, elem_id="gen-storyboard")
             controls = option_controls(pipeline, "gen", own=False)
-            with gr.Row():
-                start = gr.Button("Generate", variant="primary", elem_id="gen-start")
-                stop = gr.Button("Stop", elem_id="gen-stop")
+            start, stop = action_buttons("gen", "Generate")
         with gr.Column():
             outputs = result_panel("gen")
-    event = start.click(generate, [text, storyboard, *controls.inputs()], outputs, show_progress="hidden",
-                        concurrency_id="generation", concurrency_limit=concurrency)
-    stop.click(_stopped, None, outputs[0], cancels=[event], queue=False)
+    connect(start, stop, generate, [text, storyboard, *controls.inputs()], outputs, concurrency)
 
 
 def extend_tab(pipeline, out_dir: Path, concurrency: int, max_frames: int | None) -> None:
@@ -172,13 +168,24 @@ def extend_tab(pipeline, out_dir: Path, concurrency: int, max_frames: int | None
             text = gr.Textbox(label="Prompt (optional)", lines=2, placeholder=EXAMPLE_PROMPT, elem_id="ext-prompt")
             only_new = gr.Checkbox(False, label="Only the new frames in the file", elem_id="ext-only-new")
             controls = option_controls(pipeline, "ext", own=True)
-            with gr.Row():
-                start = gr.Button("Extend", variant="primary", elem_id="ext-start")
-                stop = gr.Button("Stop", elem_id="ext-stop")
+            start, stop = action_buttons("ext", "Extend")
         with gr.Column():
             outputs = result_panel("ext")
-    event = start.click(extend, [video, text, only_new, *controls.inputs()], outputs, show_progress="hidden",
-                        concurrency_id="generation", concurrency_limit=concurrency)
+    connect(start, stop, extend, [video, text, only_new, *controls.inputs()], outputs, concurrency)
+
+
+def action_buttons(prefix: str, label: str) -> tuple:
+    """The tab's start button (`label`) and its Stop, side by side."""
+    with gr.Row():
+        return (gr.Button(label, variant="primary", elem_id=f"{prefix}-start"),
+                gr.Button("Stop", elem_id=f"{prefix}-stop"))
+
+
+def connect(start, stop, work: Callable, inputs: list, outputs: list, concurrency: int) -> None:
+    """`start` streams `work`'s views into `outputs` (every tab's work in one concurrency group of `concurrency`
+    at a time, shared by all sessions); `stop` cancels it."""
+    event = start.click(work, inputs, outputs, show_progress="hidden", concurrency_id="generation",
+                        concurrency_limit=concurrency)
     stop.click(_stopped, None, outputs[0], cancels=[event], queue=False)
 
 
