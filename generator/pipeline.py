@@ -423,15 +423,26 @@ class TextToVideo:
                     on_start: Callable[[GenerationOptions, int], None] | None = None,
                     progress: Callable[[int], None] | None = None, **overrides: Any) -> WrittenFiles:
         """Continue the video file `in_video` into `paths` (one per sample): each holds the input (unless
-        `only_new`), then the `options.frames` new frames; `preview`, a contact sheet of the new frames. Input and
-        outputs stream, so memory is bounded by the window, not by either video's length.
+        `only_new`), then the `options.frames` new frames (`extension`); `preview`, a contact sheet of the new
+        frames; `progress(n)` hears each chunk's n new frames as they are written (`write_videos`). Input and
+        outputs stream, so memory is bounded by the window, not by either video's length."""
+        options, before, after = self.extension(in_video, prompt, options, context_frames=context_frames,
+                                                only_new=only_new, on_start=on_start, **overrides)
+        return write_videos(after, paths, options.fps, options.frames, preview, before=before, overwrite=overwrite,
+                            progress=progress)
+
+    def extension(self, in_video: str | Path, prompt: Prompt | None = None, options: GenerationOptions | None = None,
+                  *, context_frames: int | None = None, only_new: bool = False,
+                  on_start: Callable[[GenerationOptions, int], None] | None = None,
+                  **overrides: Any) -> tuple[GenerationOptions, Iterator[np.ndarray], Iterator[np.ndarray]]:
+        """The continuation of the video file `in_video` as streams: (the resolved options, the input's frames
+        (none if `only_new`), the new frames as uint8 chunks (B, T_i, H, W, 3)); the second must be consumed first.
 
         1. Size and rate: the input's own, or `options.size` (it is resized and cropped) and `options.fps` (it is
-           resampled); they go through the check of `generate` (`condition_for`) before any file is written.
-        2. Stream the input into every output, keeping only its last `context_length(context_frames)` frames.
+           resampled); they go through the check of `generate` (`condition_for`) here, before any frame is read.
+        2. The input streams, keeping only its last `context_length(context_frames)` frames.
         3. Once it is read, `on_start(options, context)` (when given) hears the resolved options and the number of
-           context frames; then those frames are encoded as the context and the continuation streams after them,
-           `progress(n)` hearing each chunk's n new frames as they are written (`write_videos`).
+           context frames; then those frames are encoded as the context and the continuation follows them.
         """
         asked = replace(options or GenerationOptions(), **overrides)
         info = probe(in_video)
@@ -452,8 +463,7 @@ class TextToVideo:
             video = np.stack(tail) if tail else np.zeros((0, *options.size, 3), np.uint8)
             yield from self._continue(video, prompt, options, condition, len(tail))
 
-        return write_videos(continuation(), paths, options.fps, options.frames, preview, before=original(),
-                            overwrite=overwrite, progress=progress)
+        return options, original(), continuation()
 
 
 def read_info(path: Path) -> PipelineInfo:

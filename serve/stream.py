@@ -9,7 +9,6 @@ called, before the first frame is sampled, and return the iterator of updates; t
 from __future__ import annotations
 
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -81,29 +80,11 @@ def extend_updates(pipeline, video: str | Path, prompt, options, path: str | Pat
     input's own, or `options.size` (the input is resized and cropped) and `options.fps` (it is resampled); they,
     the prompt and the file itself are checked here, before the iterator is returned. The input streams: only its
     last frames (the context) are kept."""
-    from t2v.tokenizer.video_io import iter_video, probe, resize_and_crop
-
     if not Path(video).is_file():
         raise FileNotFoundError(f"video not found: {video}")
-    info = probe(video)  # a broken file: "cannot read video …"
-    options = pipeline.resolve(options, size=options.size or (info.height, info.width), fps=options.fps or info.fps)
-    pipeline.condition_for(options.size, options.fps, options.force)  # an untrained size or rate: refused now
+    options, before, after = pipeline.extension(video, prompt, options, only_new=only_new)  # a broken file: refused
     if prompt is not None and not isinstance(prompt, str):
         from t2v.generator.prompts import check_schedule
 
         check_schedule(prompt, options.frames)
-    tail: deque[np.ndarray] = deque(maxlen=pipeline.context_length())
-
-    def original() -> Iterator[np.ndarray]:  # read whole, written unless only_new
-        for chunk in iter_video(video, fps=None if options.fps == info.fps else options.fps):
-            chunk = resize_and_crop(chunk, options.size)
-            tail.extend(chunk)
-            if not only_new:
-                yield chunk
-
-    def continuation() -> Iterator[np.ndarray]:
-        if not tail:
-            raise ValueError(f"the video to extend has no frames: {video}")
-        yield from pipeline.extend(np.stack(tail), prompt, options, context_frames=len(tail))
-
-    return stream_to_file(continuation(), path, options.fps, options.frames, before=original())
+    return stream_to_file(after, path, options.fps, options.frames, before=before)
