@@ -7,6 +7,7 @@ same captions and seeds. Prints a table and writes JSON.
 
     python bench/text_encoder.py                          # the full recipe, 256 videos per split (about 50 min)
     python bench/text_encoder.py --quick --num 64          # minutes: the quick recipe
+    python bench/text_encoder.py --reuse runs/shapes       # both start from that run's tokenizer and shards
 """
 from __future__ import annotations
 
@@ -26,16 +27,21 @@ from t2v.tokenizer.shards import ShardReader
 COLUMNS = ("object", "color", "shape", "direction", "speed", "overall", "overall_stderr")
 
 
-def encoder_run(out: Path, baseline: Path, encoder: Path, quick: bool, num: int):
-    """The run config reading `encoder`, with the baseline's tokenizer and shards (and their timings) copied in."""
+def start_from(out: Path, source: Path) -> None:
+    """`out` starts with copies of the recipe run `source`'s tokenizer and shards (and their stage timings), so
+    its run trains the generator and evaluates only."""
     out.mkdir(parents=True, exist_ok=True)
     for entry in ("tokenizer", "tokens"):
         if not (out / entry).exists():
-            shutil.copytree(baseline / entry, out / entry)
-    timings = json.loads((baseline / "run.json").read_text())
+            shutil.copytree(source / entry, out / entry)
     if not (out / "run.json").exists():
-        shared = {stage: timings[stage] for stage in ("tokenizer", "encode")}
-        (out / "run.json").write_text(json.dumps(shared, indent=2))
+        timings = json.loads((source / "run.json").read_text())
+        (out / "run.json").write_text(json.dumps({stage: timings[stage] for stage in ("tokenizer", "encode")}))
+
+
+def encoder_run(out: Path, baseline: Path, encoder: Path, quick: bool, num: int):
+    """The run config reading `encoder`, with the baseline's tokenizer and shards (and their timings) copied in."""
+    start_from(out, baseline)
     config = run_config(quick)
     model = dataclasses.replace(config.generator.model, text_encoder=str(encoder.resolve()))
     generator = dataclasses.replace(config.generator, model=model, name=f"{config.generator.name}-t5")
@@ -48,10 +54,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="the recipe's quick run")
     parser.add_argument("--num", type=int, default=256, help="videos per split")
     parser.add_argument("--json", type=Path, default=Path("bench/results/text_encoder.json"))
+    parser.add_argument("--reuse", type=Path, help="a finished `t2v recipe run shapes` (of the same --quick) whose "
+                        "tokenizer and shards both runs start from: only the generators train")
     args = parser.parse_args(argv)
     baseline, t5_run, encoder = args.out / "caption", args.out / "t5", args.out / "tiny-t5"
 
     started = time.time()
+    if args.reuse:
+        start_from(baseline, args.reuse)
     config = run_config(args.quick)
     reports = {"caption tokenizer": run_recipe(baseline, dataclasses.replace(
         config, eval=dataclasses.replace(config.eval, num=args.num)), log=print)}
@@ -70,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         for split, scores in report.items():
             cells = " | ".join(f"{100 * scores[c]:.1f}" for c in COLUMNS)
             print(f"| {name} | {split} | {cells} | {scores['num']} | {timings[name]['generator']:.0f} |")
-    write_report({"quick": args.quick, "videos_per_split": args.num, "encoder": dataclasses.asdict(TinyEncoderConfig()),
+    write_report({"quick": args.quick, "reused": str(args.reuse) if args.reuse else None,
+                  "videos_per_split": args.num, "encoder": dataclasses.asdict(TinyEncoderConfig()),
                   "scores": reports, "stage_seconds": timings, "wall_seconds": round(time.time() - started, 1)},
                  args.json)
 

@@ -24,3 +24,8 @@ def test_the_encoder_run_shares_the_baselines_tokenizer_and_shards_and_reads_the
     assert not json.loads((out / "caption" / "generator" / "config.json").read_text())["model"].get("text_encoder")
     table = capsys.readouterr().out
     assert "| tiny T5 (frozen) | heldout |" in table and "| caption tokenizer | seen |" in table
+    reused = tmp_path / "reused"  # a second bench starting from the first baseline's tokenizer and shards
+    bench.main(["--out", str(reused), "--num", "2", "--json", str(tmp_path / "r.json"),
+                "--reuse", str(out / "caption")])
+    timings = json.loads((tmp_path / "r.json").read_text())["stage_seconds"]
+    assert all(run["tokenizer"] == baseline["tokenizer"] for run in timings.values())
