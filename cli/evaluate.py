@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from t2v.cli.options import (PIPELINE, SIZE, check_pipeline, device_options, load_pipeline, sampling_config,
-                             sampling_options)
+from t2v.cli.options import (PIPELINE, SIZE, ProgressBar, check_pipeline, device_options, load_pipeline,
+                             quiet_option, sampling_config, sampling_options)
 
 HELP = """{summary}.
 
@@ -76,8 +76,9 @@ def evaluate() -> None:
 @click.option("--device", default="auto", show_default=True,
               help="Where the I3D runs: auto (CUDA when available), cpu, cuda, cuda:N.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report as JSON here.")
+@quiet_option
 def fvd(real_dir: Path, fake_dir: Path, i3d: Path, frames: int, size: int, num: int | None, batch: int, device: str,
-        out: Path | None) -> None:
+        out: Path | None, quiet: bool) -> None:
     """Fréchet Video Distance (FVD) between two folders of videos.
 
     The videos of REAL_DIR and FAKE_DIR (any depth; mp4, webm, gif, …, or frame folders t2v wrote) are compared
@@ -91,21 +92,14 @@ def fvd(real_dir: Path, fake_dir: Path, i3d: Path, frames: int, size: int, num: 
       t2v eval fvd data/real runs/samples --i3d ~/weights/i3d_torchscript.pt
       t2v eval fvd data/real runs/samples --i3d ~/weights --num 2048 --out fvd.json --device cuda
     """
-    from tqdm import tqdm
-
     from t2v.core.atomic import atomic_write_text
     from t2v.core.precision import resolve_device
     from t2v.tokenizer.fvd import fvd as measure
 
     where = resolve_device(device)
-    bars: list[tqdm] = []  # started once the folders and weights are checked and the videos counted
-    try:
+    with ProgressBar(None, "eval fvd", "video", quiet) as bar:  # its total: once the folders are checked and counted
         report = measure(real_dir, fake_dir, i3d, frames=frames, size=size, num=num, batch=batch, device=where,
-                         total=lambda count: bars.append(tqdm(total=count, desc="eval fvd", unit="video")),
-                         progress=lambda count: bars[0].update(count))
-    finally:
-        for bar in bars:
-            bar.close()
+                         total=lambda count: setattr(bar, "total", count), progress=bar)
     click.echo(report.format())
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -144,15 +138,14 @@ def eval_command(evaluation) -> click.Command:
     @sampling_options
     @device_options
     @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+    @quiet_option
     def command(pipeline_dir: Path, num: int, splits: tuple[str, ...], out_dir: Path | None,
                 sizes: tuple[tuple[int, int], ...], rates: tuple[float, ...], per_condition: bool,
                 cfg_scale: float | None, temperature: float | None, top_k: int | None, top_p: float | None,
-                steps: int | None, device: str, dtype: str, seed: int) -> None:
+                steps: int | None, device: str, dtype: str, seed: int, quiet: bool) -> None:
         if per_condition and (sizes or rates):
             raise click.UsageError("give --per-variant or --size/--fps, not both")
         check_pipeline(pipeline_dir)  # a missing pipeline: the one-line error before torch is imported
-        from tqdm import tqdm
-
         pipeline = load_pipeline(pipeline_dir, device, dtype)
         if per_condition:
             sizes, rates = tuple(pipeline.trained_sizes), tuple(pipeline.trained_rates)
@@ -163,8 +156,8 @@ def eval_command(evaluation) -> click.Command:
         for size, fps in conditions:
             pipeline.condition_for(size, fps)  # an untrained size or rate: the one-line error before any video
         out_dir = out_dir or default_out_dir(pipeline_dir)
-        with tqdm(total=num * len(config.splits) * len(conditions), desc=f"eval {name}", unit="video") as progress:
-            reports = evaluation.evaluate(pipeline, config, out_dir, progress=progress.update)
+        with ProgressBar(num * len(config.splits) * len(conditions), f"eval {name}", "video", quiet) as progress:
+            reports = evaluation.evaluate(pipeline, config, out_dir, progress=progress)
         click.echo(evaluation.format_table(reports))
         click.echo(f"report → {out_dir / 'eval.json'}")
 

@@ -120,13 +120,14 @@ def run_fvd(args: list, monkeypatch, capsys, tmp_path: Path) -> tuple[dict, str]
     code, stdout, err = run_main(["eval", "fvd", *map(str, args), "--out", str(out), "--device", "cpu"], monkeypatch,
                                  capsys)
     assert code == 0, err
+    assert ("eval fvd: 100%" in err) != ("-q" in args)  # the progress bar on stderr, none with --quiet
     return json.loads(out.read_text()), stdout
 
 
 def test_identical_sets_score_zero_and_shifted_sets_score_more_with_the_shift(tiny_net, video_sets, monkeypatch,
                                                                                capsys, tmp_path):
-    same, stdout = run_fvd([video_sets[0], video_sets[-1], "--i3d", tiny_net, "--size", SIZE], monkeypatch, capsys,
-                           tmp_path)
+    same, stdout = run_fvd([video_sets[0], video_sets[-1], "--i3d", tiny_net, "--size", SIZE, "-q"], monkeypatch,
+                           capsys, tmp_path)
     assert abs(same["fvd"]) < 1e-6
     assert same["real"] == {"folder": str(video_sets[0]), "videos": COUNT, "resolutions": [f"{SIZE}x{SIZE}"]}
     assert same["fake"]["videos"] == COUNT and (same["frames"], same["size"], same["features"]) == (FRAMES, SIZE, 8)

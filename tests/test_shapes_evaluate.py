@@ -73,6 +73,10 @@ def test_cli_eval_per_variant_table_and_untrained_size(text, tmp_path, monkeypat
     assert code == 0, err
     for row in ("seen 24x16 16fps", "seen 16x16 8fps", "24x16", "8fps"):
         assert f"\n{row} " in stdout
+    assert "eval shapes: 100%" in err and "4/4 [" in err  # the progress bar, on stderr: 1 video x 4 conditions
+    code, quiet_stdout, err = run_main(["eval", "shapes", str(pipeline_dir), "--num", "1", "--split", "seen", "-q",
+                                        "--out", str(tmp_path / "eval")], monkeypatch, capsys)
+    assert code == 0 and "eval shapes" not in err and "\nseen " in quiet_stdout
     code, _, err = run_main(["eval", "shapes", str(pipeline_dir), "--num", "1", "--size", "32x16"], monkeypatch,
                             capsys)
     assert code == 2 and "size 32x16 was never trained" in err and err.count("\n") == 1
