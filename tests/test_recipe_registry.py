@@ -145,6 +145,6 @@ def test_eval_commands_come_from_the_registry_with_the_same_options(monkeypatch,
     command = evaluate.get_command(None, "shapes")
     assert [option for param in command.params for option in param.opts] == [
         "pipeline_dir", "--num", "--split", "--out", "--size", "--fps", "--per-variant", "--cfg", "--temperature",
-        "--top-k", "--top-p", "--steps", "--device", "--dtype", "--seed"]
+        "--top-k", "--top-p", "--steps", "--device", "--dtype", "--seed", "-q", "--quiet"]
     code, out, _ = run_main(["eval", "--help"], monkeypatch, capsys)
     assert code == 0 and "shapes" in out
