@@ -63,6 +63,8 @@ def held_out(args: argparse.Namespace):
         model = VideoTokenizer.from_pretrained(args.tokenizer)
         size = tuple(args.size or (64, 64))
         videos = Path(args.videos)
+        if videos.is_dir() and (videos / "index.jsonl").is_file():  # a dataset folder (`t2v data …`) reads its index
+            videos = videos / "index.jsonl"
         if videos.is_dir():
             return model, FolderClips(videos, size, args.frames), None, None
         dataset = ClipDataset(videos, num_frames=args.frames, size=size, crop="center", split=args.split, seed=1)
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokenizer", help="a trained tokenizer (run or save_pretrained directory): evaluate it on "
                         "--videos instead of training the shapes recipe's")
-    parser.add_argument("--videos", help="with --tokenizer: a folder of video files, or an index.jsonl")
+    parser.add_argument("--videos", help="with --tokenizer: a folder of video files, an index.jsonl or a dataset folder holding one")
     parser.add_argument("--split", help="with an index: only the rows of this split (e.g. heldout)")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="clip size (default 64 64)")
     parser.add_argument("--frames", type=int, default=17, help="frames per clip (1 + 4k for temporal stride 4)")
