@@ -201,6 +201,23 @@ def test_gradient_difference_counts_a_blurred_edge_and_ignores_a_flat_offset():
     torch.testing.assert_close(gradient_difference(sharp, sharp + 0.3), torch.tensor(0.0))  # only edges count
 
 
+def test_temporal_difference_prices_fading_motion_and_ignores_single_frames():
+    from t2v.tokenizer.losses import TokenizerLoss, temporal_difference
+
+    steady = torch.arange(4.0).view(1, 1, 4, 1, 1).expand(1, 3, 4, 2, 2)  # +1 every frame
+    fading = torch.tensor([0.0, 1.5, 2.5, 3.0]).view(1, 1, 4, 1, 1).expand(1, 3, 4, 2, 2)  # +1.5, +1, +0.5
+    assert torch.equal(temporal_difference(steady, steady + 0.7), torch.tensor(0.0))  # a constant offset is free
+    torch.testing.assert_close(temporal_difference(steady, fading), torch.tensor(1.0 / 3))  # (.5 + 0 + .5) / 3
+    assert torch.equal(temporal_difference(steady[:, :, :1], fading[:, :, :1]), torch.tensor(0.0))
+    paced = TokenizerLoss(LossConfig(perceptual_weight=0, adversarial_weight=0, temporal_weight=3.0))
+    plain = TokenizerLoss(LossConfig(perceptual_weight=0, adversarial_weight=0))
+    total, logs = paced.generator_loss(steady, fading, torch.tensor(0.0), None, 0)
+    base, _ = plain.generator_loss(steady, fading, torch.tensor(0.0), None, 0)
+    torch.testing.assert_close(total, base + 3.0 * torch.tensor(logs["temporal"]))
+    with pytest.raises(ValueError, match="temporal_weight"):
+        LossConfig(temporal_weight=-1.0)
+
+
 def test_gradient_weight_enters_the_loss_and_its_log():
     from t2v.tokenizer.losses import TokenizerLoss
     from t2v.tokenizer.config import LossConfig

@@ -113,6 +113,7 @@ class LossConfig:
     l1_weight: float = 1.0
     l2_weight: float = 0.0  # squared error: its gradient grows with the error, unlike L1's
     gradient_weight: float = 0.0  # L1 between the frames' spatial gradients (edges): penalises blur directly
+    temporal_weight: float = 0.0  # L1 between the frame-to-frame differences: penalises motion that fades or jumps
     salience_weight: float = 0.0  # L1/L2 weigh a pixel 1 + this × its salience (losses.reconstruction_terms)
     perceptual_weight: float = 0.1  # 0 turns LPIPS off
     lpips_weights: str | None = None  # path to alexnet-owt-7be5be79.pth; None = torch hub cache
@@ -123,7 +124,8 @@ class LossConfig:
     quantizer_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("l1_weight", "l2_weight", "gradient_weight", "salience_weight", "perceptual_weight",
+        for name in ("l1_weight", "l2_weight", "gradient_weight", "temporal_weight", "salience_weight",
+                     "perceptual_weight",
                      "adversarial_weight", "quantizer_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss.{name} must be ≥ 0")

@@ -91,6 +91,16 @@ def gradient_difference(video: torch.Tensor, reconstruction: torch.Tensor) -> to
     return along_h + along_w
 
 
+def temporal_difference(video: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+    """Mean L1 between the frame-to-frame differences of two videos (B, 3, T, H, W); 0 for single frames. Pixel L1
+    accepts a reconstruction whose motion fades within each latent frame and jumps at the next (measured on the
+    stills tokenizer: consecutive-frame change 11.7, 8.0, 5.8, 3.5 against a steady 12 in the clip), which the
+    motion check reads as a still shot; this term prices that change of pace directly."""
+    if video.shape[2] < 2:
+        return video.new_zeros(())
+    return (video.diff(dim=2) - reconstruction.diff(dim=2)).abs().mean()
+
+
 def salience(video: torch.Tensor) -> torch.Tensor:
     """(B, 1, T, H, W) in [0, 1]: how far each pixel's colour is from its frame's median colour (the largest channel
     distance, over the [-1, 1] range's 2). On a plain background it marks the objects."""
@@ -101,8 +111,9 @@ def salience(video: torch.Tensor) -> torch.Tensor:
 
 def reconstruction_terms(video: torch.Tensor, reconstruction: torch.Tensor, config: LossConfig,
                          float_logs: bool = True) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
-    """The pixel terms of the loss (L1, L2, gradient difference; LPIPS and the GAN are added by the caller), and
-    their values for logging: floats, or with `float_logs=False` detached 0-d tensors (no wait for the device).
+    """The pixel terms of the loss (L1, L2, gradient and temporal differences; LPIPS and the GAN are added by the
+    caller), and their values for logging: floats, or with `float_logs=False` detached 0-d tensors (no wait for the
+    device).
 
     With `salience_weight` w, L1 and L2 weigh each pixel 1 + w·salience, the larger of the target's and the
     reconstruction's: on shapes the background is 95% of the pixels, and unweighted the codes learn where the
@@ -122,6 +133,10 @@ def reconstruction_terms(video: torch.Tensor, reconstruction: torch.Tensor, conf
         edges = gradient_difference(video, reconstruction)
         total = total + config.gradient_weight * edges
         logs["gradient"] = edges
+    if config.temporal_weight > 0:
+        pace = temporal_difference(video, reconstruction)
+        total = total + config.temporal_weight * pace
+        logs["temporal"] = pace
     return total, log_values(logs, float_logs)
 
 
