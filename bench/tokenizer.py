@@ -26,6 +26,7 @@ from t2v.core import config_io
 from t2v.recipes.shapes import tokenizer_config
 from t2v.recipes.shapes.dataset import make_dataset
 from t2v.tokenizer.data import ClipDataset
+from t2v.recipes.shipped import resolve_tokenizer
 from t2v.tokenizer.evaluate import FolderClips, evaluate
 from t2v.tokenizer.model import VideoTokenizer
 from t2v.tokenizer.frames import to_uint8
@@ -60,7 +61,7 @@ def held_out(args: argparse.Namespace):
     """(tokenizer, held-out dataset, training config or None, training seconds or None): the tokenizer of
     `--tokenizer` and the clips of `--videos`, or the shapes recipe's tokenizer trained here and its held-out clips."""
     if args.tokenizer:
-        model = VideoTokenizer.from_pretrained(args.tokenizer)
+        model = VideoTokenizer.from_pretrained(resolve_tokenizer(args.tokenizer))
         size = tuple(args.size or (64, 64))
         videos = Path(args.videos)
         if videos.is_dir() and (videos / "index.jsonl").is_file():  # a dataset folder (`t2v data …`) reads its index
@@ -89,9 +90,10 @@ def held_out(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokenizer", help="a trained tokenizer (run or save_pretrained directory): evaluate it on "
-                        "--videos instead of training the shapes recipe's")
-    parser.add_argument("--videos", help="with --tokenizer: a folder of video files, an index.jsonl or a dataset folder holding one")
+    parser.add_argument("--tokenizer", help="a trained tokenizer (run or save_pretrained directory, or a shipped "
+                        "name: stills): evaluate it on --videos instead of training the shapes recipe's")
+    parser.add_argument("--videos", help="with --tokenizer: a folder of video files, an index.jsonl or a dataset "
+                        "folder holding one")
     parser.add_argument("--split", help="with an index: only the rows of this split (e.g. heldout)")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="clip size (default 64 64)")
     parser.add_argument("--frames", type=int, default=17, help="frames per clip (1 + 4k for temporal stride 4)")
