@@ -1,5 +1,6 @@
-"""The pipelines the package ships (t2v.recipes.shipped): name resolution, fp16 storage, and the shipped shapes
-pipeline generating a seeded video identical to a stored reference.
+"""The pipelines and tokenizers the package ships (t2v.recipes.shipped): name resolution, fp16 storage, the
+shipped shapes pipeline generating a seeded video identical to a stored reference, the stills tokenizer coding a
+held-out clip.
 
 The reference is written once per shipped pipeline, by `python tests/test_shipped.py` (after `python -m
 t2v.recipes.shipped RUN/pipeline shapes`)."""
@@ -125,3 +126,24 @@ def test_reconstruct_takes_a_shipped_tokenizer_by_name(tmp_path, monkeypatch, ca
                                "--no-side-by-side"], monkeypatch, capsys)
     assert code == 0, err
     assert "PSNR" in out and read_video(tmp_path / "rec.mp4")[0].shape == (9, 64, 64, 3)
+
+
+def test_the_stills_tokenizer_ships_small_in_fp16_and_reconstructs_a_held_out_clip(tmp_path, monkeypatch, capsys):
+    from t2v.recipes.shipped import shipped_tokenizers
+    from t2v.recipes.stills.dataset import render_clip
+    from t2v.tokenizer.video_io import write_video
+
+    directory = shipped_tokenizers()["stills"]
+    assert directory.name == "tokenizer" and directory.parent.name == "stills"  # the recipe's own, not a pipeline's
+    assert sum(path.stat().st_size for path in directory.iterdir()) < 50 * 2**20
+    with safe_open(str(directory / "model.safetensors"), "pt") as handle:
+        assert "F16" in {handle.get_slice(name).get_dtype() for name in handle.keys()}
+    frames = render_clip("the camera pans left over a cat", 17, (64, 64), np.random.default_rng(3), 8.0)
+    clip = write_video(tmp_path / "cat.mp4", frames, fps=8)  # the cat is a held-out photograph
+    code, out, err = run_main(["tokenizer", "reconstruct", "stills", str(clip), str(tmp_path / "rec.mp4"),
+                               "--no-side-by-side"], monkeypatch, capsys)
+    assert code == 0, err
+    psnr = float(out.split("PSNR ")[1].split(" dB")[0])
+    mean_colour = frames.reshape(17, -1, 3).mean(axis=1, keepdims=True)  # each frame's mean colour, the floor
+    floor = 10 * np.log10(255.0**2 / ((frames.reshape(17, -1, 3) - mean_colour) ** 2).mean())
+    assert psnr > floor + 2.0, (psnr, floor)  # it codes the picture, not only its average
