@@ -40,7 +40,8 @@ from t2v.generator.data import IGNORE, TokenSequences
 from t2v.generator.model import VideoGenerator
 from t2v.generator.config import preset as generator_preset
 from t2v.generator.text import TextTokenizer
-from t2v.generator.train import draw_micro_batch, trained_tables
+from t2v.generator.batches import draw_micro_batch
+from t2v.generator.train import trained_tables
 from t2v.generator.config import GeneratorTrainConfig
 from t2v.recipes.shapes.dataset import all_captions, make_dataset
 from t2v.tokenizer.data import ClipDataset, Phase, step_loader

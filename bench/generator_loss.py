@@ -22,7 +22,7 @@ from report import add_device_arguments, device_of, write_report  # bench/ is th
 from t2v.generator.data import IGNORE, TokenSequences
 from t2v.generator.model import VideoGenerator
 from t2v.generator.text import TextTokenizer
-from t2v.generator.train import collate
+from t2v.generator.batches import collate
 
 
 def clips_by_condition(data: TokenSequences, frames: int) -> dict[tuple[int, int, float], list[int]]:

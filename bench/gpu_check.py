@@ -150,7 +150,7 @@ def check_generator(device: torch.device, dtype: torch.dtype, size: Size, peak: 
     """3. The generator trainer's DeepSpeed steps on synthetic shards."""
     from t2v.core import rundir
     from t2v.generator.config import GeneratorDataConfig, GeneratorTrainConfig, preset
-    from t2v.generator.engine import launcher_env
+    from t2v.core.distributed import launcher_env
     from t2v.generator.train import Trainer
 
     shards = write_synthetic_shards(work / "shards", size.codebook, size.grid)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import ContextManager
+import socket
+from typing import ContextManager, Iterator
 
 import numpy as np
 import torch
@@ -91,3 +92,24 @@ def all_sum(tensor: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized():
         dist.all_reduce(tensor)
     return tensor
+
+
+@contextlib.contextmanager
+def launcher_env() -> Iterator[bool]:
+    """Keep a launcher's variables (yields True); a plain process gets rank 0 of 1 on a free local port for the
+    call (yields False)."""
+    if "WORLD_SIZE" in os.environ:
+        yield True
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port)}
+    added = [name for name in defaults if name not in os.environ]
+    os.environ.update({name: defaults[name] for name in added})
+    try:
+        yield False
+    finally:
+        for name in added:
+            os.environ.pop(name, None)

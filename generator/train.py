@@ -1,6 +1,6 @@
 """Generator training with DeepSpeed: engine, ZeRO stage, bf16/fp32, accumulation, checkpoints, exact resume.
 
-The engine, DeepSpeed's process group and checkpoint loading are in engine.py (deepspeed's only user). Runs as one
+The only module that imports deepspeed (inside functions, so configs and recipes load without it). Runs as one
 plain process (rank 0 of 1: RANK / WORLD_SIZE / MASTER_* defaults are set for the call; the one-rank group then
 stays for later calls, as DeepSpeed caches its groups) or as several ranks launched by `torchrun` / `deepspeed`;
 gloo on CPU, nccl on GPU.
@@ -50,15 +50,16 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from t2v.generator.attention import PADDING, layout_mask
+from t2v.generator.attention import layout_mask
 from t2v.generator.data import IGNORE, TokenSequences
 from t2v.generator.config import GeneratorTrainConfig
 from t2v.generator.model import VideoGenerator
 from t2v.generator.text import TextTokenizer, normalize
 from t2v.generator.text_encoder import TextEncoder, check_encoder_dir, with_encoder
 from t2v.generator.config import RATE_TOLERANCE
-from t2v.generator.vocab import PAD
 from t2v.core import distributed, rundir
+from t2v.core.distributed import launcher_env
+from t2v.generator.batches import collate, draw_step
 from t2v.core.atomic import atomic_directory, fsync_tree, replace_directory
 from t2v.core.config_io import write_config
 from t2v.core.checkpoint import (check_finite, commit, export_weights, exported_step, latest_checkpoint, rng_state,
@@ -68,8 +69,6 @@ from t2v.core.lr_schedule import lr_factor
 from t2v.core.precision import compute_dtype
 from t2v.core.runlog import RunLog, truncate_metrics
 from t2v.core.step_loader import step_loader
-from t2v.generator.engine import (gathered, init_process_group, launcher_env, make_engine, safe_checkpoint_engine,
-                                  to_universal)
 from t2v.core.chunks import ROW_CHUNK
 from t2v.tokenizer.shards import ShardReader
 from t2v.core.state_io import load_state, save_state
@@ -87,60 +86,6 @@ class GeneratorTrainResult:
     def summary(self) -> str:
         return (f"{self.steps} steps, final loss {self.loss:.4f}, {self.seconds:.1f} s, "
                 f"{self.tokens_per_second:,.0f} tokens/s")
-
-
-# 1. Data: micro-batches as a pure function of (seed, rank, step, micro-step) ---------------------------------
-def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack sequences, padding shorter ones at the end (PAD ids, ignored labels, position 0; in the query layout,
-    padding frames that nothing attends to)."""
-    length = max(len(item["ids"]) for item in items)
-    ids = torch.full((len(items), length), PAD, dtype=torch.long)
-    labels = torch.full((len(items), length), IGNORE, dtype=torch.long)
-    positions = torch.zeros((len(items), 3, length), dtype=torch.long)
-    batch = {"ids": ids, "labels": labels, "positions": positions}
-    if "frame" in items[0]:
-        batch["frame"] = torch.full((len(items), length), PADDING, dtype=torch.long)
-        batch["query"] = torch.ones((len(items), length), dtype=torch.bool)
-        batch["guess"] = torch.zeros((len(items), length), dtype=torch.bool)
-    for row, item in enumerate(items):
-        n = len(item["ids"])
-        for name, tensor in batch.items():
-            tensor[row, ..., :n] = item[name]
-    if "text_ids" in items[0]:  # a text encoder's tokens: max_text_len each
-        batch.update({name: torch.stack([item[name] for item in items]) for name in ("text_ids", "text_mask")})
-    return batch
-
-
-def draw_indices(dataset: TokenSequences, batch_size: int, rng: np.random.Generator) -> list[int]:
-    """`batch_size` item indices of one latent grid: a bucket drawn in proportion to its clips' weights, then clips
-    in it in proportion to theirs (`TokenSequences.weights`; with one bucket, clips of the whole dataset)."""
-    buckets, weights = dataset.buckets, dataset.weights
-    bucket = buckets[0]
-    if len(buckets) > 1:
-        totals = np.array([weights[indices].sum() for indices in buckets])
-        bucket = buckets[int(rng.choice(len(buckets), p=totals / totals.sum()))]
-    inside = weights[bucket]
-    if np.all(inside == inside[0]):  # equal weights: plain integers, the draws of runs made before window_weight
-        picks = rng.integers(len(bucket), size=batch_size)
-    else:
-        picks = rng.choice(len(bucket), size=batch_size, p=inside / inside.sum())
-    return [bucket[i] for i in picks]
-
-
-def draw_micro_batch(dataset: TokenSequences, config: GeneratorTrainConfig, rank: int, step: int,
-                     micro: int) -> dict[str, torch.Tensor]:
-    """Micro-batch `micro` of `rank` at `step`, sequences of one latent grid: its bucket, clips and caption dropout
-    depend on those numbers and the seed only."""
-    rng = np.random.default_rng((config.seed, rank, step, micro))
-    indices = draw_indices(dataset, config.batch_size, rng)
-    dataset.set_epoch(step * config.grad_accum + micro)
-    return collate([dataset[index] for index in indices])
-
-
-def draw_step(dataset: TokenSequences, config: GeneratorTrainConfig, rank: int,
-              step: int) -> list[dict[str, torch.Tensor]]:
-    """The `grad_accum` micro-batches of `rank` at `step` (what a data worker hands the trainer)."""
-    return [draw_micro_batch(dataset, config, rank, step, micro) for micro in range(config.grad_accum)]
 
 
 def sequence_loss(model: Any, batch: dict[str, torch.Tensor], device: torch.device,
@@ -223,6 +168,123 @@ def trained_tables(reader: ShardReader, split: str | None) -> tuple[list[list[in
 
 
 # 2. The trainer ----------------------------------------------------------------------------------------------
+# DeepSpeed: the process group, the engine, the pickle-free checkpoint loader, universal checkpoints, ZeRO-3 --
+def init_process_group() -> None:
+    """DeepSpeed's process group (gloo on CPU), without compiling the CPU shared-memory op it never needs here.
+
+    On CPU, DeepSpeed's TorchBackend builds `deepspeed_shm_comm` unless its table of compatible ops says no; only
+    `inference_all_reduce` (inference tensor parallelism) uses the op. Marking it in the table skips the build;
+    writing the table ourselves (when not probed yet) also skips the probe, which runs a compiler per op.
+    """
+    import deepspeed
+    import deepspeed.ops
+
+    if torch.cuda.is_available():  # each rank on its own GPU before any collective (NCCL binds to the current one)
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    else:  # GPU accelerators have no such op
+        vars(deepspeed.ops).setdefault("__compatible_ops__", {})["deepspeed_shm_comm"] = False
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",
+                               auto_mpi_discovery=False, verbose=False)
+
+
+def deepspeed_config(config: GeneratorTrainConfig, bf16: bool) -> dict[str, Any]:
+    return {"train_micro_batch_size_per_gpu": config.batch_size,
+            "gradient_accumulation_steps": config.grad_accum,
+            "gradient_clipping": config.optim.grad_clip,
+            "zero_optimization": {"stage": config.zero_stage},
+            "bf16": {"enabled": bf16},
+            "zero_allow_untested_optimizer": True,
+            "steps_per_print": 2**31 - 1,  # our own logging
+            "wall_clock_breakdown": False}
+
+
+class SkippingAdamW(torch.optim.AdamW):
+    """AdamW that skips a step whose gradients hold NaN or inf (zeroing them), and says so through `overflow`, the
+    attribute DeepSpeed's engine reads to count skipped steps (its ZeRO optimizers set it themselves)."""
+
+    overflow = False
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102 - torch API
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        self.overflow = bool(grads) and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+        if self.overflow:
+            self.zero_grad(set_to_none=True)
+            return None
+        return super().step(closure)
+
+
+def safe_checkpoint_engine(engine: Any) -> Any:
+    """DeepSpeed's torch checkpoint engine with a load that unpickles nothing but tensors and plain containers."""
+    from deepspeed.runtime.checkpoint_engine import TorchCheckpointEngine
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    # data-only classes DeepSpeed pickles into its ZeRO optimizer files (numbers as attributes; rebuilding them runs
+    # no code of the file's choosing)
+    allowed = [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
+
+    class SafeCheckpointEngine(TorchCheckpointEngine):
+        def load(self, path: str, map_location=None):  # noqa: D102 - DeepSpeed API
+            try:
+                with torch.serialization.safe_globals(allowed):
+                    return torch.load(path, map_location=map_location, weights_only=True)
+            except Exception as error:  # torch raises UnpicklingError or RuntimeError for a refused global
+                reason = next((line.strip() for line in str(error).splitlines() if "Unsupported" in line),
+                              str(error).splitlines()[0] if str(error) else type(error).__name__)
+                raise ValueError(f"checkpoint file {path} is damaged or holds objects other than tensors, numbers "
+                                 f"and strings ({reason[:160]}); it is not loaded, since unpickling it could run "
+                                 "code. Resume from a checkpoint you trust or start a new run") from None
+
+    return SafeCheckpointEngine(engine._config)
+
+
+def make_engine(model: VideoGenerator, config: GeneratorTrainConfig, bf16: bool) -> Any:
+    """A DeepSpeed engine around `model` with AdamW (decay on matrices) and the warmup + cosine schedule."""
+    import logging
+
+    import deepspeed
+    from deepspeed.utils import logger
+
+    logger.setLevel(logging.WARNING)
+    opt = config.optim
+    matrices = [p for p in model.parameters() if p.ndim >= 2]
+    others = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = SkippingAdamW([{"params": matrices, "weight_decay": opt.weight_decay},
+                               {"params": others, "weight_decay": 0.0}], lr=opt.lr, betas=tuple(opt.betas))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(lr_factor, warmup_steps=opt.warmup_steps, total_steps=config.steps,
+                                     min_ratio=opt.min_lr_ratio))
+    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
+                                      config=deepspeed_config(config, bf16))
+    engine.checkpoint_engine = safe_checkpoint_engine(engine)
+    return engine
+
+
+def to_universal(checkpoint: Path, out: Path) -> None:
+    """DeepSpeed's converter (`ds_to_universal`) from the ZeRO checkpoint directory `checkpoint` into `out`, written
+    under a temporary name and renamed into place; the state it needs that a plain data-parallel client never
+    writes (`universal_checkpoint_info`) is injected."""
+    import argparse
+
+    from deepspeed.checkpoint.ds_to_universal import main as convert
+
+    with atomic_directory(out) as tmp, contextlib.redirect_stdout(None):
+        convert(argparse.Namespace(input_folder=str(checkpoint), output_folder=str(tmp), num_extract_workers=1,
+                                   num_merge_workers=1, keep_temp_folder=False, strict=True,
+                                   inject_missing_state=True))
+
+
+def gathered(engine: Any) -> contextlib.AbstractContextManager:
+    """Full parameters on every rank for the duration (a collective under ZeRO-3, nothing otherwise)."""
+    if engine.zero_optimization_stage() == 3:
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(engine.module.parameters()))
+    return contextlib.nullcontext()
+
+
 class Trainer:
     """The engine, data and bookkeeping of one generator run."""
 

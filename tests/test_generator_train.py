@@ -19,7 +19,8 @@ from conftest import run_torchrun, tiny_model
 from t2v.cli.generator import generator as generator_cli
 from t2v.generator.model import VideoGenerator
 from t2v.generator.config import GeneratorConfig
-from t2v.generator.train import Trainer, draw_micro_batch, train
+from t2v.generator.batches import draw_micro_batch
+from t2v.generator.train import Trainer, train
 from t2v.generator.config import GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
 from t2v.recipes.shapes.dataset import all_captions, split_of
 from t2v.tokenizer.shards import ShardWriter
@@ -258,7 +259,7 @@ RANK_SCRIPT = textwrap.dedent('''
     from safetensors.torch import save_file
 
     from t2v.generator.config import GeneratorConfig, GeneratorDataConfig, GeneratorOptimConfig, GeneratorTrainConfig
-    from t2v.generator.engine import gathered
+    from t2v.generator.train import gathered
     from t2v.generator.train import Trainer, train
 
     shards, stage, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
@@ -333,7 +334,7 @@ def test_zero1_logged_eval_loss_equals_the_export_reevaluated(shards, tmp_path, 
 def test_gradient_checkpointing_gives_the_same_gradients(shards):
     from t2v.generator.data import TokenSequences
     from t2v.generator.text import TextTokenizer
-    from t2v.generator.train import draw_micro_batch, sequence_loss
+    from t2v.generator.train import sequence_loss
 
     config = train_config(shards)
     text = TextTokenizer.train(["a red circle moving left slowly", "a blue square"], 30, 12)

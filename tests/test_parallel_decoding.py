@@ -16,7 +16,7 @@ from t2v.generator.attention import PADDING, PREFIX, decode_mask, layout_mask
 from t2v.generator.data import IGNORE, masked_share, query_sequence
 from t2v.generator.pipeline import PipelineInfo, TextToVideo
 from t2v.generator.sample import (SamplingConfig, frame_decoder, prefill, reveal_counts, sample_codes)
-from t2v.generator.train import collate
+from t2v.generator.batches import collate
 
 H, W = 2, 3
 HW = H * W

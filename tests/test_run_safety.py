@@ -363,7 +363,7 @@ def test_a_failed_start_removes_only_the_directories_it_made(tmp_path):
 
 
 def test_non_finite_generator_weights_are_never_saved(generator_shards, tmp_path, monkeypatch):
-    from t2v.generator.engine import SkippingAdamW
+    from t2v.generator.train import SkippingAdamW
     from t2v.generator.train import train as train_generator
 
     real_step = SkippingAdamW.step

@@ -22,7 +22,8 @@ from t2v.generator.prompts import PromptChange
 from t2v.generator.sample import Prefixes, SamplingConfig, cache_rows, sample_codes
 from t2v.generator.text_encoder import TextEncoder, check_encoder_dir, with_encoder
 from t2v.generator.tiny_encoder import TinyEncoderConfig, save_tiny_encoder
-from t2v.generator.train import collate, draw_micro_batch, sequence_loss, train
+from t2v.generator.batches import collate, draw_micro_batch
+from t2v.generator.train import sequence_loss, train
 from t2v.generator.vocab import NULL
 
 RED, BLUE = "a red circle moving left slowly", "a blue square moving up quickly"

@@ -231,7 +231,7 @@ def test_training_windows_are_cut_at_random_offsets_and_noise_spares_the_labels(
 def test_window_weight_draws_clips_in_proportion_to_their_windows(text, tmp_path, window_weight):
     from conftest import CAPTIONS
     from t2v.generator.data import TokenSequences
-    from t2v.generator.train import draw_indices
+    from t2v.generator.batches import draw_indices
     from t2v.generator.config import GeneratorDataConfig
     from t2v.generator.vocab import Vocab
     from t2v.tokenizer.shards import ShardWriter
